@@ -1,0 +1,33 @@
+# Uplift — every set-up step lives here, so a fresh machine needs only `make test` or `make demo`.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv test bench bench-quality demo extension validate-extension clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements.txt -c constraints.txt
+	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
+	@touch $@
+
+test: venv
+	$(BIN)/python -m pytest
+
+bench: venv
+	$(BIN)/python -m bench
+
+bench-quality: venv
+	$(BIN)/python -m bench.quality
+
+demo: venv
+	$(BIN)/python scripts/demo.py --out demo-output
+
+extension: venv
+	$(BIN)/python scripts/build_extension.py --out dist
+
+clean:
+	rm -rf $(VENV) dist demo-output bench-output .pytest_cache

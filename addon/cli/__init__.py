@@ -1,0 +1,2 @@
+"""The `uplift` command line: one module per subcommand, each with
+`add_parser(subparsers)` and `run(args) -> int`."""

@@ -1,0 +1,6 @@
+"""`uplift edit` — placeholder until its issue lands (replaced by the owner of that issue)."""
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("edit", help="(not built yet)")
+    p.set_defaults(run=lambda args: (_ for _ in ()).throw(SystemExit("uplift edit is not built yet")))

@@ -1,0 +1,6 @@
+"""`uplift serve` — placeholder until its issue lands (replaced by the owner of that issue)."""
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("serve", help="(not built yet)")
+    p.set_defaults(run=lambda args: (_ for _ in ()).throw(SystemExit("uplift serve is not built yet")))

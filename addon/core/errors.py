@@ -1,0 +1,42 @@
+"""Domain exceptions. Each failure the user can cause has its own class; the
+CLI and Blender operators turn any `UpliftError` into a one-line message."""
+
+
+class UpliftError(Exception):
+    """Base of every error Uplift reports to the user (never a traceback)."""
+
+
+class PlyFormatError(UpliftError):
+    """A PLY file that is not a readable 3DGS splat file."""
+
+
+class ImageFormatError(UpliftError):
+    """An image that cannot be decoded, is truncated, empty or too large."""
+
+
+class MaskError(UpliftError):
+    """A mask of the wrong size, or an empty mask."""
+
+
+class CameraError(UpliftError):
+    """A malformed camera record or unusable camera settings."""
+
+
+class ControlError(UpliftError):
+    """Bad deformation controls: no drags, a drag far from the object, …"""
+
+
+class RenderBackendError(UpliftError):
+    """A renderer backend was requested that cannot run here."""
+
+
+class BackendUnavailableError(UpliftError):
+    """A model backend cannot load: package missing, weights path wrong, …"""
+
+
+class BackendFailedError(UpliftError):
+    """A model backend failed while running (out of memory, bad output, …)."""
+
+
+class ConfigError(UpliftError):
+    """A configuration value out of its valid range."""

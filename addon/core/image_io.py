@@ -1,0 +1,99 @@
+"""Reading and writing images and masks with clear errors.
+
+Images are uint8 RGB [H, W, 3] (alpha dropped) unless asked for RGBA; masks are
+bool [H, W]. Nothing here ever modifies an input file.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ImageFormatError, MaskError
+
+MAX_PIXELS = 64_000_000  # 8K x 8K; larger inputs are refused rather than exhausting memory
+
+
+def _open(source: str | Path | bytes, what: str):
+    from PIL import Image, UnidentifiedImageError
+
+    Image.MAX_IMAGE_PIXELS = None  # we apply our own limit below, with a clear message
+    label = f"{what} ({len(source)} bytes)" if isinstance(source, (bytes, bytearray)) else f"{what} {source}"
+    try:
+        img = Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source)
+        w, h = img.size
+        if w == 0 or h == 0:
+            raise ImageFormatError(f"{label} is empty (0x0 pixels)")
+        if w * h > MAX_PIXELS:
+            raise ImageFormatError(f"{label} is {w}x{h}, over the limit of {MAX_PIXELS:,} pixels")
+        img.load()
+    except FileNotFoundError:
+        raise ImageFormatError(f"{label} does not exist") from None
+    except UnidentifiedImageError:
+        raise ImageFormatError(f"{label} is not an image format Uplift can read") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        if "truncated" in str(exc):
+            raise ImageFormatError(f"{label} is truncated") from None
+        raise ImageFormatError(f"{label} cannot be decoded: {exc}") from None
+    return img
+
+
+def load_image(source: str | Path | bytes, *, what: str = "image") -> np.ndarray:
+    """-> uint8 [H, W, 3] RGB, with EXIF orientation applied."""
+    from PIL import ImageOps
+
+    img = ImageOps.exif_transpose(_open(source, what))
+    return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+
+
+def load_rgba(source: str | Path | bytes, *, what: str = "image") -> np.ndarray:
+    """-> uint8 [H, W, 4] straight-alpha RGBA."""
+    return np.asarray(_open(source, what).convert("RGBA"), dtype=np.uint8).copy()
+
+
+def load_mask(source: str | Path | bytes, *, shape: tuple[int, int] | None = None,
+              what: str = "mask", allow_empty: bool = False) -> np.ndarray:
+    """-> bool [H, W]: a pixel is in the mask where its value (or alpha, if the mask has
+    alpha) is at least 128. `shape` (H, W) is checked when given."""
+    img = _open(source, what)
+    if img.mode in ("RGBA", "LA", "PA"):
+        values = np.asarray(img.convert("RGBA"))[..., 3]
+    else:
+        values = np.asarray(img.convert("L"))
+    mask = values >= 128
+    if shape is not None and mask.shape != tuple(shape):
+        raise MaskError(f"{what} is {mask.shape[1]}x{mask.shape[0]} but the image is {shape[1]}x{shape[0]}")
+    if not allow_empty and not mask.any():
+        raise MaskError(f"{what} is empty: no pixel is selected")
+    return mask
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """uint8 [H, W] / [H, W, 3] / [H, W, 4] or bool [H, W] -> PNG bytes."""
+    from PIL import Image
+
+    if array.dtype == bool:
+        array = array.astype(np.uint8) * 255
+    if array.dtype != np.uint8:
+        raise ValueError(f"encode_png takes uint8 or bool arrays, got {array.dtype}")
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def save_png(path: str | Path, array: np.ndarray) -> None:
+    """Write atomically: a failed write never leaves a half file at `path`."""
+    path = Path(path)
+    data = encode_png(array)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def to_float(image: np.ndarray) -> np.ndarray:  # uint8 [H, W, C] -> float32 [H, W, C] in [0, 1]
+    return image.astype(np.float32) / 255.0
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:  # float [H, W, C] in [0, 1] -> uint8, rounded
+    return np.clip(np.rint(np.asarray(image, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)

@@ -1,0 +1,1 @@
+"""`make bench`: speed benchmarks, printed as one table of medians and ratios."""
