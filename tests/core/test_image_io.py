@@ -1,0 +1,88 @@
+"""Image and mask loading: clear errors for bad input, masks checked for size."""
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from uplift.core.compositing import alpha_over, dilate, erode, seam_ring
+from uplift.core.errors import ImageFormatError, MaskError
+from uplift.core.image_io import encode_png, load_image, load_mask, load_rgba, save_png
+
+
+def _jpeg(w=40, h=30) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def test_load_image_from_bytes_and_path(tmp_path):
+    data = _jpeg()
+    (tmp_path / "a.jpg").write_bytes(data)
+    a, b = load_image(data), load_image(tmp_path / "a.jpg")
+    assert a.shape == (30, 40, 3) and a.dtype == np.uint8 and np.array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "payload, message",
+    [(b"garbage bytes, not an image", "not an image format"), (b"", "not an image format")],
+)
+def test_garbage_is_named(payload, message):
+    with pytest.raises(ImageFormatError, match=message):
+        load_image(payload)
+
+
+def test_truncated_jpeg_is_named():
+    data = _jpeg(400, 300)
+    with pytest.raises(ImageFormatError, match="truncated"):
+        load_image(data[: len(data) // 2])
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(ImageFormatError, match="does not exist"):
+        load_image(tmp_path / "nope.png")
+
+
+def test_mask_size_and_emptiness_checked():
+    m = np.zeros((30, 40), bool)
+    with pytest.raises(MaskError, match="empty"):
+        load_mask(encode_png(m))
+    m[5:10, 5:10] = True
+    with pytest.raises(MaskError, match="40x30 but the image is 41x30"):
+        load_mask(encode_png(m), shape=(30, 41))
+    assert np.array_equal(load_mask(encode_png(m), shape=(30, 40)), m)
+
+
+def test_mask_from_alpha_channel():
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[2:4, 2:4, 3] = 255
+    rgba[..., :3] = 255  # white everywhere: only alpha decides
+    assert load_mask(encode_png(rgba)).sum() == 4
+
+
+def test_save_png_is_atomic_and_round_trips(tmp_path):
+    rgba = np.random.default_rng(1).integers(0, 255, (9, 7, 4), dtype=np.uint8)
+    save_png(tmp_path / "x.png", rgba)
+    assert np.array_equal(load_rgba(tmp_path / "x.png"), rgba)
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_morphology_and_seam_ring():
+    m = np.zeros((41, 41), bool)
+    m[15:26, 15:26] = True
+    assert dilate(m, 3).sum() > m.sum() > erode(m, 3).sum()
+    assert np.array_equal(dilate(m, 0), m)
+    ring = seam_ring(m, 2)
+    assert not ring[20, 20] and ring[15, 20] and ring[13, 20] and not ring[10, 20]
+
+
+def test_alpha_over_extremes_and_size_check():
+    fg = np.zeros((4, 4, 4), np.float32)
+    fg[..., :3] = 1.0
+    bg = np.full((4, 4, 3), 0.25, np.float32)
+    fg[0, 0, 3] = 1.0
+    fg[0, 1, 3] = 0.5
+    out = alpha_over(fg, bg)
+    assert np.allclose(out[0, 0], 1.0) and np.allclose(out[0, 1], 0.625) and np.allclose(out[1, 1], 0.25)
+    with pytest.raises(MaskError, match="composite"):
+        alpha_over(fg, bg[:3])
