@@ -1,0 +1,75 @@
+"""The `Services` protocol — segment, lift, inpaint over plain arrays — and its HTTP
+implementation. `LocalServices` (in-process backends) lives in `local.py`.
+
+Shapes: image uint8 [H, W, 3] RGB; mask bool [H, W]; points float [P, 2] pixels (x, y);
+labels int [P] (1 foreground, 0 background); box float [4] (x0, y0, x1, y1) pixels.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from .client import UpliftClient
+from .errors import ServerFailedError
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    mask: np.ndarray   # bool [H, W]
+    score: float       # the backend's quality estimate in [0, 1]
+
+
+@runtime_checkable
+class Services(Protocol):
+    def segment(self, image: np.ndarray, points=None, labels=None, box=None) -> SegmentResult: ...
+
+    def lift(self, image: np.ndarray, mask: np.ndarray, camera):  # -> core.gaussians.Gaussians
+        ...
+
+    def inpaint(self, image: np.ndarray, mask: np.ndarray, mode: str = "fill", dilate: int = 0,
+                prompt: str | None = None) -> np.ndarray: ...
+
+
+class HttpServices:
+    """`Services` answered by an `uplift serve` process through `UpliftClient`."""
+
+    def __init__(self, client: UpliftClient) -> None:
+        self.client = client
+
+    def segment(self, image, points=None, labels=None, box=None) -> SegmentResult:
+        from ..core.image_io import encode_png, load_mask
+
+        points = np.zeros((0, 2)) if points is None else np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        labels = np.ones(len(points), np.int64) if labels is None else np.asarray(labels).reshape(-1)
+        reply = self.client.segment(encode_png(image), points.tolist(), labels.tolist(),
+                                    None if box is None else np.asarray(box, dtype=np.float64).tolist())
+        mask = self._decode(lambda: load_mask(reply.mask_png, shape=image.shape[:2], what="the server's mask",
+                                              allow_empty=True))
+        return SegmentResult(mask, reply.score)
+
+    def lift(self, image, mask, camera):
+        from ..core.image_io import encode_png
+        from ..core.ply import read_ply
+
+        ply = self.client.lift(encode_png(image), encode_png(mask), camera.to_dict())
+        return self._decode(lambda: read_ply(ply))
+
+    def inpaint(self, image, mask, mode="fill", dilate=0, prompt=None) -> np.ndarray:
+        from ..core.image_io import encode_png, load_image
+
+        png = self.client.inpaint(encode_png(image), encode_png(mask), mode=mode, dilate=dilate, prompt=prompt)
+        out = self._decode(lambda: load_image(png, what="the server's inpainted image"))
+        if out.shape != image.shape:
+            raise ServerFailedError(f"the server returned a {out.shape[1]}x{out.shape[0]} image for a "
+                                    f"{image.shape[1]}x{image.shape[0]} input")
+        return out
+
+    def _decode(self, fn):
+        from ..core.errors import UpliftError
+
+        try:
+            return fn()
+        except UpliftError as exc:
+            raise ServerFailedError(f"the server at {self.client.url} sent an unreadable answer: {exc}") from None

@@ -1,0 +1,75 @@
+"""`ServerConfig`: everything `uplift serve` and the in-process services are built from."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core.device import DEVICE_CHOICES
+from ..core.errors import ConfigError
+from . import protocol as P
+
+SEGMENT_BACKENDS = ("grabcut", "sam", "none")
+LIFT_BACKENDS = ("inflate", "trellis", "none")
+INPAINT_BACKENDS = ("telea", "ns", "lama", "diffusers", "none")
+# 'auto' reads the encoder size from the checkpoint itself, so a vit_b file never meets a vit_h model.
+SAM_MODEL_TYPES = ("auto", "vit_h", "vit_l", "vit_b")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = P.DEFAULT_HOST
+    port: int = P.DEFAULT_PORT
+    segment: str = "grabcut"            # one of SEGMENT_BACKENDS; 'none' serves no /v1/segment
+    lift: str = "inflate"               # one of LIFT_BACKENDS
+    inpaint: str = "telea"              # one of INPAINT_BACKENDS
+    sam_checkpoint: Path | None = None  # segment_anything .pth state dict
+    sam_model_type: str = "auto"
+    trellis_model: Path | None = None   # local TrellisImageTo3DPipeline directory
+    lama_model: Path | None = None      # big-lama TorchScript file
+    diffusers_model: Path | None = None  # local Stable Diffusion inpainting directory
+    device: str = "auto"
+    token: str | None = None            # when set, every request needs "Authorization: Bearer TOKEN"
+    max_upload_bytes: int = P.DEFAULT_MAX_UPLOAD_BYTES
+    max_pixels: int = P.DEFAULT_MAX_PIXELS
+    queue_size: int = P.DEFAULT_QUEUE_SIZE   # jobs waiting behind the running one before 503
+    request_timeout_s: float = P.DEFAULT_REQUEST_TIMEOUT_S
+    seed: int = 0                       # for backends that sample (TRELLIS, diffusers)
+    diffusers_steps: int = 30           # denoising steps of the diffusers backend
+
+    def __post_init__(self) -> None:
+        for name, choices in (("segment", SEGMENT_BACKENDS), ("lift", LIFT_BACKENDS),
+                              ("inpaint", INPAINT_BACKENDS), ("sam_model_type", SAM_MODEL_TYPES),
+                              ("device", DEVICE_CHOICES)):
+            if getattr(self, name) not in choices:
+                raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {getattr(self, name)!r}")
+        for name in ("sam_checkpoint", "trellis_model", "lama_model", "diffusers_model"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value))
+        if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be an integer in 0..65535, not {self.port!r}")
+        if not self.host:
+            raise ConfigError("host must not be empty")
+        if self.token is not None and (not self.token or any(c.isspace() for c in self.token)):
+            raise ConfigError("token must be a non-empty string without spaces")
+        for name in ("max_upload_bytes", "max_pixels"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, not {getattr(self, name)}")
+        if self.diffusers_steps < 1:
+            raise ConfigError(f"diffusers_steps must be >= 1, not {self.diffusers_steps}")
+        if self.queue_size < 0:
+            raise ConfigError(f"queue_size must be >= 0, not {self.queue_size}")
+        if not self.request_timeout_s > 0:
+            raise ConfigError(f"request_timeout_s must be positive, not {self.request_timeout_s}")
+        required = {"sam": ("segment", "sam_checkpoint", "--sam-checkpoint PATH (a segment_anything .pth file)"),
+                    "trellis": ("lift", "trellis_model", "--trellis-model DIR (a local TRELLIS image-to-3D folder)"),
+                    "lama": ("inpaint", "lama_model", "--lama-model PATH (big-lama TorchScript .pt)"),
+                    "diffusers": ("inpaint", "diffusers_model",
+                                  "--diffusers-model DIR (a local Stable Diffusion inpainting folder)")}
+        for backend, (field_name, path_field, hint) in required.items():
+            if getattr(self, field_name) == backend and getattr(self, path_field) is None:
+                raise ConfigError(f"the {backend} {field_name} backend needs {hint}; nothing is downloaded")
+
+    def replace(self, **changes) -> "ServerConfig":
+        return dataclasses.replace(self, **changes)
