@@ -1,0 +1,96 @@
+"""A compositor node tree that rebuilds Uplift's final image from the exported layers.
+
+final = Mix(AlphaOver(plate, object), seam_fill, factor=seam_mask)
+
+which is exactly how `compose_export` computed final.png (alpha over in the images'
+own sRGB values, then the seam ring replaced by the server's seam inpainting). So the
+tree matches final.png, the images are read as Non-Color data and the scene's view
+transform is set to Raw; Alpha Over takes the object's straight alpha. The Alpha Over and
+the seam Mix stay ordinary nodes for the artist to grade or re-mask.
+
+Blender 5.0 moved the compositor to `scene.compositing_node_group` (a node group whose
+Group Output is the result); earlier versions use `scene.node_tree` with a Composite node.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+
+TREE_NAME = "Uplift Composite"
+LAYERS = ("plate", "object", "seam_fill", "seam_mask")
+
+
+def _load(path: Path, name: str) -> bpy.types.Image:
+    image = bpy.data.images.load(str(path), check_existing=False)
+    image.name = f"Uplift {name}"
+    image.colorspace_settings.name = "Non-Color"
+    return image
+
+
+def _tree(scene: bpy.types.Scene):
+    """(node tree, output node) for this Blender version, emptied of an earlier Uplift tree."""
+    if hasattr(scene, "compositing_node_group"):  # Blender 5.0+
+        tree = scene.compositing_node_group
+        if tree is None or tree.name != TREE_NAME:
+            tree = bpy.data.node_groups.get(TREE_NAME) or bpy.data.node_groups.new(TREE_NAME, "CompositorNodeTree")
+            scene.compositing_node_group = tree
+        tree.nodes.clear()
+        if not any(item.item_type == "SOCKET" and item.in_out == "OUTPUT" for item in tree.interface.items_tree):
+            tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
+        return tree, tree.nodes.new("NodeGroupOutput")
+    scene.use_nodes = True  # Blender 4.2–4.5
+    tree = scene.node_tree
+    tree.nodes.clear()
+    return tree, tree.nodes.new("CompositorNodeComposite")
+
+
+def _mix(tree):
+    if hasattr(bpy.types, "CompositorNodeMixRGB"):
+        node = tree.nodes.new("CompositorNodeMixRGB")
+        return node, node.inputs[0], node.inputs[1], node.inputs[2], node.outputs[0]
+    node = tree.nodes.new("ShaderNodeMix")
+    node.data_type = "RGBA"
+    node.blend_type = "MIX"
+    return node, node.inputs["Factor"], node.inputs[6], node.inputs[7], node.outputs[2]
+
+
+def build(scene: bpy.types.Scene, folder: str | Path):
+    """Build the tree from `folder`'s plate/object/seam_fill/seam_mask PNGs; returns the tree."""
+    folder = Path(folder)
+    tree, output = _tree(scene)
+    nodes, links = tree.nodes, tree.links
+    image_nodes = {}
+    for i, name in enumerate(LAYERS):
+        node = nodes.new("CompositorNodeImage")
+        node.image = _load(folder / f"{name}.png", name)
+        node.label = name
+        node.location = (-600, 300 - 250 * i)
+        image_nodes[name] = node
+    over = nodes.new("CompositorNodeAlphaOver")
+    over.label = "Object over plate"
+    over.location = (-250, 250)
+    if "Straight Alpha" in over.inputs:
+        over.inputs["Straight Alpha"].default_value = True
+    else:
+        over.use_premultiply = True  # 4.x: "Convert Premultiplied" = the foreground is straight
+    if "Background" in over.inputs:
+        background, foreground = over.inputs["Background"], over.inputs["Foreground"]
+    else:  # 4.x: Fac, Image (background), Image (foreground)
+        background, foreground = over.inputs[1], over.inputs[2]
+    links.new(image_nodes["plate"].outputs["Image"], background)
+    links.new(image_nodes["object"].outputs["Image"], foreground)
+    mix, factor, a, b, result = _mix(tree)
+    mix.label = "Seam"
+    mix.location = (0, 100)
+    links.new(image_nodes["seam_mask"].outputs["Image"], factor)
+    links.new(over.outputs["Image"], a)
+    links.new(image_nodes["seam_fill"].outputs["Image"], b)
+    output.location = (250, 100)
+    links.new(result, output.inputs[0])
+    scene.view_settings.view_transform = "Raw"
+    scene.view_settings.look = "None"
+    scene.view_settings.exposure = 0.0
+    scene.view_settings.gamma = 1.0
+    scene.render.use_compositing = True
+    return tree

@@ -1,0 +1,366 @@
+"""The live edit loop: notice moves, deform + render off the main thread, show the result.
+
+`on_depsgraph_update` (a persistent depsgraph_update_post handler) compares every lifted
+object's control empties, root and camera with what Uplift last wrote or rendered. An
+empty that moved is pinned (it becomes a handle); a changed handle set asks for an ARAP
+solve, a moved root or camera only for a render. Requests go to one worker thread
+(latest request per object wins); `bpy.app.timers` drains the results on the main thread
+and writes them back: free empties follow the ARAP solution, the proxy's points move and
+the render is shown as a front background image of the camera. When nothing changes for
+`full_render_delay` seconds the view is rendered again at full resolution.
+
+Re-entrancy: Uplift's own writes are recorded (`session.written`) so the update they
+cause compares equal and does nothing; `_guard` also stops nested calls outright.
+
+Headless Blender runs no timers: there requests wait until `flush()` runs them
+synchronously (the tests' hook, also usable from scripts).
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import bpy
+import numpy as np
+from bpy.app.handlers import persistent
+
+from ..core.errors import UpliftError
+from . import images, scene_io, state
+
+MOVE_EPSILON = 1e-5  # metres; smaller differences are float noise, not the artist
+
+_guard = False
+_lock = threading.Lock()
+_pending: dict[str, state.LiveRequest] = {}
+_results: list[tuple[state.LiveRequest, state.LiveResult | None, str | None]] = []
+_dirty: set[str] = set()
+_wake = threading.Event()
+_stop = threading.Event()
+_worker: threading.Thread | None = None
+_busy_uid: str | None = None
+last_error = {"text": ""}
+
+
+def mark_dirty(uid: str) -> None:
+    """Force a re-solve of `uid` on the next update (a pin was toggled, undo, …)."""
+    if uid:
+        _dirty.add(uid)
+
+
+# -- collecting requests (main thread) -----------------------------------------------
+def _merge(old: state.LiveRequest | None, new: state.LiveRequest) -> state.LiveRequest:
+    if old is not None and old.solve and not new.solve:
+        # The older request's solve must still happen; the newer one carries the latest view.
+        return state.LiveRequest(new.uid, old.handle_idx, old.targets, new.root_matrix, new.camera,
+                                 new.scale, True, new.generation)
+    return new
+
+
+def collect(scene: bpy.types.Scene, context=None, scale: float | None = None) -> int:
+    """Queue a request for every lifted object whose controls, root or camera changed.
+    Returns the number queued."""
+    global _guard
+    from . import preferences
+
+    prefs = preferences.get(context)
+    scale = prefs.preview_scale if scale is None else scale
+    try:
+        camera = scene_io.camera_of(scene)
+    except UpliftError:
+        camera = None  # no usable camera: still solve, nothing to render
+    cam_key = scene_io.camera_key(scene)
+    live_uids = set()
+    queued = 0
+    for root in scene_io.roots(scene):
+        uid = root.uplift.uid
+        live_uids.add(uid)
+        session = scene_io.session_for(root, context)
+        handle_idx = np.zeros(0, dtype=np.int64)
+        targets = np.zeros((0, 3))
+        solve_key = b""
+        if session.deformer is not None:
+            count = session.settings.control_count
+            present, pinned, locations = scene_io.control_snapshot(root, count)
+            moved = present & (np.abs(locations - session.written).max(axis=1) > MOVE_EPSILON)
+            newly_pinned = moved & ~pinned
+            if newly_pinned.any():
+                controls = scene_io.controls_of(root)
+                _guard = True
+                try:
+                    for i in np.flatnonzero(newly_pinned):
+                        controls[int(i)].uplift.pinned = True
+                finally:
+                    _guard = False
+            pinned |= moved
+            handle_idx = np.flatnonzero(pinned & present).astype(np.int64)
+            targets = locations[handle_idx]
+            solve_key = handle_idx.tobytes() + targets.tobytes()
+        solve = solve_key != session.solved_key or uid in _dirty
+        view_key = np.array(root.matrix_world, dtype=np.float64).tobytes() + cam_key
+        if not solve and view_key == session.view_key:
+            continue
+        _dirty.discard(uid)
+        session.solved_key, session.view_key = solve_key, view_key
+        session.generation += 1
+        request = state.LiveRequest(uid, handle_idx, targets, np.array(root.matrix_world, dtype=np.float64),
+                                    camera, scale, solve, session.generation)
+        with _lock:
+            _pending[uid] = _merge(_pending.get(uid), request)
+        queued += 1
+    for uid in state.uids():
+        if uid not in live_uids and not any(ob.uplift.uid == uid for ob in bpy.data.objects):
+            state.drop(uid)
+    return queued
+
+
+@persistent
+def on_depsgraph_update(scene, depsgraph) -> None:
+    if _guard or not hasattr(scene, "uplift") or not scene.uplift.live_update:
+        return
+    if not any(u.is_updated_transform or isinstance(u.id, (bpy.types.Camera, bpy.types.Scene))
+               or (isinstance(u.id, bpy.types.Object) and u.id.uplift.role == "CONTROL")
+               for u in depsgraph.updates):
+        return
+    try:
+        if collect(scene):
+            kick()
+    except UpliftError as exc:
+        last_error["text"] = str(exc)
+
+
+# -- running requests ----------------------------------------------------------------------
+def _run(request: state.LiveRequest) -> None:
+    session = state.get(request.uid)
+    if session is None:
+        return
+    try:
+        result, error = session.compute(request), None
+    except UpliftError as exc:
+        result, error = None, str(exc)
+    with _lock:
+        _results.append((request, result, error))
+
+
+def _worker_loop() -> None:
+    global _busy_uid
+    while not _stop.is_set():
+        _wake.wait(0.5)
+        _wake.clear()
+        while not _stop.is_set():
+            with _lock:
+                if not _pending:
+                    break
+                uid, request = next(iter(_pending.items()))
+                del _pending[uid]
+                _busy_uid = uid
+            try:
+                _run(request)
+            except Exception as exc:  # keep the worker alive; the panel shows what went wrong
+                with _lock:
+                    _results.append((request, None, f"live update failed: {exc}"))
+            finally:
+                _busy_uid = None
+
+
+def kick() -> None:
+    """Start the worker and the drain timer (not in headless Blender: see `flush`)."""
+    global _worker
+    if bpy.app.background:
+        return
+    if _worker is None or not _worker.is_alive():
+        _stop.clear()
+        _worker = threading.Thread(target=_worker_loop, name="uplift-live", daemon=True)
+        _worker.start()
+    _wake.set()
+    if not bpy.app.timers.is_registered(_drain):
+        bpy.app.timers.register(_drain, first_interval=0.02)
+
+
+def _drain() -> float | None:
+    """Timer: apply finished results; start due full-resolution renders; stop when idle."""
+    apply_results()
+    now = time.monotonic()
+    waiting = False
+    for uid in state.uids():
+        session = state.get(uid)
+        if session.full_due is None:
+            continue
+        if now >= session.full_due and uid not in _pending and _busy_uid != uid:
+            _queue_full(uid)
+            _wake.set()
+        else:
+            waiting = True
+    with _lock:
+        busy = bool(_pending) or bool(_results) or _busy_uid is not None
+    return 0.03 if busy or waiting else None
+
+
+def _queue_full(uid: str) -> bool:
+    """Queue the full-resolution render of a session's current pose."""
+    session = state.get(uid)
+    root = _find_root(uid)
+    session.full_due = None
+    if root is None:
+        return False
+    try:
+        camera = scene_io.camera_of(root.users_scene[0] if root.users_scene else bpy.context.scene)
+    except UpliftError:
+        return False
+    session.generation += 1
+    request = state.LiveRequest(uid, np.zeros(0, dtype=np.int64), np.zeros((0, 3)),
+                                np.array(root.matrix_world, dtype=np.float64), camera, 1.0, False,
+                                session.generation)
+    with _lock:
+        _pending[uid] = _merge(_pending.get(uid), request)
+    return True
+
+
+def flush(full: bool = False) -> int:
+    """Run every queued request on this thread and apply it; with `full`, then render every
+    object that has a preview on display at full resolution. Returns requests run."""
+    ran = 0
+    while True:
+        with _lock:
+            if not _pending:
+                break
+            uid, request = next(iter(_pending.items()))
+            del _pending[uid]
+        _run(request)
+        ran += 1
+        apply_results()
+    if full:
+        for uid in state.uids():
+            if state.get(uid).full_due is not None and _queue_full(uid):
+                ran += flush(False)
+    return ran
+
+
+# -- applying results (main thread) -------------------------------------------------------------
+def _find_root(uid: str) -> bpy.types.Object | None:
+    return next((ob for ob in bpy.data.objects if ob.uplift.role == "ROOT" and ob.uplift.uid == uid), None)
+
+
+def apply_results() -> None:
+    global _guard
+    with _lock:
+        results = list(_results)
+        _results.clear()
+    for request, result, error in results:
+        if error is not None:
+            last_error["text"] = error
+            continue
+        session = state.get(request.uid)
+        root = _find_root(request.uid)
+        if session is None or root is None or request.generation < session.applied_generation:
+            continue
+        session.applied_generation = request.generation
+        last_error["text"] = ""
+        _guard = True
+        try:
+            _apply(root, session, result)
+        finally:
+            _guard = False
+
+
+def _apply(root: bpy.types.Object, session: state.ObjectSession, result: state.LiveResult) -> None:
+    from . import preferences
+
+    if result.controls is not None and session.written is not None:
+        written = session.written
+        for i, ob in scene_io.controls_of(root).items():
+            if i >= len(result.controls):
+                continue
+            if ob.uplift.pinned:
+                written[i] = ob.location
+            else:
+                ob.location = result.controls[i]
+                written[i] = ob.location  # what Blender stored (float32), so the next compare is exact
+    proxy = scene_io.proxy_of(root)
+    if proxy is not None and proxy.type == "MESH" and len(proxy.data.vertices) == len(result.means):
+        proxy.data.vertices.foreach_set("co", np.ascontiguousarray(result.means, dtype=np.float32).ravel())
+        proxy.data.update()
+    if result.rgba is not None:
+        show_render(root, result.rgba)
+        session.shown_scale = result.request.scale
+        session.full_due = (time.monotonic() + preferences.get().full_render_delay
+                            if result.request.scale < 1.0 else None)
+
+
+def show_render(root: bpy.types.Object, rgba: np.ndarray) -> bpy.types.Image:
+    """Put a render of `root` in front of the camera view."""
+    image = images.show_rgba(f"Uplift Render {root.name}", rgba, root.uplift.render_image)
+    image["uplift_uid"] = root.uplift.uid
+    root.uplift.render_image = image
+    for scene in root.users_scene:
+        try:
+            cam = scene_io.scene_camera(scene)
+        except UpliftError:
+            continue
+        images.camera_layer(cam.data, image, front=True)
+    return image
+
+
+# -- file / undo events ----------------------------------------------------------------------------
+def _forget_all() -> None:
+    with _lock:
+        _pending.clear()
+        _results.clear()
+    _dirty.clear()
+    state.clear()
+
+
+@persistent
+def on_load_post(*_args) -> None:
+    _forget_all()
+
+
+@persistent
+def on_undo_redo(scene, *_args) -> None:
+    """Undo restored empties and pins: take them as they now are and re-solve."""
+    with _lock:
+        _pending.clear()
+        _results.clear()
+    for uid in state.uids():
+        session = state.get(uid)
+        root = _find_root(uid)
+        if root is None or session.written is None:
+            state.drop(uid)
+            continue
+        present, _pinned, locations = scene_io.control_snapshot(root, len(session.written))
+        session.written[present] = locations[present]
+        session.solved_key = b""
+        session.applied_generation = session.generation
+        mark_dirty(uid)
+
+
+_HANDLERS = (
+    (bpy.app.handlers.depsgraph_update_post, on_depsgraph_update),
+    (bpy.app.handlers.load_post, on_load_post),
+    (bpy.app.handlers.undo_post, on_undo_redo),
+    (bpy.app.handlers.redo_post, on_undo_redo),
+)
+
+
+def _is_ours(fn) -> bool:
+    return getattr(fn, "__module__", "") == __name__
+
+
+def register() -> None:
+    unregister()  # drop leftovers of an earlier, unclean load of this module
+    for handler_list, fn in _HANDLERS:
+        handler_list.append(fn)
+
+
+def unregister() -> None:
+    global _worker
+    for handler_list, _fn in _HANDLERS:
+        for fn in [f for f in handler_list if _is_ours(f)]:
+            handler_list.remove(fn)
+    if bpy.app.timers.is_registered(_drain):
+        bpy.app.timers.unregister(_drain)
+    _stop.set()
+    _wake.set()
+    if _worker is not None:
+        _worker.join(timeout=5.0)
+        _worker = None
+    _forget_all()

@@ -1,0 +1,1 @@
+"""One operator per module; each defines CLASSES."""

@@ -1,0 +1,65 @@
+"""Fill Background: inpaint where the lifted objects were, and show that plate instead of the photo."""
+from __future__ import annotations
+
+import bpy
+from bpy.props import IntProperty
+
+from .. import images, jobs, scene_io
+
+
+class UPLIFT_OT_fill_background(bpy.types.Operator, jobs.BackgroundStep):
+    bl_idname = "uplift.fill_background"
+    bl_label = "Fill Background"
+    bl_description = "Inpaint the lifted objects' original regions into a clean plate (the photo is kept as is)"
+    bl_options = {"REGISTER", "UNDO"}
+    busy_text = "Filling the background"
+
+    dilate: IntProperty(name="Grow Mask", default=12, min=0, max=200, subtype="PIXEL",
+                        description="Pixels added round the objects' masks so no edge of them is left")
+
+    @classmethod
+    def poll(cls, context):
+        if not jobs.poll_dependencies(cls):
+            return False
+        if not any(root.uplift.mask_image is not None for root in scene_io.roots(context.scene)):
+            cls.poll_message_set("Lift an object first: its region is what gets filled")
+            return False
+        return True
+
+    def prepare(self, context):
+        scene = context.scene
+        masks = [images.file_bytes(root.uplift.mask_image) for root in scene_io.roots(scene)
+                 if root.uplift.mask_image is not None]
+        width, height = scene_io.photo_size(scene)
+        return jobs.server_client(context), scene_io.photo_bytes(scene), masks, (height, width), self.dilate
+
+    def work(self, payload):
+        import numpy as np
+
+        from ...core.image_io import encode_png, load_image, load_mask
+
+        client, photo, masks, shape, dilate = payload
+        union = np.zeros(shape, dtype=bool)
+        for data in masks:
+            union |= load_mask(data, shape=shape, what="a lifted object's mask")
+        plate = client.inpaint(photo, encode_png(union), mode="fill", dilate=dilate)
+        load_image(plate, what="the server's filled plate")  # refuse a broken answer before touching the scene
+        return plate
+
+    def apply(self, context, plate_png) -> None:
+        scene = context.scene
+        props = scene.uplift
+        cam = scene_io.scene_camera(scene)
+        if props.plate_image is not None:
+            images.remove_camera_layer(cam.data, props.plate_image)
+        props.plate_image = images.packed_image("Uplift Plate", plate_png, ".png", replace=props.plate_image)
+        images.remove_camera_layer(cam.data, props.photo_image)
+        layer = images.camera_layer(cam.data, props.plate_image, front=False)
+        # The plate sits behind every render layer.
+        index = list(cam.data.background_images).index(layer)
+        if index:
+            cam.data.background_images.move(index, 0)
+        self.report({"INFO"}, "Background filled: pose the object, then Compose & Export")
+
+
+CLASSES = (UPLIFT_OT_fill_background,)

@@ -1,0 +1,117 @@
+"""Add-on preferences: the server, compute settings and the deformation defaults."""
+from __future__ import annotations
+
+import bpy
+from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
+
+from . import dependencies
+
+# This module is `<extension>.blender.preferences`; preferences belong to `<extension>`.
+ADDON_ID = __package__.rpartition(".")[0]
+
+DEFAULT_SERVER_URL = "http://127.0.0.1:8765"  # services.protocol.DEFAULT_URL (kept import-free here)
+
+# What the last "Test connection" said, shown under the button (runtime only).
+connection_status = {"text": "", "ok": False}
+
+
+def _python_path_changed(self, _context) -> None:
+    dependencies.add_search_path(bpy.path.abspath(self.extra_python_path))
+
+
+class UpliftPreferences(bpy.types.AddonPreferences):
+    bl_idname = ADDON_ID
+
+    server_url: StringProperty(
+        name="Server URL", default=DEFAULT_SERVER_URL,
+        description="Address of `uplift serve` (a server off this machine needs Blender's online access)")
+    token: StringProperty(
+        name="Token", subtype="PASSWORD", default="",
+        description="The token the server was started with (`uplift serve --token`), if any")
+    device: EnumProperty(
+        name="Compute Device", default="auto",
+        items=[("auto", "Auto", "CUDA when available, else the CPU"),
+               ("cpu", "CPU", "Always the CPU"),
+               ("cuda", "CUDA", "An NVIDIA GPU through torch")],
+        description="Where the deformation and rendering run")
+    render_backend: EnumProperty(
+        name="Renderer", default="auto",
+        items=[("auto", "Auto", "gsplat on CUDA, else the torch rasteriser"),
+               ("torch", "Torch", "The pure-torch rasteriser (any device)"),
+               ("gsplat", "gsplat", "gsplat's CUDA rasteriser")],
+        description="Which Gaussian rasteriser draws the live view and the export")
+    control_count: IntProperty(
+        name="Control Points", default=512, min=8, max=4096,
+        description="How many control empties Create Controls makes (farthest-point samples)")
+    graph_neighbours: IntProperty(
+        name="Graph Neighbours", default=8, min=2, max=64,
+        description="Neighbours of each control point in the deformation graph")
+    skin_neighbours: IntProperty(
+        name="Skinning Neighbours", default=4, min=1, max=32,
+        description="Control points that move each Gaussian (linear blend skinning)")
+    arap_iterations: IntProperty(
+        name="ARAP Iterations per Update", default=3, min=1, max=50,
+        description="Local/global ARAP iterations run on every interactive update")
+    preview_scale: FloatProperty(
+        name="Preview Scale", default=0.5, min=0.05, max=1.0,
+        description="Resolution of the live render relative to the photo while dragging")
+    full_render_delay: FloatProperty(
+        name="Full Render After", default=0.6, min=0.1, max=10.0, unit="TIME_ABSOLUTE",
+        description="Seconds without edits before the live view renders at full resolution")
+    extra_python_path: StringProperty(
+        name="Extra Python Packages", subtype="DIR_PATH", default="", update=_python_path_changed,
+        description="A Python 3.11 site-packages folder holding torch, pillow, scipy and OpenCV")
+
+    def draw(self, context) -> None:
+        layout = self.layout
+        draw_missing_dependencies(layout)
+        box = layout.box()
+        box.label(text="Model Server", icon="URL")
+        box.prop(self, "server_url")
+        box.prop(self, "token")
+        row = box.row()
+        row.operator("uplift.test_connection", icon="LINKED")
+        if connection_status["text"]:
+            box.label(text=connection_status["text"], icon="CHECKMARK" if connection_status["ok"] else "ERROR")
+        if not bpy.app.online_access:
+            box.label(text="Online access is off: only a server on this machine (127.0.0.1) can be used",
+                      icon="INFO")
+        box = layout.box()
+        box.label(text="Compute", icon="MEMORY")
+        box.prop(self, "device")
+        box.prop(self, "render_backend")
+        box.prop(self, "preview_scale")
+        box.prop(self, "full_render_delay")
+        box = layout.box()
+        box.label(text="Deformation", icon="MOD_SIMPLEDEFORM")
+        box.prop(self, "control_count")
+        box.prop(self, "graph_neighbours")
+        box.prop(self, "skin_neighbours")
+        box.prop(self, "arap_iterations")
+        layout.prop(self, "extra_python_path")
+
+
+def draw_missing_dependencies(layout) -> bool:
+    """Draw what is missing and how to provide it; returns True when something is missing."""
+    absent = dependencies.missing()
+    if not absent:
+        return False
+    box = layout.box()
+    box.alert = True
+    box.label(text="Uplift needs Python packages Blender does not ship:", icon="ERROR")
+    for req in absent:
+        box.label(text=f"  {req.package} — for {req.needed_for}")
+    col = box.column(align=True)
+    col.label(text="Provide them one of three ways:")
+    col.label(text="  1. Install a build of the extension that bundles wheels (vendor/, see README)")
+    col.label(text="  2. Run Blender's Python: python -m pip install torch pillow scipy opencv-python-headless")
+    col.label(text="  3. Set 'Extra Python Packages' below to a Python 3.11 site-packages that has them")
+    return True
+
+
+def get(context=None) -> UpliftPreferences:
+    context = context or bpy.context
+    return context.preferences.addons[ADDON_ID].preferences
+
+
+CLASSES = (UpliftPreferences,)

@@ -1,0 +1,214 @@
+"""Reading Uplift's state out of Blender (and the few writes every step shares).
+
+The handler and the operators take snapshots through these functions, hand them to
+the bpy-free core, and apply the results back.
+"""
+from __future__ import annotations
+
+import base64
+import uuid
+
+import bpy
+import numpy as np
+
+from ..core.errors import CameraError, UpliftError
+from . import images, state
+
+GAUSSIANS_HEADER = "# Uplift Gaussians: base64 of a binary little-endian 3DGS PLY (root-local frame). Do not edit.\n"
+
+
+class SceneStateError(UpliftError):
+    """The scene lacks what a step needs (no photo, no camera, no lifted object, …)."""
+
+
+# -- the camera ------------------------------------------------------------------
+def scene_camera(scene: bpy.types.Scene) -> bpy.types.Object:
+    cam = scene.uplift.camera or scene.camera
+    if cam is None or cam.type != "CAMERA" or cam.name not in scene.objects:
+        raise SceneStateError("the scene has no Uplift camera: run Load Photo first")
+    return cam
+
+
+def camera_settings(cam_obj: bpy.types.Object, scene: bpy.types.Scene):
+    """The plain numbers `core.blender_camera` converts, read from a camera object and scene."""
+    from ..core.blender_camera import BlenderCameraSettings
+
+    data, render = cam_obj.data, scene.render
+    if data.type != "PERSP":
+        raise CameraError(f"camera {cam_obj.name!r} is {data.type.lower()}; Uplift needs a perspective camera")
+    return BlenderCameraSettings(
+        lens=data.lens, sensor_width=data.sensor_width, sensor_height=data.sensor_height,
+        sensor_fit=data.sensor_fit, shift_x=data.shift_x, shift_y=data.shift_y,
+        resolution_x=render.resolution_x, resolution_y=render.resolution_y,
+        resolution_percentage=render.resolution_percentage,
+        pixel_aspect_x=render.pixel_aspect_x, pixel_aspect_y=render.pixel_aspect_y,
+        matrix_world=np.array(cam_obj.matrix_world, dtype=np.float64),
+    )
+
+
+def camera_of(scene: bpy.types.Scene):
+    """-> core.camera.Camera of the scene's Uplift camera."""
+    from ..core.blender_camera import camera_from_blender
+
+    return camera_from_blender(camera_settings(scene_camera(scene), scene))
+
+
+def camera_key(scene: bpy.types.Scene) -> bytes:
+    """Changes whenever anything that moves the rendered view changes."""
+    try:
+        cam = scene_camera(scene)
+    except SceneStateError:
+        return b""
+    d, r = cam.data, scene.render
+    numbers = [*np.array(cam.matrix_world).ravel(), d.lens, d.sensor_width, d.sensor_height, d.shift_x,
+               d.shift_y, r.resolution_x, r.resolution_y, r.resolution_percentage, r.pixel_aspect_x,
+               r.pixel_aspect_y, hash(d.sensor_fit), hash(d.type)]
+    return np.asarray(numbers, dtype=np.float64).tobytes()
+
+
+# -- lifted objects --------------------------------------------------------------------
+def new_uid() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def roots(scene: bpy.types.Scene) -> list[bpy.types.Object]:
+    return [ob for ob in scene.objects if ob.uplift.role == "ROOT" and ob.uplift.uid]
+
+
+def root_of(ob: bpy.types.Object | None) -> bpy.types.Object | None:
+    """The root of a root, control or proxy object."""
+    while ob is not None and ob.uplift.role in ("CONTROL", "PROXY"):
+        ob = ob.parent
+    return ob if ob is not None and ob.uplift.role == "ROOT" else None
+
+
+def active_root(context) -> bpy.types.Object | None:
+    root = root_of(context.active_object)
+    if root is None:
+        root = context.scene.uplift.active_root
+        if root is not None and root.name not in context.scene.objects:
+            root = None
+    return root
+
+
+def controls_of(root: bpy.types.Object) -> dict[int, bpy.types.Object]:
+    return {ob.uplift.index: ob for ob in root.children
+            if ob.uplift.role == "CONTROL" and ob.uplift.uid == root.uplift.uid and ob.uplift.index >= 0}
+
+
+def proxy_of(root: bpy.types.Object) -> bpy.types.Object | None:
+    return next((ob for ob in root.children if ob.uplift.role == "PROXY"), None)
+
+
+def store_gaussians(root: bpy.types.Object, g) -> None:
+    """Pack the Gaussians (root-local) into a Text datablock saved with the .blend."""
+    from ..core.ply import ply_bytes
+
+    text = root.uplift.gaussians or bpy.data.texts.new(f"Uplift Gaussians {root.name}")
+    text.clear()
+    text.write(GAUSSIANS_HEADER + base64.b64encode(ply_bytes(g)).decode("ascii"))
+    root.uplift.gaussians = text
+
+
+def load_gaussians(root: bpy.types.Object):
+    from ..core.ply import read_ply
+
+    text = root.uplift.gaussians
+    if text is None:
+        raise SceneStateError(f"{root.name!r} has lost its Gaussians (the text datablock was deleted)")
+    body = text.as_string()
+    if body.startswith("#"):
+        body = body.split("\n", 1)[1] if "\n" in body else ""
+    try:
+        data = base64.b64decode(body.strip(), validate=True)
+    except ValueError:
+        raise SceneStateError(f"the Gaussians of {root.name!r} (text {text.name!r}) were edited and "
+                              "are no longer readable") from None
+    return read_ply(data)
+
+
+def deform_settings(root: bpy.types.Object, context=None) -> state.DeformSettings:
+    from . import preferences
+
+    prefs = preferences.get(context)
+    props = root.uplift
+    return state.DeformSettings(props.control_count, props.graph_neighbours, props.skin_neighbours,
+                                prefs.arap_iterations, prefs.device, prefs.render_backend)
+
+
+def session_for(root: bpy.types.Object, context=None) -> state.ObjectSession:
+    """The runtime session of `root`, rebuilt from the .blend when missing (after a reload)."""
+    session = state.get(root.uplift.uid)
+    settings = deform_settings(root, context)
+    if session is not None and session.settings == settings:
+        return session
+    session = state.put(state.ObjectSession(root.uplift.uid, load_gaussians(root), settings))
+    if settings.control_count > 0:
+        session.ensure_deformer()
+        controls = controls_of(root)
+        written = session.rest_controls().copy()
+        for i, ob in controls.items():
+            if i < len(written):
+                written[i] = ob.location
+        session.written = written
+    return session
+
+
+def control_snapshot(root: bpy.types.Object, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """-> (present bool [M], pinned bool [M], locations [M, 3]) of the root's control empties."""
+    present = np.zeros(count, dtype=bool)
+    pinned = np.zeros(count, dtype=bool)
+    locations = np.zeros((count, 3))
+    for i, ob in controls_of(root).items():
+        if i < count:
+            present[i] = True
+            pinned[i] = ob.uplift.pinned
+            locations[i] = ob.location
+    return present, pinned, locations
+
+
+def apply_camera_settings(cam_obj: bpy.types.Object, scene: bpy.types.Scene, settings) -> None:
+    """Write `core.blender_camera.BlenderCameraSettings` to a camera object and the scene."""
+    data, render = cam_obj.data, scene.render
+    data.type = "PERSP"
+    data.lens_unit = "MILLIMETERS"
+    data.sensor_fit = settings.sensor_fit
+    data.sensor_width = settings.sensor_width
+    data.sensor_height = settings.sensor_height
+    data.lens = settings.lens
+    data.shift_x, data.shift_y = settings.shift_x, settings.shift_y
+    render.resolution_x, render.resolution_y = settings.resolution_x, settings.resolution_y
+    render.resolution_percentage = settings.resolution_percentage
+    render.pixel_aspect_x, render.pixel_aspect_y = settings.pixel_aspect_x, settings.pixel_aspect_y
+    cam_obj.matrix_world = [list(row) for row in np.asarray(settings.matrix_world, dtype=np.float64)]
+    extent = 100.0
+    data.clip_start, data.clip_end = 0.01, extent
+
+
+def reset_selection(scene: bpy.types.Scene) -> None:
+    """Forget the current selection prompt and mask (after Load Photo or Lift)."""
+    props = scene.uplift
+    cam = props.camera
+    if props.overlay_image is not None:
+        if cam is not None:
+            images.remove_camera_layer(cam.data, props.overlay_image)
+        bpy.data.images.remove(props.overlay_image)
+    props.overlay_image = None
+    props.mask_image = None
+    props.prompt_box = (0, 0, 0, 0)
+    props.prompt_points.clear()
+    props.mask_score = 0.0
+
+
+def photo_bytes(scene: bpy.types.Scene) -> bytes:
+    photo = scene.uplift.photo_image
+    if photo is None:
+        raise SceneStateError("no photo is loaded: run Load Photo first")
+    return images.file_bytes(photo)
+
+
+def photo_size(scene: bpy.types.Scene) -> tuple[int, int]:
+    photo = scene.uplift.photo_image
+    if photo is None:
+        raise SceneStateError("no photo is loaded: run Load Photo first")
+    return tuple(photo.size)

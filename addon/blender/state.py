@@ -1,0 +1,147 @@
+"""Runtime state of each lifted object, keyed by its root empty's Uplift id.
+
+Nothing here touches bpy: a `LiveRequest` is a snapshot the handler took from Blender
+(handles, targets, root and camera), `ObjectSession.compute` turns it into a
+`LiveResult` (deformed controls + render) on any thread, and the handler writes the
+result back on Blender's main thread. Sessions are rebuilt lazily from the .blend
+(see `scene_io.session_for`) after a reload, so this module may be cleared at any time.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class DeformSettings:
+    """What a root was built with (stored on the root) plus per-session preferences."""
+    control_count: int
+    graph_neighbours: int
+    skin_neighbours: int
+    iterations: int = 3
+    device: str = "auto"
+    backend: str = "auto"
+
+
+@dataclass(frozen=True)
+class LiveRequest:
+    uid: str
+    handle_idx: np.ndarray    # [H] int64 control indices that are pinned
+    targets: np.ndarray       # [H, 3] float64 their positions in the root's local frame
+    root_matrix: np.ndarray   # [4, 4] the root's world matrix
+    camera: object            # core.camera.Camera (full resolution) or None: no render
+    scale: float              # render scale (preview < 1, full = 1)
+    solve: bool               # the handles changed: run ARAP + LBS
+    generation: int = 0       # increases with each request of a session; stale results are dropped
+
+
+@dataclass
+class LiveResult:
+    request: LiveRequest
+    controls: np.ndarray | None   # [M, 3] deformed control positions (local), None without controls
+    means: np.ndarray             # [N, 3] deformed Gaussian centres (local) for the proxy
+    rgba: np.ndarray | None       # [h, w, 4] float32 straight alpha, None without a camera
+
+
+def similarity_from_matrix(matrix: np.ndarray):
+    """A root's world matrix [4, 4] -> core.transforms.Similarity (mean scale if not uniform)."""
+    from ..core.transforms import Similarity
+
+    M = np.asarray(matrix, dtype=np.float64)
+    scales = np.linalg.norm(M[:3, :3], axis=0)
+    rotation = M[:3, :3] / scales
+    u, _, vt = np.linalg.svd(rotation)  # re-orthonormalise float32 noise from Blender
+    return Similarity(u @ vt, M[:3, 3], float(scales.mean()))
+
+
+@dataclass
+class ObjectSession:
+    uid: str
+    gaussians: object                 # core.gaussians.Gaussians at rest, root-local frame
+    settings: DeformSettings
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    deformer: object = None           # core.deformer.Deformer, built on first use
+    deformed: object = None           # Gaussians after the last solve (local)
+    deformed_controls: np.ndarray | None = None  # [M, 3]
+    written: np.ndarray | None = None  # [M, 3] control locations as Uplift last wrote them
+    solved_key: bytes = b""           # handles + targets of the last solve
+    view_key: bytes = b""             # root matrix + camera of the last render
+    generation: int = 0
+    applied_generation: int = -1
+    full_due: float | None = None     # time.monotonic() when a full-resolution render is due
+    shown_scale: float = 0.0          # scale of the render on display
+
+    # -- deformation ---------------------------------------------------------------
+    def ensure_deformer(self):
+        """Build the deformer (FPS controls, graph, skinning) on first use."""
+        if self.deformer is None:
+            from ..core.deformer import DeformConfig, Deformer
+
+            config = DeformConfig(
+                control_count=self.settings.control_count,
+                graph_knn=self.settings.graph_neighbours,
+                skin_knn=self.settings.skin_neighbours,
+                iterations=self.settings.iterations,
+                device=self.settings.device,
+            )
+            self.deformer = Deformer(self.gaussians, config)
+        return self.deformer
+
+    def rest_controls(self) -> np.ndarray:  # [M, 3]
+        return self.ensure_deformer().controls.detach().cpu().double().numpy()
+
+    def compute(self, req: LiveRequest) -> LiveResult:
+        """Deform (when asked) and render one request. Thread-safe per session."""
+        import torch
+
+        from ..core.render import render
+
+        with self.lock:
+            has_controls = self.settings.control_count > 0 and self.deformer is not None
+            if req.solve and has_controls:
+                deformer = self.deformer
+                if len(req.handle_idx):
+                    idx = torch.as_tensor(req.handle_idx, dtype=torch.long)
+                    targets = torch.as_tensor(req.targets, dtype=torch.float32)
+                    self.deformed = deformer.update(idx, targets, "interactive")
+                    self.deformed_controls = deformer.deformed_controls.detach().cpu().double().numpy()
+                else:
+                    self.deformed = self.gaussians
+                    self.deformed_controls = self.rest_controls()
+            current = self.deformed if self.deformed is not None else self.gaussians
+            controls = self.deformed_controls if has_controls else None
+            rgba = None
+            if req.camera is not None:
+                from ..core.transforms import apply_similarity
+
+                world = apply_similarity(current, similarity_from_matrix(req.root_matrix))
+                result = render(world, req.camera, backend=self.settings.backend, scale=req.scale)
+                rgba = result.rgba.detach().cpu().numpy() if hasattr(result.rgba, "detach") else np.asarray(result.rgba)
+            means = current.means.detach().cpu().numpy()
+        return LiveResult(req, None if controls is None else controls.copy(), means, rgba)
+
+
+_sessions: dict[str, ObjectSession] = {}
+
+
+def get(uid: str) -> ObjectSession | None:
+    return _sessions.get(uid)
+
+
+def put(session: ObjectSession) -> ObjectSession:
+    _sessions[session.uid] = session
+    return session
+
+
+def drop(uid: str) -> None:
+    _sessions.pop(uid, None)
+
+
+def uids() -> list[str]:
+    return list(_sessions)
+
+
+def clear() -> None:
+    _sessions.clear()

@@ -1,0 +1,99 @@
+"""The extension as Blender installs it: manifest, zip, enable/disable cycles, no torch."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from uplift_bpy_harness import REPO, run_blender
+
+pytestmark = pytest.mark.bpy
+
+
+def test_manifest_validates_with_blenders_tool(extension_zip):
+    sys.path.insert(0, str(REPO / "scripts"))
+    from build_extension import blender_ext_tool
+
+    staged = extension_zip.parent / "validate"
+    staged.mkdir(exist_ok=True)
+    (staged / "blender_manifest.toml").write_text((REPO / "blender_manifest.toml").read_text())
+    (staged / "__init__.py").write_text("")
+    done = subprocess.run([sys.executable, str(blender_ext_tool()), "validate", str(staged)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_zip_has_the_manifest_beside_the_package(extension_zip):
+    names = set(zipfile.ZipFile(extension_zip).namelist())
+    assert "blender_manifest.toml" in names
+    assert "__init__.py" in names
+    assert "blender/operators/lift.py" in names
+    assert "core/viewport_math.py" in names
+    assert not any("__pycache__" in n for n in names)
+
+
+def test_enable_disable_twice_leaves_nothing_behind(extension_zip, tmp_path):
+    out = run_blender("""
+        import addon_utils
+        def ours(handlers):
+            return [f for f in handlers if getattr(f, "__module__", "").startswith("bl_ext.user_default.uplift")]
+        out["handlers_enabled"] = len(ours(bpy.app.handlers.depsgraph_update_post))
+        out["load_post_enabled"] = len(ours(bpy.app.handlers.load_post))
+        out["cycles"] = []
+        for cycle in range(2):
+            bpy.ops.preferences.addon_disable(module="bl_ext.user_default.uplift")
+            off = {
+                "enabled": "bl_ext.user_default.uplift" in bpy.context.preferences.addons,
+                "depsgraph": len(ours(bpy.app.handlers.depsgraph_update_post)),
+                "load_post": len(ours(bpy.app.handlers.load_post)),
+                "undo_post": len(ours(bpy.app.handlers.undo_post)),
+                "scene_prop": hasattr(bpy.types.Scene, "uplift"),
+                "operator": hasattr(bpy.types, "UPLIFT_OT_lift"),
+                "panel": hasattr(bpy.types, "UPLIFT_PT_main"),
+            }
+            bpy.ops.preferences.addon_enable(module="bl_ext.user_default.uplift")
+            on = {
+                "enabled": "bl_ext.user_default.uplift" in bpy.context.preferences.addons,
+                "depsgraph": len(ours(bpy.app.handlers.depsgraph_update_post)),
+                "scene_prop": hasattr(bpy.types.Scene, "uplift"),
+                "operator": hasattr(bpy.types, "UPLIFT_OT_lift"),
+            }
+            out["cycles"].append({"off": off, "on": on})
+        prefs = bpy.context.preferences.addons["bl_ext.user_default.uplift"].preferences
+        out["defaults"] = [prefs.control_count, prefs.arap_iterations, prefs.server_url]
+        emit()
+    """, extension_zip, tmp_path)
+    assert out["handlers_enabled"] == 1 and out["load_post_enabled"] == 1
+    for cycle in out["cycles"]:
+        assert cycle["off"] == {"enabled": False, "depsgraph": 0, "load_post": 0, "undo_post": 0,
+                                "scene_prop": False, "operator": False, "panel": False}
+        assert cycle["on"] == {"enabled": True, "depsgraph": 1, "scene_prop": True, "operator": True}
+    assert out["defaults"][:2] == [512, 3]
+
+
+def test_registers_without_torch_and_says_what_is_missing(extension_zip, tmp_path):
+    script = """
+        ext_prefs = importlib.import_module("bl_ext.user_default.uplift.blender.dependencies")
+        out["missing"] = [r.package for r in ext_prefs.missing(refresh=True)]
+        out["message"] = ext_prefs.missing_message()
+        out["hint"] = ext_prefs.install_hint()
+        out["lift_poll"] = bpy.ops.uplift.lift.poll()
+        try:
+            bpy.ops.uplift.create_controls()
+            out["error"] = ""
+        except RuntimeError as exc:
+            out["error"] = str(exc)
+        out["torch_imported"] = sys.modules.get("torch") is not None
+        emit()
+    """
+    # Block torch before anything imports it: the preamble then installs and enables the extension.
+    blocked = "import sys\nsys.modules['torch'] = None\n"
+    out = run_blender(script, extension_zip, tmp_path, prefix=blocked)
+    assert out["missing"] == ["torch"]
+    assert "torch" in out["message"] and "preferences" in out["message"]
+    assert "pip install" in out["hint"] and '"torch"' in out["hint"]
+    assert out["lift_poll"] is False
+    assert "torch" in out["error"]
+    assert out["torch_imported"] is False

@@ -1,0 +1,101 @@
+"""Run Blender (the bpy module) in a fresh subprocess with the extension installed.
+
+Each run gets its own BLENDER_USER_RESOURCES (so no real user preferences are read or
+written), installs the zip that `scripts/build_extension.py` built (the same one
+`make extension` ships) into the `user_default` extensions repository and enables it as
+`bl_ext.user_default.uplift`. The script's last line of output `RESULT <json>` is returned.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+MODULE = "bl_ext.user_default.uplift"
+
+PREAMBLE = """
+import json, sys
+import bpy, addon_utils
+ZIP = {zip!r}
+result = bpy.ops.extensions.package_install_files(filepath=ZIP, repo="user_default", enable_on_install=True)
+assert result == {{"FINISHED"}}, result
+assert {module!r} in bpy.context.preferences.addons, "the extension did not enable"
+import importlib
+ext = importlib.import_module({module!r})
+out = {{}}
+def emit():
+    print("RESULT " + json.dumps(out))
+"""
+
+
+def build_extension(out_dir: Path) -> Path:
+    empty_vendor = out_dir / "no-vendor"
+    empty_vendor.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "build_extension.py"), "--out", str(out_dir),
+                           "--vendor", str(empty_vendor)], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return next(out_dir.glob("uplift-*.zip"))
+
+
+def run_blender(script: str, zip_path: Path, workdir: Path, timeout: float = 600, prefix: str = "") -> dict:
+    """Run `script` (after the preamble; it sets `out` entries and calls `emit()`)."""
+    resources = workdir / "blender-user"
+    resources.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, BLENDER_USER_RESOURCES=str(resources), BLENDER_USER_CONFIG=str(resources / "config"),
+               PYTHONUNBUFFERED="1")
+    source = prefix + PREAMBLE.format(zip=str(zip_path), module=MODULE) + textwrap.dedent(script)
+    path = workdir / "script.py"
+    path.write_text(source)
+    done = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, env=env, cwd=workdir,
+                          timeout=timeout)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert done.returncode == 0 and lines, (
+        f"Blender script failed (exit {done.returncode})\n--- stdout ---\n{done.stdout[-6000:]}"
+        f"\n--- stderr ---\n{done.stderr[-6000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`uplift serve` with the embedded backends on an ephemeral loopback port."""
+
+    def __init__(self, log: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = open(log, "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uplift.cli.main", "serve", "--port", str(self.port), "--device", "cpu"],
+            stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"uplift serve exited with {self.process.returncode}; see {log}")
+            try:
+                with urllib.request.urlopen(self.url + "/v1/health", timeout=2) as reply:
+                    if reply.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"uplift serve did not answer within 120 s; see {log}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self._log.close()
