@@ -112,3 +112,24 @@ class Gaussians:
             opacity_logits=torch.log(op / (1 - op)).float(),
             sh=((colors.float() - 0.5) / SH_C0)[:, None, :],
         )
+
+
+def concat(parts: "list[Gaussians]") -> Gaussians:
+    """One set holding every Gaussian of `parts` (same SH degree; normals and extras kept
+    only when every part has them)."""
+    if not parts:
+        raise ValueError("concat needs at least one set of Gaussians")
+    degrees = {g.sh_degree for g in parts}
+    if len(degrees) != 1:
+        raise ValueError(f"cannot concatenate Gaussians of SH degrees {sorted(degrees)}")
+    normals = None if any(g.normals is None for g in parts) else torch.cat([g.normals for g in parts])
+    shared = set.intersection(*(set(g.extra) for g in parts))
+    return Gaussians(
+        means=torch.cat([g.means for g in parts]),
+        quats=torch.cat([g.quats for g in parts]),
+        log_scales=torch.cat([g.log_scales for g in parts]),
+        opacity_logits=torch.cat([g.opacity_logits for g in parts]),
+        sh=torch.cat([g.sh for g in parts]),
+        normals=normals,
+        extra={k: np.concatenate([g.extra[k] for g in parts]) for k in sorted(shared)},
+    )
