@@ -55,15 +55,30 @@ def _mix(tree):
     return node, node.inputs["Factor"], node.inputs[6], node.inputs[7], node.outputs[2]
 
 
+def layer_files(folder: str | Path) -> dict[str, Path]:
+    """The PNG for each layer in an export folder. Without seam_fill.png (an `uplift edit
+    --keep` folder) final.png stands in: it equals the seam fill inside the seam mask."""
+    folder = Path(folder)
+    files = {name: folder / f"{name}.png" for name in LAYERS}
+    if not files["seam_fill"].exists():
+        files["seam_fill"] = folder / "final.png"
+    missing = [str(path) for path in files.values() if not path.exists()]
+    if missing:
+        from ..core.errors import ImageFormatError
+
+        raise ImageFormatError(f"cannot build the compositor tree: missing {', '.join(missing)}")
+    return files
+
+
 def build(scene: bpy.types.Scene, folder: str | Path):
     """Build the tree from `folder`'s plate/object/seam_fill/seam_mask PNGs; returns the tree."""
-    folder = Path(folder)
+    files = layer_files(folder)
     tree, output = _tree(scene)
     nodes, links = tree.nodes, tree.links
     image_nodes = {}
     for i, name in enumerate(LAYERS):
         node = nodes.new("CompositorNodeImage")
-        node.image = _load(folder / f"{name}.png", name)
+        node.image = _load(files[name], name)
         node.label = name
         node.location = (-600, 300 - 250 * i)
         image_nodes[name] = node

@@ -110,7 +110,20 @@ def collect(scene: bpy.types.Scene, context=None, scale: float | None = None) ->
     for uid in state.uids():
         if uid not in live_uids and not any(ob.uplift.uid == uid for ob in bpy.data.objects):
             state.drop(uid)
+    _drop_orphan_layers(scene, live_uids)
     return queued
+
+
+def _drop_orphan_layers(scene: bpy.types.Scene, live_uids: set[str]) -> None:
+    """Remove render layers of lifted objects that were deleted from the camera view."""
+    try:
+        cam = scene_io.scene_camera(scene)
+    except UpliftError:
+        return
+    for layer in list(cam.data.background_images):
+        uid = layer.image.get("uplift_uid") if layer.image is not None else None
+        if uid is not None and uid not in live_uids:
+            cam.data.background_images.remove(layer)
 
 
 @persistent

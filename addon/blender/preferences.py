@@ -109,9 +109,21 @@ def draw_missing_dependencies(layout) -> bool:
     return True
 
 
-def get(context=None) -> UpliftPreferences:
+class _Defaults:
+    """The preferences' defaults, for when the package was registered by a script
+    (`import uplift; uplift.register()`) rather than enabled as an extension."""
+
+    def __getattr__(self, name):
+        prop = UpliftPreferences.__annotations__.get(name)
+        if prop is None:
+            raise AttributeError(name)
+        return prop.keywords["default"]
+
+
+def get(context=None):
     context = context or bpy.context
-    return context.preferences.addons[ADDON_ID].preferences
+    addon = context.preferences.addons.get(ADDON_ID)
+    return addon.preferences if addon is not None else _Defaults()
 
 
 CLASSES = (UpliftPreferences,)

@@ -118,7 +118,7 @@ class ObjectSession:
 
                 world = apply_similarity(current, similarity_from_matrix(req.root_matrix))
                 result = render(world, req.camera, backend=self.settings.backend, scale=req.scale)
-                rgba = result.rgba.detach().cpu().numpy() if hasattr(result.rgba, "detach") else np.asarray(result.rgba)
+                rgba = np.clip(result.rgba.detach().cpu().numpy(), 0.0, 1.0)  # RGB may exceed 1 (as gsplat)
             means = current.means.detach().cpu().numpy()
         return LiveResult(req, None if controls is None else controls.copy(), means, rgba)
 

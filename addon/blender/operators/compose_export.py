@@ -8,7 +8,6 @@ import bpy
 import numpy as np
 from bpy.props import IntProperty
 
-from ...core.errors import UpliftError
 from .. import compositor, handlers, images, jobs, preferences, scene_io, state
 
 # Files written to the export folder (documented in README "Compose & Export").
@@ -46,7 +45,7 @@ def compose(job: ComposeJob) -> dict[str, np.ndarray]:
 
     world = concat([apply_similarity(g, state.similarity_from_matrix(m)) for g, m in job.objects])
     rgba = render(world, job.camera, backend=job.backend, scale=1.0).rgba
-    rgba = np.clip(rgba.detach().cpu().numpy() if hasattr(rgba, "detach") else np.asarray(rgba), 0.0, 1.0)
+    rgba = np.clip(rgba.detach().cpu().numpy(), 0.0, 1.0)
     plate = load_image(job.plate_png, what="the plate")
     if plate.shape[:2] != rgba.shape[:2]:
         raise scene_io.SceneStateError(

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import bpy
-import numpy as np
 
-from .. import handlers, jobs, proxy, scene_io, state
+from .. import handlers, jobs, lifted, scene_io
 
 
 class UPLIFT_OT_lift(bpy.types.Operator, jobs.BackgroundStep):
@@ -38,48 +37,16 @@ class UPLIFT_OT_lift(bpy.types.Operator, jobs.BackgroundStep):
         return read_ply(client.lift(photo, mask, camera))
 
     def apply(self, context, gaussians) -> None:
-        from ...core.transforms import Similarity, apply_similarity
-
         scene = context.scene
-        if len(gaussians) == 0:
-            raise scene_io.SceneStateError("the server lifted no Gaussians from this mask")
-        means = gaussians.means.detach().double().cpu().numpy()
-        centre = 0.5 * (means.min(0) + means.max(0))
-        extent = float((means.max(0) - means.min(0)).max())
-        local = apply_similarity(gaussians, Similarity(np.eye(3), -centre, 1.0))
-
-        uid = scene_io.new_uid()
-        collection = bpy.data.collections.new(f"Uplift Object {len(scene_io.roots(scene)) + 1}")
-        scene.collection.children.link(collection)
-        root = bpy.data.objects.new(collection.name, None)
-        root.empty_display_type = "ARROWS"
-        root.empty_display_size = max(extent * 0.4, 1e-3)
-        root.location = centre
-        root.uplift.role, root.uplift.uid = "ROOT", uid
-        prefs_graph, prefs_skin = _prefs_neighbours(context)
-        root.uplift.graph_neighbours, root.uplift.skin_neighbours = prefs_graph, prefs_skin
-        collection.objects.link(root)
-        scene_io.store_gaussians(root, local)
-        root.uplift.mask_image = scene.uplift.mask_image
-        proxy.create(root, local, collection)
-
+        root = lifted.create_object(scene, gaussians, scene.uplift.mask_image, lifted.settings_from_preferences(context))
         scene_io.reset_selection(scene)
-        scene.uplift.active_root = root
         for ob in context.selected_objects:
             ob.select_set(False)
         root.select_set(True)
         context.view_layer.objects.active = root
-        state.put(state.ObjectSession(uid, local, scene_io.deform_settings(root, context)))
         if handlers.collect(scene, context):
             handlers.kick()
-        self.report({"INFO"}, f"Lifted {len(local)} Gaussians: now Create Controls")
-
-
-def _prefs_neighbours(context) -> tuple[int, int]:
-    from .. import preferences
-
-    prefs = preferences.get(context)
-    return prefs.graph_neighbours, prefs.skin_neighbours
+        self.report({"INFO"}, f"Lifted {len(gaussians)} Gaussians: now Create Controls")
 
 
 CLASSES = (UPLIFT_OT_lift,)

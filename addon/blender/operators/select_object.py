@@ -8,6 +8,8 @@ prompt as properties (`box`, or `point` + `label`) and run it directly.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import bpy
 import numpy as np
 from bpy.props import EnumProperty, FloatVectorProperty, IntProperty, IntVectorProperty
@@ -23,6 +25,31 @@ def selection_overlay(mask: np.ndarray) -> np.ndarray:
     rgba = np.zeros((*mask.shape, 4), dtype=np.float32)
     rgba[mask] = OVERLAY_RGBA
     return rgba
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """What the artist has said so far: a box and/or clicked points (x, y, label) in photo pixels."""
+    box: tuple[int, int, int, int] | None = None
+    points: tuple[tuple[float, float, int], ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return self.box is None and not self.points
+
+    @classmethod
+    def of(cls, scene) -> "Prompt":
+        props = scene.uplift
+        box = tuple(props.prompt_box) if any(props.prompt_box) else None
+        return cls(box, tuple((p.x, p.y, p.label) for p in props.prompt_points))
+
+    def store(self, scene) -> None:
+        props = scene.uplift
+        props.prompt_box = self.box or (0, 0, 0, 0)
+        props.prompt_points.clear()
+        for x, y, label in self.points:
+            item = props.prompt_points.add()
+            item.x, item.y, item.label = x, y, label
 
 
 class UPLIFT_OT_select_object(bpy.types.Operator, jobs.BackgroundStep):
@@ -50,61 +77,57 @@ class UPLIFT_OT_select_object(bpy.types.Operator, jobs.BackgroundStep):
         return True
 
     # -- the step -------------------------------------------------------------------
-    def _update_prompt(self, context) -> None:
-        props = context.scene.uplift
+    def _next_prompt(self, context, prompt: Prompt) -> Prompt:
+        """`prompt` with this operator's box or point applied (nothing in Blender changes yet)."""
         width, height = scene_io.photo_size(context.scene)
         if self.mode == "CLEAR":
-            scene_io.reset_selection(context.scene)
-            return
+            return Prompt()
         if self.mode == "BOX":
             x0, y0, x1, y1 = self.box
             if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
                 raise ControlError(f"the box {tuple(self.box)} is not inside the {width}x{height} photo "
                                    "with x0 < x1 and y0 < y1")
-            props.prompt_box = self.box
-            props.prompt_points.clear()
-        else:
-            x, y = self.point
-            if not (0 <= x < width and 0 <= y < height):
-                raise ControlError(f"the point ({x:.0f}, {y:.0f}) is outside the {width}x{height} photo")
-            item = props.prompt_points.add()
-            item.x, item.y, item.label = x, y, self.label
+            return Prompt(tuple(self.box), ())
+        x, y = self.point
+        if not (0 <= x < width and 0 <= y < height):
+            raise ControlError(f"the point ({x:.0f}, {y:.0f}) is outside the {width}x{height} photo")
+        return Prompt(prompt.box, prompt.points + ((float(x), float(y), int(self.label)),))
 
     def prepare(self, context):
-        self._update_prompt(context)
-        return self._payload(context)
+        return self._payload(context, self._next_prompt(context, Prompt.of(context.scene)))
 
-    def _payload(self, context):
-        props = context.scene.uplift
-        if self.mode == "CLEAR":
-            return None
-        box = list(props.prompt_box) if any(props.prompt_box) else None
-        points = [(p.x, p.y) for p in props.prompt_points]
-        labels = [p.label for p in props.prompt_points]
-        return jobs.server_client(context), scene_io.photo_bytes(context.scene), points, labels, box
+    def _payload(self, context, prompt: Prompt):
+        if prompt.empty:
+            return None, None, prompt
+        return jobs.server_client(context), scene_io.photo_bytes(context.scene), prompt
 
     def work(self, payload):
-        if payload is None:
-            return None
-        client, photo, points, labels, box = payload
-        return client.segment(photo, points, labels, box)
+        client, photo, prompt = payload
+        if client is None:
+            return None, prompt
+        points = [(x, y) for x, y, _ in prompt.points]
+        labels = [label for _, _, label in prompt.points]
+        return client.segment(photo, points, labels, list(prompt.box) if prompt.box else None), prompt
 
     def apply(self, context, result) -> None:
-        if result is None:
-            return
         from ...core.image_io import load_mask
 
+        answer, prompt = result
         scene = context.scene
+        if answer is None:
+            scene_io.reset_selection(scene)
+            return
         props = scene.uplift
         width, height = scene_io.photo_size(scene)
-        mask = load_mask(result.mask_png, shape=(height, width), what="the server's mask")
+        mask = load_mask(answer.mask_png, shape=(height, width), what="the server's mask")
         cam = scene_io.scene_camera(scene)
+        prompt.store(scene)
         overlay = images.show_rgba("Uplift Selection", selection_overlay(mask), props.overlay_image)
         props.overlay_image = overlay
         images.camera_layer(cam.data, overlay, front=True)
-        props.mask_image = images.packed_image("Uplift Selection Mask", result.mask_png, ".png",
+        props.mask_image = images.packed_image("Uplift Selection Mask", answer.mask_png, ".png",
                                                replace=props.mask_image, colorspace="Non-Color")
-        props.mask_score = result.score if np.isfinite(result.score) else 0.0
+        props.mask_score = answer.score if np.isfinite(answer.score) else 0.0
         self.report({"INFO"}, f"Selected {int(mask.sum())} pixels: refine with clicks, or Lift")
 
     # -- interactive shell (modal events do not run headless; the maths is tested) --------------
@@ -114,6 +137,7 @@ class UPLIFT_OT_select_object(bpy.types.Operator, jobs.BackgroundStep):
         self._press = None
         self._task = None
         self._stale = False
+        self._prompt = Prompt.of(context.scene)
         self._timer = context.window_manager.event_timer_add(0.1, window=context.window)
         self._draw = drawing.add_box_overlay(self)
         context.window_manager.modal_handler_add(self)
@@ -161,7 +185,7 @@ class UPLIFT_OT_select_object(bpy.types.Operator, jobs.BackgroundStep):
             release = (event.mouse_region_x, event.mouse_region_y)
             try:
                 self._prompt_from_mouse(context, press, release, event.ctrl)
-                self._update_prompt(context)
+                self._prompt = self._next_prompt(context, self._prompt)
                 if self._task is None:
                     self._start(context)
                 else:
@@ -174,7 +198,7 @@ class UPLIFT_OT_select_object(bpy.types.Operator, jobs.BackgroundStep):
 
     def _start(self, context) -> None:
         self._stale = False
-        self._task = jobs.Task(self.work, self._payload(context))
+        self._task = jobs.Task(self.work, self._payload(context, self._prompt))
 
     def _prompt_from_mouse(self, context, press, release, remove: bool) -> None:
         from ...core.viewport_math import is_drag

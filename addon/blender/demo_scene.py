@@ -1,0 +1,71 @@
+"""Build a ready-to-open .blend from an `uplift edit --keep DIR` folder (used by `make demo`).
+
+The scene holds the photo's camera (camera.json), the plate as the camera background
+(plus the original photo, packed, when given), the edited object (edited.ply, else
+object.ply) lifted under a root empty with its control empties, its live render in front
+of the camera, and the compositor tree over the kept layers. Opening it in Blender with
+the extension enabled continues the edit where `uplift edit` stopped.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+
+from ..core.errors import UpliftError
+
+
+def _ensure_registered() -> None:
+    if not hasattr(bpy.types.Scene, "uplift"):
+        from .. import register
+
+        register()
+
+
+def write_demo_blend(keep_dir: str | Path, blend_path: str | Path, photo_path: str | Path | None = None,
+                     control_count: int | None = None) -> Path:
+    """Write the demo .blend; returns its path. Raises UpliftError naming a missing input."""
+    from ..core.blender_camera import blender_from_camera
+    from ..core.camera import Camera
+    from ..core.ply import read_ply
+    from . import compositor, handlers, images, lifted, scene_io
+
+    keep = Path(keep_dir)
+    blend_path = Path(blend_path).resolve()
+    ply = keep / "edited.ply" if (keep / "edited.ply").exists() else keep / "object.ply"
+    for needed in (keep / "camera.json", keep / "plate.png", keep / "mask.png", ply):
+        if not needed.exists():
+            raise UpliftError(f"{keep} lacks {needed.name}: pass the folder of `uplift edit --keep`")
+    _ensure_registered()
+    bpy.ops.wm.read_homefile(use_empty=True)
+    scene = bpy.context.scene
+    camera = Camera.load(keep / "camera.json")
+
+    cam_obj = bpy.data.objects.new("Uplift Camera", bpy.data.cameras.new("Uplift Camera"))
+    scene.collection.objects.link(cam_obj)
+    scene_io.apply_camera_settings(cam_obj, scene, blender_from_camera(camera))
+    scene.camera = cam_obj
+    props = scene.uplift
+    props.camera = cam_obj
+    photo = Path(photo_path) if photo_path else keep / "plate.png"
+    props.photo_image = images.packed_image(f"Uplift Photo {photo.stem}", photo.read_bytes(), photo.suffix.lower())
+    props.plate_image = images.packed_image("Uplift Plate", (keep / "plate.png").read_bytes(), ".png")
+    images.camera_layer(cam_obj.data, props.plate_image, front=False)
+
+    mask = images.packed_image("Uplift Mask", (keep / "mask.png").read_bytes(), ".png", colorspace="Non-Color")
+    settings = lifted.settings_from_preferences()
+    if control_count is not None:
+        import dataclasses
+
+        settings = dataclasses.replace(settings, control_count=control_count)
+    root = lifted.create_object(scene, read_ply(ply), mask, settings)
+    lifted.create_controls(root, settings)
+    handlers.collect(scene)
+    handlers.flush(full=True)
+
+    compositor.build(scene, keep)
+    props.export_dir = str(keep)
+    scene.render.engine = "CYCLES"
+    blend_path.parent.mkdir(parents=True, exist_ok=True)
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend_path), compress=True)
+    return blend_path
