@@ -98,13 +98,27 @@ class Similarity:
                 and abs(self.scale - 1.0) <= atol)
 
 
+def sh_rotation_matrix(rotation: np.ndarray, degree: int) -> np.ndarray:
+    """[K, K] (K = (degree+1)^2) mapping SH coefficients of a function f to those of
+    f(R^T d), the function turned by `rotation` [3, 3]. Each band is closed under rotation,
+    so fitting on enough directions is exact: Y(D) M = Y(R^T D) by least squares."""
+    from .render.sh import sh_bases
+
+    k = (degree + 1) ** 2
+    # Fibonacci sphere directions: well spread, 4x more than coefficients.
+    n = 4 * k
+    i = np.arange(n) + 0.5
+    z = 1 - 2 * i / n
+    phi = math.pi * (1 + 5 ** 0.5) * i
+    dirs = np.stack([np.sqrt(1 - z * z) * np.cos(phi), np.sqrt(1 - z * z) * np.sin(phi), z], -1)
+    A = sh_bases(degree, torch.as_tensor(dirs)).numpy()
+    B = sh_bases(degree, torch.as_tensor(dirs @ np.asarray(rotation))).numpy()  # rows are R^T d
+    return np.linalg.lstsq(A, B, rcond=None)[0]
+
+
 def apply_similarity(g: Gaussians, sim: Similarity) -> Gaussians:
-    """Move, turn and scale every Gaussian. SH beyond the DC term would need rotating
-    too; Uplift's lifters emit degree 0, and higher degrees are refused rather than
-    silently left facing the old way."""
-    if g.sh_degree > 0 and not np.allclose(sim.rotation, np.eye(3)):
-        raise ConfigError(f"rotating Gaussians with degree-{g.sh_degree} SH is not supported; "
-                          "Uplift's lifters emit degree-0 colours")
+    """Move, turn and scale every Gaussian: means, wxyz quaternions, log scales, normals,
+    and the view-dependent SH colour (turned with the object)."""
     dtype, device = g.means.dtype, g.means.device
     R = torch.as_tensor(sim.rotation, dtype=torch.float64, device=device)
     t = torch.as_tensor(sim.translation, dtype=torch.float64, device=device)
@@ -113,7 +127,11 @@ def apply_similarity(g: Gaussians, sim: Similarity) -> Gaussians:
     quats = quaternion.multiply(q_rot.expand_as(g.quats), g.quats)
     log_scales = g.log_scales + math.log(sim.scale)
     normals = None if g.normals is None else (g.normals.double() @ R.T).to(g.normals.dtype)
-    return g.replace(means=means, quats=quats, log_scales=log_scales, normals=normals)
+    sh = g.sh
+    if g.sh_degree > 0:
+        M = torch.as_tensor(sh_rotation_matrix(sim.rotation, g.sh_degree), dtype=torch.float64, device=device)
+        sh = torch.einsum("kj,njc->nkc", M, g.sh.double()).to(g.sh.dtype)
+    return g.replace(means=means, quats=quats, log_scales=log_scales, normals=normals, sh=sh)
 
 
 # -- camera-frame edits ------------------------------------------------------------

@@ -1,0 +1,388 @@
+"""`uplift edit` as plain functions: segment → lift → inpaint → deform → render → compose.
+
+Each stage is a function over plain data (numpy images, `Camera`, `Gaussians`) and a
+`Services` object; `run_edit` runs them in order. `prepare` (segment, lift, inpaint)
+depends only on the photo and the selection, so a caller trying several edits of one
+object (the quality benchmark, the Blender extension) runs it once and calls
+`apply_edit` (deform, render, compose) per edit.
+
+Working resolution: photos larger than `EditConfig.max_working_size` on their long side
+are segmented, lifted, inpainted and rendered at that size; the results are upsampled
+and composited at the photo's full resolution. Every pixel outside the edited region
+(the old object's dilated mask united with the new silhouette's) is copied from the
+photo, so the photo is untouched there at any resolution.
+
+The composite: final = photo outside the region; inside it, the render alpha-composited
+(straight alpha) over the inpainted plate, then the seam pass (`inpaint(mode='seam')`)
+in a ring around the new silhouette.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, ContextManager
+
+import numpy as np
+
+from ..core.camera import Camera
+from ..core.compositing import alpha_over, dilate, seam_ring
+from ..core.errors import ConfigError, ControlError, MaskError
+from ..core.gaussians import Gaussians
+from ..core.image_io import to_float, to_uint8
+from ..core.transforms import ObjectFrame, Similarity, apply_similarity, camera_edit, object_frame
+
+# Stage names, in the order `run_edit` runs them (progress lines and timings use these).
+PREPARE_STAGES = ("segment", "lift", "inpaint")
+EDIT_STAGES = ("deform", "render", "compose")
+STAGES = PREPARE_STAGES + EDIT_STAGES
+
+Vec3 = tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class Drag:
+    """Grab the control point nearest `source` and move it to `target`. Both are in the
+    object's frame: the camera's axes (x right, y down, z forward), in units of the object's
+    size, relative to its centre — so (0, -0.5, 0) is the top of the object's box.
+    `source == target` pins that point."""
+
+    source: Vec3
+    target: Vec3
+
+    def __post_init__(self) -> None:
+        for name in ("source", "target"):
+            value = tuple(float(v) for v in getattr(self, name))
+            if len(value) != 3 or not all(math.isfinite(v) for v in value):
+                raise ControlError(f"a drag's {name} must be three finite numbers, got {getattr(self, name)!r}")
+            object.__setattr__(self, name, value)
+
+
+@dataclass(frozen=True)
+class EditSpec:
+    """What to do to the object: drags first (in the object's frame), then the rigid edit
+    (see `core.transforms.camera_edit`: degrees about the centre with the camera's axes,
+    translation in object sizes, uniform scale)."""
+
+    rotate_deg: Vec3 = (0.0, 0.0, 0.0)  # yaw, pitch, roll
+    translate: Vec3 = (0.0, 0.0, 0.0)   # camera x right, y down, z forward; object sizes
+    scale: float = 1.0
+    drags: tuple[Drag, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("rotate_deg", "translate"):
+            value = tuple(float(v) for v in getattr(self, name))
+            if len(value) != 3 or not all(math.isfinite(v) for v in value):
+                raise ConfigError(f"{name} must be three finite numbers, got {getattr(self, name)!r}")
+            object.__setattr__(self, name, value)
+        if not (math.isfinite(self.scale) and 0.05 <= self.scale <= 20):
+            raise ConfigError(f"scale must be between 0.05 and 20, got {self.scale}")
+        if any(abs(a) > 360 for a in self.rotate_deg):
+            raise ConfigError(f"rotation angles must be within ±360 degrees, got {self.rotate_deg}")
+        if any(abs(t) > 100 for t in self.translate):
+            raise ConfigError(f"translation must be within ±100 object sizes, got {self.translate}")
+        object.__setattr__(self, "drags", tuple(self.drags))
+
+    @property
+    def is_identity(self) -> bool:
+        return (self.rotate_deg == (0.0, 0.0, 0.0) and self.translate == (0.0, 0.0, 0.0) and self.scale == 1.0
+                and all(d.source == d.target for d in self.drags))
+
+
+@dataclass(frozen=True)
+class EditConfig:
+    """How the pipeline runs. Pixel radii are at the working resolution."""
+
+    max_working_size: int = 1024     # long side (px) the models see; larger photos are downscaled
+    hole_dilate: int = 6             # grow the old mask by this before filling the plate (covers edge halos)
+    silhouette_dilate: int = 6       # grow the new silhouette by this for the composited region
+    silhouette_threshold: float = 0.5  # render alpha above this is the new silhouette
+    seam_width: int = 3              # seam pass: ring of this many px each side of the new silhouette
+    seam: bool = True                # run the seam pass
+    render_backend: str = "auto"     # core.render backend: auto | torch | gsplat
+    pin_radius: float = 0.6          # with drags: controls farther than this (object sizes) from every
+                                     # drag source stay where they are; 0 pins nothing
+    inpaint_prompt: str | None = None  # for inpainting backends that take one
+    deform: object | None = None     # core.deformer.DeformConfig; None = its defaults
+
+    def __post_init__(self) -> None:
+        if not 64 <= self.max_working_size <= 8192:
+            raise ConfigError(f"max_working_size must be in 64..8192 px, got {self.max_working_size}")
+        for name in ("hole_dilate", "silhouette_dilate", "seam_width"):
+            if not 0 <= getattr(self, name) <= 200:
+                raise ConfigError(f"{name} must be in 0..200 px, got {getattr(self, name)}")
+        if self.seam and self.seam_width >= max(self.silhouette_dilate, 1):
+            raise ConfigError("seam_width must be smaller than silhouette_dilate so the seam stays inside the edited region")
+        if not 0 < self.silhouette_threshold < 1:
+            raise ConfigError(f"silhouette_threshold must be in (0, 1), got {self.silhouette_threshold}")
+        if self.pin_radius < 0:
+            raise ConfigError(f"pin_radius must be >= 0, got {self.pin_radius}")
+
+
+@dataclass(frozen=True)
+class EditRequest:
+    """The photo, its camera and the selection: a box and/or points (photo pixels), or a
+    ready mask (then nothing is segmented)."""
+
+    image: np.ndarray                 # uint8 [H, W, 3]
+    camera: Camera                    # the photo's camera, at the photo's size
+    box: tuple[float, float, float, float] | None = None  # x0, y0, x1, y1
+    points: tuple[tuple[float, float], ...] = ()          # (x, y)
+    labels: tuple[int, ...] = ()      # 1 object / 0 background per point; all 1 when empty
+    mask: np.ndarray | None = None    # bool [H, W]
+
+    def __post_init__(self) -> None:
+        img = self.image
+        if not (isinstance(img, np.ndarray) and img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3):
+            raise ConfigError("the photo must be a uint8 [H, W, 3] RGB array")
+        h, w = img.shape[:2]
+        if (self.camera.width, self.camera.height) != (w, h):
+            raise ConfigError(f"the camera is {self.camera.width}x{self.camera.height} but the photo is {w}x{h}")
+        if self.mask is not None:
+            if self.mask.shape != (h, w):
+                raise MaskError(f"the mask is {self.mask.shape[1]}x{self.mask.shape[0]} but the photo is {w}x{h}")
+            if not self.mask.any():
+                raise MaskError("the mask is empty: no pixel is selected")
+            return
+        if self.box is None and not self.points:
+            raise ConfigError("select the object with a box, at least one point, or a mask")
+        if self.box is not None:
+            x0, y0, x1, y1 = (float(v) for v in self.box)
+            if not (x1 > x0 and y1 > y0):
+                raise ConfigError(f"the box {self.box} must have x0 < x1 and y0 < y1")
+            if x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h:
+                raise ConfigError(f"the box {self.box} lies outside the {w}x{h} photo")
+        for x, y in self.points:
+            if not (0 <= x < w and 0 <= y < h):
+                raise ConfigError(f"the point ({x}, {y}) lies outside the {w}x{h} photo")
+        if self.labels and len(self.labels) != len(self.points):
+            raise ConfigError(f"{len(self.points)} points but {len(self.labels)} labels")
+
+
+@dataclass
+class Prepared:
+    """The photo's object, lifted, and the plate without it (output of `prepare`)."""
+
+    image: np.ndarray          # uint8 [H, W, 3] the photo
+    camera: Camera             # at the photo's size
+    work_camera: Camera        # at the working size
+    mask: np.ndarray           # bool [H, W] the object at the photo's size
+    work_mask: np.ndarray      # bool [h, w]
+    gaussians: Gaussians       # lifted, in the photo camera's world
+    plate: np.ndarray          # uint8 [H, W, 3] photo with the dilated object filled
+    segment_score: float | None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def work_scale(self) -> float:
+        return self.work_camera.width / self.camera.width
+
+    @property
+    def frame(self) -> ObjectFrame:
+        return object_frame(self.gaussians, self.work_camera)
+
+
+@dataclass
+class Composite:
+    """Output of `compose`, all at the photo's size."""
+
+    final: np.ndarray          # uint8 [H, W, 3]
+    object_rgba: np.ndarray    # float32 [H, W, 4] straight alpha: what was composited over the plate
+    silhouette: np.ndarray     # bool [H, W] new object mask (alpha > threshold)
+    region: np.ndarray         # bool [H, W] pixels that may differ from the photo
+    seam_mask: np.ndarray      # bool [H, W] ring the seam pass inpainted
+
+
+@dataclass
+class EditResult:
+    prepared: Prepared
+    edited: Gaussians          # the Gaussians after drags and the rigid edit
+    transform: Similarity      # the rigid edit that was applied after the drags
+    composite: Composite
+    timings: dict[str, float]  # seconds per stage, in STAGES order
+
+    @property
+    def final(self) -> np.ndarray:  # uint8 [H, W, 3]
+        return self.composite.final
+
+
+StageContext = Callable[[str], ContextManager]  # e.g. cli.progress.Progress().stage
+
+
+@contextlib.contextmanager
+def _stage(name: str, timings: dict[str, float], stage: StageContext | None):
+    with (stage(name) if stage is not None else contextlib.nullcontext()):
+        start = time.perf_counter()
+        yield
+        timings[name] = time.perf_counter() - start
+
+
+# -- resampling -----------------------------------------------------------------------
+
+def _resize(image: np.ndarray, width: int, height: int, *, nearest: bool = False) -> np.ndarray:
+    import cv2
+
+    if image.shape[1] == width and image.shape[0] == height:
+        return image.copy()
+    shrinking = width < image.shape[1]
+    interp = cv2.INTER_NEAREST if nearest else (cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    return cv2.resize(image, (width, height), interpolation=interp)
+
+
+def _resize_mask(mask: np.ndarray, width: int, height: int) -> np.ndarray:  # bool -> bool
+    if mask.shape == (height, width):
+        return mask.copy()
+    return _resize(mask.astype(np.float32), width, height) >= 0.5
+
+
+def _resize_rgba(rgba: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Straight-alpha float RGBA resized through premultiplied colour, so transparent
+    pixels' colour never bleeds into the edge."""
+    if rgba.shape[:2] == (height, width):
+        return rgba.copy()
+    premult = np.concatenate([rgba[..., :3] * rgba[..., 3:4], rgba[..., 3:4]], axis=-1).astype(np.float32)
+    out = np.clip(_resize(premult, width, height), 0.0, 1.0)
+    alpha = out[..., 3:4]
+    rgb = np.where(alpha > 1e-6, out[..., :3] / np.maximum(alpha, 1e-6), 0.0)
+    return np.concatenate([np.clip(rgb, 0, 1), alpha], axis=-1).astype(np.float32)
+
+
+def working_camera(camera: Camera, max_size: int) -> Camera:
+    factor = min(1.0, max_size / max(camera.width, camera.height))
+    return camera if factor >= 1.0 else camera.scaled(factor)
+
+
+def _full_radius(radius: int, scale: float) -> int:
+    return int(math.ceil(radius / scale)) if radius > 0 else 0
+
+
+# -- stages ------------------------------------------------------------------------------
+
+def segment(request: EditRequest, services, work_camera: Camera, work_image: np.ndarray):
+    """-> (mask bool [H, W] at the photo's size, mask at the working size, score or None)."""
+    H, W = request.image.shape[:2]
+    if request.mask is not None:
+        return request.mask.copy(), _resize_mask(request.mask, work_camera.width, work_camera.height), None
+    s = work_camera.width / W
+    box = None if request.box is None else np.array(request.box, dtype=np.float64) * s
+    points = np.array(request.points, dtype=np.float64).reshape(-1, 2) * s
+    labels = np.array(request.labels or [1] * len(request.points), dtype=np.int64)
+    result = services.segment(work_image, points, labels, box)
+    work_mask = np.asarray(result.mask, dtype=bool)
+    if not work_mask.any():
+        raise MaskError("segmentation found no object in the selection; try a tighter box or more points")
+    return _resize_mask(work_mask, W, H), work_mask, float(result.score)
+
+
+def prepare(request: EditRequest, services, config: EditConfig = EditConfig(),
+            stage: StageContext | None = None) -> Prepared:
+    """Segment, lift and inpaint (the edit-independent stages)."""
+    timings: dict[str, float] = {}
+    H, W = request.image.shape[:2]
+    work_camera = working_camera(request.camera, config.max_working_size)
+    work_image = _resize(request.image, work_camera.width, work_camera.height)
+    with _stage("segment", timings, stage):
+        mask, work_mask, score = segment(request, services, work_camera, work_image)
+    with _stage("lift", timings, stage):
+        gaussians = services.lift(work_image, work_mask, work_camera)
+        if len(gaussians) == 0:
+            raise MaskError("lifting produced no Gaussians; the selected object may be too small")
+    with _stage("inpaint", timings, stage):
+        filled = services.inpaint(work_image, work_mask, mode="fill", dilate=config.hole_dilate,
+                                  prompt=config.inpaint_prompt)
+        # Back at full size, keep the photo's own pixels wherever the hole is not.
+        hole_full = dilate(mask, _full_radius(config.hole_dilate, work_camera.width / W))
+        plate = np.where(hole_full[..., None], _resize(filled, W, H), request.image)
+    return Prepared(request.image, request.camera, work_camera, mask, work_mask, gaussians, plate, score, timings)
+
+
+def pinned_drag_controls(controls: np.ndarray, drags: tuple[Drag, ...], frame: ObjectFrame, camera: Camera,
+                         pin_radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """Turn object-frame drags into handles: controls [M, 3] world -> (handle_idx [H], targets [H, 3]).
+    Each drag takes the control nearest its source and moves it by (target - source);
+    controls farther than `pin_radius` object sizes from every source stay put."""
+    R_t = camera.world_to_camera[:3, :3].T  # camera axes -> world
+    sources = frame.center + (np.array([d.source for d in drags]) * frame.size) @ R_t.T   # [D, 3]
+    moves = (np.array([d.target for d in drags]) - np.array([d.source for d in drags])) * frame.size @ R_t.T
+    dist = np.linalg.norm(controls[:, None, :] - sources[None], axis=-1)  # [M, D]
+    grabbed = dist.argmin(0)  # [D]
+    if np.min(dist[grabbed, np.arange(len(drags))]) > frame.size:
+        raise ControlError("a drag starts more than one object size away from the object; "
+                           "drag coordinates are in object sizes from the object's centre")
+    if len(set(grabbed.tolist())) != len(grabbed):
+        raise ControlError("two drags grab the same control point; move their sources apart")
+    handles = {int(i): controls[i] + m for i, m in zip(grabbed, moves)}
+    if pin_radius > 0:
+        for i in np.flatnonzero(dist.min(1) > pin_radius * frame.size):
+            handles.setdefault(int(i), controls[i])
+    idx = np.array(sorted(handles), dtype=np.int64)
+    return idx, np.stack([handles[i] for i in idx])
+
+
+def deform(prepared: Prepared, edit: EditSpec, config: EditConfig) -> tuple[Gaussians, Similarity]:
+    """Drags (ARAP over control points, then LBS), then the rigid edit about the rest
+    object's centre."""
+    frame = prepared.frame
+    g = prepared.gaussians
+    if edit.drags and not all(d.source == d.target for d in edit.drags):
+        import torch
+
+        from ..core.deformer import DeformConfig, Deformer
+
+        deformer = Deformer(g, config.deform if config.deform is not None else DeformConfig())
+        controls = deformer.controls.detach().double().cpu().numpy()
+        idx, targets = pinned_drag_controls(controls, edit.drags, frame, prepared.work_camera, config.pin_radius)
+        g = deformer.update(torch.as_tensor(idx, device=g.device),
+                            torch.as_tensor(targets, dtype=g.means.dtype, device=g.device), mode="batch")
+    sim = camera_edit(prepared.work_camera, frame, edit.rotate_deg, edit.translate, edit.scale)
+    return (g if sim.is_identity() else apply_similarity(g, sim)), sim
+
+
+def render_object(g: Gaussians, camera: Camera, backend: str = "auto") -> np.ndarray:
+    """-> float32 [h, w, 4] straight-alpha RGBA at `camera`'s size."""
+    from ..core.render import render
+
+    rgba = render(g, camera, backend=backend).rgba
+    if hasattr(rgba, "detach"):
+        rgba = rgba.detach().cpu().numpy()
+    return np.clip(np.asarray(rgba, dtype=np.float32), 0.0, 1.0)  # the renderer leaves RGB unclamped above
+
+
+def compose(prepared: Prepared, object_rgba: np.ndarray, services, config: EditConfig,
+            silhouette: np.ndarray | None = None) -> Composite:
+    """Composite `object_rgba` (float [h, w, 4] straight alpha, working or photo size) over
+    the plate, seam it, and keep the photo outside the edited region."""
+    image, (H, W) = prepared.image, prepared.image.shape[:2]
+    scale = prepared.work_scale
+    rgba = _resize_rgba(object_rgba, W, H)
+    sil = (rgba[..., 3] > config.silhouette_threshold) if silhouette is None else _resize_mask(silhouette, W, H)
+    hole = dilate(prepared.mask, _full_radius(config.hole_dilate, scale))
+    region = hole | dilate(sil, _full_radius(config.silhouette_dilate, scale))
+    composite = to_uint8(alpha_over(rgba, to_float(prepared.plate)))
+    seam_mask = np.zeros_like(region)
+    if config.seam and config.seam_width > 0 and sil.any():
+        width = _full_radius(config.seam_width, scale)
+        seam_mask = seam_ring(sil, width)  # inside the region: seam_width < silhouette_dilate
+        composite = services.inpaint(composite, sil, mode="seam", dilate=width, prompt=config.inpaint_prompt)
+    final = np.where(region[..., None], composite, image)
+    return Composite(final, rgba, sil, region, seam_mask)
+
+
+def apply_edit(prepared: Prepared, edit: EditSpec, services, config: EditConfig = EditConfig(),
+               stage: StageContext | None = None) -> EditResult:
+    """Deform, render and compose one edit of a prepared object."""
+    timings = dict(prepared.timings)
+    with _stage("deform", timings, stage):
+        edited, sim = deform(prepared, edit, config)
+    with _stage("render", timings, stage):
+        rgba = render_object(edited, prepared.work_camera, config.render_backend)
+    with _stage("compose", timings, stage):
+        composite = compose(prepared, rgba, services, config)
+    return EditResult(prepared, edited, sim, composite, timings)
+
+
+def run_edit(request: EditRequest, edit: EditSpec, services, config: EditConfig = EditConfig(),
+             stage: StageContext | None = None) -> EditResult:
+    """The whole pipeline, stage by stage (see STAGES)."""
+    return apply_edit(prepare(request, services, config, stage), edit, services, config, stage)
