@@ -40,3 +40,7 @@ class BackendFailedError(UpliftError):
 
 class ConfigError(UpliftError):
     """A configuration value out of its valid range."""
+
+
+class OutputWriteError(UpliftError):
+    """An output file that cannot be written (missing folder, no permission, disk full, ...)."""
