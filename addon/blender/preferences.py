@@ -1,5 +1,4 @@
 """Add-on preferences: the server, compute settings and the deformation defaults."""
-from __future__ import annotations
 
 import bpy
 from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
@@ -45,7 +44,7 @@ class UpliftPreferences(bpy.types.AddonPreferences):
         description="How many control empties Create Controls makes (farthest-point samples)")
     graph_neighbours: IntProperty(
         name="Graph Neighbours", default=8, min=2, max=64,
-        description="Neighbours of each control point in the deformation graph")
+        description="Neighbours of each control point in the ARAP graph (nearest along the control graph)")
     skin_neighbours: IntProperty(
         name="Skinning Neighbours", default=4, min=1, max=32,
         description="Control points that move each Gaussian (linear blend skinning)")

@@ -64,6 +64,7 @@ def create(root: bpy.types.Object, gaussians, collection: bpy.types.Collection) 
     ob.uplift.role, ob.uplift.uid = "PROXY", root.uplift.uid
     ob.parent = root
     ob.hide_select = True
+    ob.hide_render = True  # the Gaussians are what renders; the points only stand in for them in the viewport
     modifier = ob.modifiers.new("Uplift Points", "NODES")
     modifier.node_group = _point_nodes()
     extent = float(np.ptp(means, axis=0).max()) if len(means) else 1.0

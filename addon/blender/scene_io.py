@@ -48,9 +48,10 @@ def camera_settings(cam_obj: bpy.types.Object, scene: bpy.types.Scene):
 
 def camera_of(scene: bpy.types.Scene):
     """-> core.camera.Camera of the scene's Uplift camera."""
+    cam_obj = scene_camera(scene)
     from ..core.blender_camera import camera_from_blender
 
-    return camera_from_blender(camera_settings(scene_camera(scene), scene))
+    return camera_from_blender(camera_settings(cam_obj, scene))
 
 
 def camera_key(scene: bpy.types.Scene) -> bytes:

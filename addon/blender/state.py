@@ -80,9 +80,9 @@ class ObjectSession:
             from ..core.deformer import DeformConfig, Deformer
 
             config = DeformConfig(
-                control_count=self.settings.control_count,
-                graph_knn=self.settings.graph_neighbours,
-                skin_knn=self.settings.skin_neighbours,
+                num_controls=self.settings.control_count,
+                geodesic_k=self.settings.graph_neighbours,
+                skin_k=self.settings.skin_neighbours,
                 iterations=self.settings.iterations,
                 device=self.settings.device,
             )
@@ -108,7 +108,7 @@ class ObjectSession:
                     self.deformed = deformer.update(idx, targets, "interactive")
                     self.deformed_controls = deformer.deformed_controls.detach().cpu().double().numpy()
                 else:
-                    self.deformed = self.gaussians
+                    self.deformed = deformer.reset()
                     self.deformed_controls = self.rest_controls()
             current = self.deformed if self.deformed is not None else self.gaussians
             controls = self.deformed_controls if has_controls else None

@@ -1,0 +1,128 @@
+"""The live handler's logic on a synthetic object (no server, no camera: nothing renders).
+
+Timers do not run headless; `handlers.flush()` runs what the drain timer would.
+"""
+from __future__ import annotations
+
+import pytest
+
+from uplift_bpy_harness import run_blender
+
+pytestmark = pytest.mark.bpy
+
+SCRIPT = r"""
+import numpy as np
+import torch
+M = "bl_ext.user_default.uplift"
+handlers = importlib.import_module(M + ".blender.handlers")
+lifted = importlib.import_module(M + ".blender.lifted")
+scene_io = importlib.import_module(M + ".blender.scene_io")
+state = importlib.import_module(M + ".blender.state")
+Gaussians = importlib.import_module(M + ".core.gaussians").Gaussians
+for ob in list(bpy.data.objects):
+    bpy.data.objects.remove(ob)
+scene = bpy.context.scene
+
+def bar(offset, seed):
+    # A 2 x 0.4 x 0.4 bar of Gaussians along X, in world space.
+    g = torch.Generator().manual_seed(seed)
+    n = 1500
+    means = torch.rand(n, 3, generator=g) * torch.tensor([2.0, 0.4, 0.4]) + torch.tensor(offset)
+    return Gaussians.from_colors(means, torch.rand(n, 3, generator=g), torch.full((n, 3), 0.02), torch.full((n,), 0.9))
+
+settings = state.DeformSettings(24, 8, 4, 3, "cpu", "torch")
+a = lifted.create_object(scene, bar([0.0, 3.0, 0.0], 0), None, settings)
+b = lifted.create_object(scene, bar([0.0, 3.0, 2.0], 1), None, settings)
+lifted.create_controls(a, settings)
+lifted.create_controls(b, settings)
+bpy.context.view_layer.update()
+handlers.flush()
+ca, cb = scene_io.controls_of(a), scene_io.controls_of(b)
+rest_a = np.array([ca[i].location for i in range(len(ca))])
+rest_b = np.array([cb[i].location for i in range(len(cb))])
+out["counts"] = [len(ca), len(cb)]
+out["roots_local_centre"] = float(np.abs(rest_a.mean(0)).max())
+out["no_handles_rest"] = float(np.abs(np.array([ca[i].location for i in range(len(ca))]) - rest_a).max())
+
+# Pin both ends of bar a, then lift one end: the middle bends, b stays.
+left, right = int(np.argmin(rest_a[:, 0])), int(np.argmax(rest_a[:, 0]))
+ca[left].uplift.pinned = True
+ca[right].location = rest_a[right] + np.array([0.0, 0.0, 0.5])
+bpy.context.view_layer.update()
+out["pending_uids"] = sorted(handlers._pending)
+out["uid_a"] = a.uplift.uid
+handlers.flush()
+now_a = np.array([ca[i].location for i in range(len(ca))])
+out["right_pinned"] = ca[right].uplift.pinned
+out["left_kept"] = float(np.abs(now_a[left] - rest_a[left]).max())
+out["right_at_target"] = float(np.abs(now_a[right] - (rest_a[right] + [0, 0, 0.5])).max())
+middle = int(np.argmin(np.abs(rest_a[:, 0] - rest_a[:, 0].mean())))
+out["middle_rise"] = float(now_a[middle, 2] - rest_a[middle, 2])
+out["b_untouched"] = float(np.abs(np.array([cb[i].location for i in range(len(cb))]) - rest_b).max())
+proxy = scene_io.proxy_of(a)
+co = np.empty(len(proxy.data.vertices) * 3, dtype=np.float32)
+proxy.data.vertices.foreach_get("co", co)
+out["proxy_moved"] = float(np.abs(co.reshape(-1, 3) - scene_io.load_gaussians(a).means.numpy()).max())
+
+# Our own writes do not come back as edits.
+bpy.context.view_layer.update()
+out["pending_after_own_writes"] = len(handlers._pending)
+out["pinned_count"] = sum(c.uplift.pinned for c in ca.values())
+
+# Moving the root only re-renders (no solve); nothing to render without a camera, controls stay.
+a.location.x += 1.0
+bpy.context.view_layer.update()
+req = handlers._pending.get(a.uplift.uid)
+out["root_move_solve"] = None if req is None else bool(req.solve)
+handlers.flush()
+
+# Release the lifted end: it follows the ARAP solution again, which relaxes the bend
+# (with one handle left any rigid pose is a minimum, so compare shape, not position).
+def distortion(points):
+    d = np.linalg.norm(points[:, None] - points[None], axis=-1)
+    d_rest = np.linalg.norm(rest_a[:, None] - rest_a[None], axis=-1)
+    return float(np.abs(d - d_rest).mean())
+bent = np.array([ca[i].location for i in range(len(ca))])
+ca[right].uplift.pinned = False
+bpy.context.view_layer.update()
+handlers.flush()
+relaxed = np.array([ca[i].location for i in range(len(ca))])
+out["released_moved"] = float(np.abs(relaxed[right] - bent[right]).max())
+out["distortion"] = [distortion(bent), distortion(relaxed)]
+
+# A deleted control is no handle; the rest keeps working.
+bpy.data.objects.remove(ca[left])
+ca = scene_io.controls_of(a)
+other = next(i for i in ca if i != right)
+ca[other].location = np.array(ca[other].location) + np.array([0.0, 0.0, 0.2])
+bpy.context.view_layer.update()
+handlers.flush()
+out["after_delete_ok"] = bool(ca[other].uplift.pinned) and handlers.last_error["text"] == ""
+
+# Deleting a root drops its session.
+for ob in [b, *b.children]:
+    bpy.data.objects.remove(ob)
+bpy.context.view_layer.update()
+handlers.collect(scene)
+out["sessions"] = sorted(state.uids())
+emit()
+"""
+
+
+def test_handler_logic(extension_zip, tmp_path):
+    out = run_blender(SCRIPT, extension_zip, tmp_path)
+    assert out["counts"] == [24, 24]
+    assert out["roots_local_centre"] < 0.3     # controls live in the root's local frame, round its centre
+    assert out["no_handles_rest"] < 1e-6
+    assert out["pending_uids"] == [out["uid_a"]]
+    assert out["right_pinned"] and out["left_kept"] < 1e-6 and out["right_at_target"] < 1e-6
+    assert 0.05 < out["middle_rise"] < 0.5
+    assert out["b_untouched"] == 0.0
+    assert out["proxy_moved"] > 0.05
+    assert out["pending_after_own_writes"] == 0
+    assert out["pinned_count"] == 2
+    assert out["root_move_solve"] is False
+    assert out["released_moved"] > 1e-3
+    assert out["distortion"][1] < out["distortion"][0]
+    assert out["after_delete_ok"]
+    assert out["sessions"] == [out["uid_a"]]
