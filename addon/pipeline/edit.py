@@ -297,24 +297,28 @@ def prepare(request: EditRequest, services, config: EditConfig = EditConfig(),
     return Prepared(request.image, request.camera, work_camera, mask, work_mask, gaussians, plate, score, timings)
 
 
-def pinned_drag_controls(controls: np.ndarray, drags: tuple[Drag, ...], frame: ObjectFrame, camera: Camera,
-                         pin_radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """Turn object-frame drags into handles: controls [M, 3] world -> (handle_idx [H], targets [H, 3]).
-    Each drag takes the control nearest its source and moves it by (target - source);
+def drag_handles(deformer, drags: tuple[Drag, ...], frame: ObjectFrame, camera: Camera,
+                 pin_radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """Turn object-frame drags into ARAP handles -> (handle_idx [H], targets [H, 3] world).
+    Each drag grabs the control nearest its source and moves it by (target - source);
     controls farther than `pin_radius` object sizes from every source stay put."""
-    R_t = camera.world_to_camera[:3, :3].T  # camera axes -> world
-    sources = frame.center + (np.array([d.source for d in drags]) * frame.size) @ R_t.T   # [D, 3]
-    moves = (np.array([d.target for d in drags]) - np.array([d.source for d in drags])) * frame.size @ R_t.T
-    dist = np.linalg.norm(controls[:, None, :] - sources[None], axis=-1)  # [M, D]
-    grabbed = dist.argmin(0)  # [D]
-    if np.min(dist[grabbed, np.arange(len(drags))]) > frame.size:
-        raise ControlError("a drag starts more than one object size away from the object; "
-                           "drag coordinates are in object sizes from the object's centre")
-    if len(set(grabbed.tolist())) != len(grabbed):
-        raise ControlError("two drags grab the same control point; move their sources apart")
-    handles = {int(i): controls[i] + m for i, m in zip(grabbed, moves)}
+    to_world = camera.world_to_camera[:3, :3].T  # camera axes -> world
+    src = np.array([d.source for d in drags])  # [D, 3]
+    sources = frame.center + (src * frame.size) @ to_world.T
+    moves = ((np.array([d.target for d in drags]) - src) * frame.size) @ to_world.T
+    controls = deformer.controls.detach().double().cpu().numpy()  # [M, 3] rest
+    handles: dict[int, np.ndarray] = {}
+    for source, move in zip(sources, moves):
+        index, distance = deformer.nearest_control(source)
+        if distance > frame.size:
+            raise ControlError("a drag starts more than one object size away from the object; drag "
+                               "coordinates are in object sizes from the object's centre")
+        if index in handles:
+            raise ControlError("two drags grab the same control point; move their sources apart")
+        handles[index] = controls[index] + move
     if pin_radius > 0:
-        for i in np.flatnonzero(dist.min(1) > pin_radius * frame.size):
+        far = np.linalg.norm(controls[:, None, :] - sources[None], axis=-1).min(1) > pin_radius * frame.size
+        for i in np.flatnonzero(far):
             handles.setdefault(int(i), controls[i])
     idx = np.array(sorted(handles), dtype=np.int64)
     return idx, np.stack([handles[i] for i in idx])
@@ -331,10 +335,9 @@ def deform(prepared: Prepared, edit: EditSpec, config: EditConfig) -> tuple[Gaus
         from ..core.deformer import DeformConfig, Deformer
 
         deformer = Deformer(g, config.deform if config.deform is not None else DeformConfig())
-        controls = deformer.controls.detach().double().cpu().numpy()
-        idx, targets = pinned_drag_controls(controls, edit.drags, frame, prepared.work_camera, config.pin_radius)
-        g = deformer.update(torch.as_tensor(idx, device=g.device),
-                            torch.as_tensor(targets, dtype=g.means.dtype, device=g.device), mode="batch")
+        idx, targets = drag_handles(deformer, edit.drags, frame, prepared.work_camera, config.pin_radius)
+        g = deformer.update(torch.as_tensor(idx), torch.as_tensor(targets, dtype=torch.float32),
+                            mode="batch").to(prepared.gaussians.device)
     sim = camera_edit(prepared.work_camera, frame, edit.rotate_deg, edit.translate, edit.scale)
     return (g if sim.is_identity() else apply_similarity(g, sim)), sim
 
