@@ -29,14 +29,17 @@ import numpy as np
 
 from ...core.errors import MaskError
 
-SKIRT_SPACING = 1.5  # skirt splats along a ray, in units of their std: overlapping, so no crack shows
+SKIRT_SPACING = 3.0  # skirt splats along a ray, in front stds; their own std along the ray is SKIRT_DEPTH_SIGMA
+HIDDEN_SIGMA = 0.5   # in-plane std of back and skirt splats relative to the front ones
+SKIRT_DEPTH_SIGMA = 2.0  # skirt splats' std along the ray, in front stds: neighbours overlap, no crack shows
+HIDDEN_INSET = 2.0   # back and skirt splats keep this many samples away from the outside
 
 
 @dataclass(frozen=True)
 class InflateConfig:
     max_gaussians: int = 300_000
     inflation: float = 0.8         # medial thickness relative to a round cross-section
-    sigma_px: float = 0.5          # splat std in the image plane, in sample spacings
+    sigma_px: float = 0.35         # front splat std in the image plane, in sample spacings
     flatness: float = 0.3          # splat std along the camera ray relative to sigma_px
     opacity: float = 0.995
     fit_passes: int = 4            # colour-correction passes through the renderer (0: none)
@@ -62,7 +65,7 @@ class InflateLifter:
              mask: np.ndarray,          # bool [H, W]
              camera):                   # core.camera.Camera of the image's size
         area = int(mask.sum())
-        stride = max(1, math.ceil(math.sqrt(2.2 * area / self.config.max_gaussians)))
+        stride = max(1, math.ceil(math.sqrt(4.0 * area / self.config.max_gaussians)))
         while True:
             layout = _layout(image, mask, camera, stride, self.config)
             if layout.count <= self.config.max_gaussians:
@@ -78,8 +81,8 @@ class InflateLifter:
 class _Layout:
     """Where every splat goes; colours are per sample cell and shared by a cell's splats."""
     means: np.ndarray          # [N, 3] world
-    sigma: np.ndarray          # [N] in-plane std, world units
-    flatness: np.ndarray       # [N] std along the camera ray / in-plane std
+    sigma_xy: np.ndarray       # [N] std in the image plane, world units
+    sigma_z: np.ndarray        # [N] std along the camera ray, world units
     cell_of: np.ndarray        # [N] index of the sample cell each splat takes its colour from
     front_colors: np.ndarray   # [C, 3] cell colours from the photo, in [0, 1]
     cell_pixels: np.ndarray    # [H, W] int cell index per pixel, -1 outside the mask
@@ -96,7 +99,7 @@ class _Layout:
         from ...core.gaussians import Gaussians
 
         n = self.count
-        s = self.sigma[:, None] * np.stack([np.ones(n), np.ones(n), self.flatness], 1)
+        s = np.stack([self.sigma_xy, self.sigma_xy, self.sigma_z], 1)
         return Gaussians.from_colors(
             means=torch.from_numpy(self.means).float(),
             colors=torch.from_numpy(cell_colors[self.cell_of]).float(),
@@ -145,11 +148,22 @@ def _layout(image: np.ndarray, mask: np.ndarray, camera, stride: int, cfg: Infla
     iy, ix = np.nonzero(cells)
     C = iy.size
     uv = np.stack([(ix + 0.5) * stride, (iy + 0.5) * stride], 1)
+    # Back and skirt splats near the rim move inwards (down the distance field's slope) to at
+    # least HIDDEN_INSET samples from the outside: stacked on one ray their alphas add up, and
+    # right at the rim that would widen the silhouette seen through the photo's camera.
+    gy, gx = np.gradient(dist)
+    norm = np.maximum(np.hypot(gx, gy), 1e-9)
+    shift = np.clip(HIDDEN_INSET * stride - dist, 0, max(dmax - stride, 0))[cells]
+    uv_hidden = uv + shift[:, None] * np.stack([gx[cells], gy[cells]], 1) / norm[cells][:, None]
     sigma_px = cfg.sigma_px * stride
 
-    # Front and back splats are discs facing the camera; skirt splats are round (seen from the
-    # side they must close the crack) and spaced SKIRT_SPACING of their std apart along the ray.
-    depths, cell_ids, flat = [z_front[cells], z_back[cells]], [np.arange(C), np.arange(C)], [cfg.flatness] * 2
+    # Front and back splats are discs facing the camera; skirt splats are elongated along the
+    # ray (seen from the side they must close the crack), SKIRT_SPACING front stds apart.
+    # Splats stacked on one ray add up their alpha at the neighbouring pixels, so the back
+    # and skirt splats are narrower in the image plane (HIDDEN_SIGMA) and longer along the ray:
+    # the silhouette through the photo's camera stays the front surface's.
+    depths, cell_ids = [z_front[cells], z_back[cells]], [np.arange(C), np.arange(C)]
+    in_plane, along = [1.0, HIDDEN_SIGMA], [cfg.flatness, cfg.flatness]
     for start, end, sign in ((z_front[cells], neigh_f[cells], 1.0), (z_back[cells], neigh_b[cells], -1.0)):
         step = SKIRT_SPACING * sigma_px * start / f
         n = np.floor(np.clip((end - start) * sign, 0, None) / step).astype(np.int64)
@@ -157,12 +171,14 @@ def _layout(image: np.ndarray, mask: np.ndarray, camera, stride: int, cfg: Infla
         k = np.arange(rep.size) - np.repeat(np.cumsum(n) - n, n) + 1   # 1..n within each cell
         depths.append(start[rep] + sign * k * step[rep])
         cell_ids.append(rep)
-        flat.append(1.0)
+        in_plane.append(HIDDEN_SIGMA)
+        along.append(SKIRT_DEPTH_SIGMA)
     depth = np.concatenate(depths)
     cell_of = np.concatenate(cell_ids)
-    flatness = np.concatenate([np.full(d.size, fl) for d, fl in zip(depths, flat)])
-    means = camera.unproject(uv[cell_of], depth)
-    sigma = sigma_px * depth / f
+    ray_uv = np.concatenate([uv, uv_hidden[cell_of[C:]]])
+    sigma_xy = np.concatenate([np.full(d.size, v) for d, v in zip(depths, in_plane)]) * sigma_px * depth / f
+    sigma_z = np.concatenate([np.full(d.size, v) for d, v in zip(depths, along)]) * sigma_px * depth / f
+    means = camera.unproject(ray_uv, depth)
 
     cell_index = -np.ones((ch, cw), np.int64)
     cell_index[iy, ix] = np.arange(C)
@@ -170,27 +186,50 @@ def _layout(image: np.ndarray, mask: np.ndarray, camera, stride: int, cfg: Infla
     cell_pixels = np.where(mask, cell_pixels, -1)
     c2w = torch.from_numpy(camera.camera_to_world[:3, :3].copy())
     quat = quaternion.from_matrix(c2w).numpy()
-    return _Layout(means, sigma, flatness, cell_of, colors, cell_pixels, quat, cfg)
+    return _Layout(means, sigma_xy, sigma_z, cell_of, colors, cell_pixels, quat, cfg)
 
 
 def _fit_colors(layout: _Layout, image: np.ndarray, mask: np.ndarray, camera, cfg: InflateConfig):
-    """Residual correction through the renderer: colours += mean(target - render) per cell."""
+    """Fit the cells' colours so the render matches the photo inside the mask.
+
+    For fixed geometry the premultiplied render is linear in the colours: P(c) = W c.
+    The renderer clamps negative colours, so W d is evaluated as P(d + k) - k * alpha
+    with an offset k that keeps every colour positive. Only the front splats take part:
+    back and skirt splats sit behind them on the same rays. Each pass is one
+    minimal-residual step along the cell-averaged residual (one render), so the
+    error never grows; cells' colours are then shared with their back and skirt splats."""
     from ...core.render import render
 
-    target = image.astype(np.float64) / 255.0
+    c = len(layout.front_colors)
+    front = _Layout(layout.means[:c], layout.sigma_xy[:c], layout.sigma_z[:c], np.arange(c),
+                    layout.front_colors, layout.cell_pixels, layout.quat, cfg)
     valid = layout.cell_pixels >= 0
     idx = layout.cell_pixels[valid]
-    count = np.bincount(idx, minlength=len(layout.front_colors)).astype(np.float64)
-    count = np.maximum(count, 1)
+    cells = len(layout.front_colors)
+    count = np.maximum(np.bincount(idx, minlength=cells), 1).astype(np.float64)
+
+    def premultiplied(colors):  # [C, 3] -> ([P, 3] premultiplied RGB at mask pixels, [P] alpha)
+        rgba = _as_numpy(render(front.gaussians(colors), camera, backend=cfg.render_backend).rgba)[valid]
+        return rgba[:, :3].astype(np.float64) * rgba[:, 3:4], rgba[:, 3].astype(np.float64)
+
+    offset = 1.0
     colors = layout.front_colors.copy()
-    g = layout.gaussians(colors)
+    shifted, alpha = premultiplied(colors + offset)
+    target = image[valid].astype(np.float64) / 255.0 * alpha[:, None]
+    residual = target - (shifted - offset * alpha[:, None])
     for _ in range(cfg.fit_passes):
-        rgb = _as_numpy(render(g, camera, backend=cfg.render_backend).rgba)[..., :3].astype(np.float64)
-        residual = (target - rgb)[valid]                                             # [P, 3]
-        delta = np.stack([np.bincount(idx, residual[:, c], minlength=len(colors)) for c in range(3)], 1)
-        colors = np.clip(colors + delta / count[:, None], -0.5, 1.5)
-        g = layout.gaussians(colors)
-    return g
+        direction = np.stack([np.bincount(idx, residual[:, c], minlength=cells) for c in range(3)], 1) / count[:, None]
+        low = float((colors + direction).min())
+        k = max(offset, -low + 0.1)  # keep every rendered colour positive
+        shifted, alpha_d = premultiplied(direction + k)
+        image_of_direction = shifted - k * alpha_d[:, None]
+        denom = float((image_of_direction ** 2).sum())
+        if denom <= 0:
+            break
+        step = float((residual * image_of_direction).sum()) / denom
+        colors += step * direction
+        residual -= step * image_of_direction
+    return layout.gaussians(np.clip(colors, 0.0, None))
 
 
 def _as_numpy(x) -> np.ndarray:
