@@ -1,0 +1,124 @@
+"""Render Gaussians through a `Camera`: one interface, two backends.
+
+`render(g, cam, backend=...)` returns straight-alpha RGBA and expected depth.
+- 'gsplat': `gsplat.rasterization(..., rasterize_mode="classic")` on CUDA;
+- 'torch': the pure-torch tile rasteriser in `torch_backend.py` (CPU or CUDA);
+- 'auto': gsplat when CUDA is available, else torch.
+
+Both follow gsplat's classic 3DGS rules (see `projection.py` and
+`torch_backend.py`): EWA projection with 0.3 px^2 dilation, pixel centres at
++0.5, alpha = min(0.999, o exp(-1/2 d^T Sigma^-1 d)) skipped below 1/255,
+front-to-back by camera depth, stopping before transmittance reaches 1e-4,
+colour = max(0, 0.5 + SH(view direction)), near-plane culling.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..camera import Camera
+from ..errors import ConfigError, RenderBackendError
+from ..gaussians import Gaussians
+
+BACKENDS = ("auto", "torch", "gsplat")
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    backend: str = "auto"                 # 'auto' | 'torch' | 'gsplat'
+    background: tuple[float, float, float] | None = None  # RGB in [0, 1]; None: transparent
+    scale: float = 1.0                    # preview scale of the output resolution, (0, 4]
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"render backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
+        if not 0 < self.scale <= 4:
+            raise ConfigError(f"render scale must be in (0, 4], got {self.scale}")
+        if self.background is not None:
+            bg = tuple(float(v) for v in self.background)
+            if len(bg) != 3 or not all(np.isfinite(v) and 0 <= v <= 1 for v in bg):
+                raise ConfigError(f"background must be three numbers in [0, 1], got {self.background}")
+            object.__setattr__(self, "background", bg)
+
+
+@dataclass
+class RenderResult:
+    rgba: Tensor   # [H, W, 4] float32, straight alpha; RGB >= 0 (not clamped above, as in gsplat)
+    depth: Tensor  # [H, W] float32 expected camera-space z of the visible Gaussians; 0 where alpha is 0
+    camera: Camera  # the camera actually rendered (scaled for previews)
+
+    @property
+    def alpha(self) -> Tensor:  # [H, W]
+        return self.rgba[..., 3]
+
+
+def resolve_backend(backend: str) -> str:
+    """'auto' -> 'gsplat' with CUDA and an importable gsplat, else 'torch'. Raises for gsplat without CUDA."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"render backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if backend == "torch":
+        return "torch"
+    if not torch.cuda.is_available():
+        if backend == "gsplat":
+            raise RenderBackendError("the gsplat renderer needs a CUDA GPU and torch sees none; use --backend torch")
+        return "torch"
+    if backend == "auto":
+        from .gsplat_backend import gsplat_available
+
+        return "gsplat" if gsplat_available() else "torch"
+    return "gsplat"
+
+
+def render(
+    gaussians: Gaussians,
+    camera: Camera,
+    *,
+    backend: str = "auto",
+    background=None,        # RGB triple in [0, 1] or None for a transparent background
+    scale: float = 1.0,
+    device: torch.device | str | None = None,
+) -> RenderResult:
+    config = RenderConfig(backend=backend, background=None if background is None else tuple(background), scale=scale)
+    name = resolve_backend(config.backend)
+    cam = camera if config.scale == 1.0 else camera.scaled(config.scale)
+    if device is None:
+        device = torch.device("cuda") if name == "gsplat" else gaussians.device
+    g = gaussians.to(device)
+
+    if name == "gsplat":
+        from .gsplat_backend import rasterize_gsplat
+
+        color, alpha, depth_sum = rasterize_gsplat(g, cam)
+    else:
+        color, alpha, depth_sum = _rasterize_torch(g, cam)
+
+    visible = alpha > 0
+    safe = torch.where(visible, alpha, torch.ones_like(alpha))
+    depth = torch.where(visible, depth_sum / safe, torch.zeros_like(depth_sum))
+    if config.background is None:
+        rgb = torch.where(visible[..., None], color / safe[..., None], torch.zeros_like(color))
+        rgba = torch.cat((rgb, alpha[..., None]), dim=-1)
+    else:
+        bg = color.new_tensor(config.background)
+        rgb = color + (1.0 - alpha[..., None]) * bg
+        rgba = torch.cat((rgb, torch.ones_like(alpha)[..., None]), dim=-1)
+    return RenderResult(rgba=rgba.float().contiguous(), depth=depth.float().contiguous(), camera=cam)
+
+
+def _rasterize_torch(g: Gaussians, cam: Camera) -> tuple[Tensor, Tensor, Tensor]:
+    from .projection import project_gaussians
+    from .sh import sh_to_rgb
+    from .torch_backend import rasterize
+
+    dev = g.device
+    w2c = torch.as_tensor(cam.world_to_camera, dtype=torch.float32, device=dev)
+    K = torch.as_tensor(cam.K, dtype=torch.float32, device=dev)
+    proj = project_gaussians(g.means.float(), g.quats.float(), g.scales.float(), g.opacities.float(),
+                             w2c, K, cam.width, cam.height)
+    center = torch.as_tensor(cam.center, dtype=torch.float32, device=dev)
+    colors = sh_to_rgb(g.sh[proj.ids].float(), g.means[proj.ids].float(), center)
+    out = rasterize(proj, colors, cam.width, cam.height)
+    return out.color, out.alpha, out.depth

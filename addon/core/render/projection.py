@@ -1,0 +1,103 @@
+"""EWA projection of 3D Gaussians to image-space ellipses, as gsplat's
+`fully_fused_projection` does in "classic" mode.
+
+Per Gaussian: camera-space mean; 3D covariance R S S^T R^T taken to camera space;
+2D covariance J Sigma J^T with the perspective Jacobian J evaluated at the mean
+clamped to 1.3x the field of view (gsplat's guard against huge off-screen
+footprints); `EPS2D` = 0.3 px^2 added to the diagonal (the low-pass filter);
+opacity-aware bounding radius extend * sqrt(Sigma_xx), extend = min(3.33,
+sqrt(2 ln(255 o))), outside of which alpha < 1/255 anyway. Gaussians behind the
+near plane, with a degenerate covariance, below 1/255 opacity or wholly off-screen
+are culled.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .. import quaternion
+
+EPS2D = 0.3             # px^2 added to the 2D covariance diagonal
+NEAR_PLANE = 0.01       # camera-space z below which a Gaussian is culled
+FAR_PLANE = 1e10
+ALPHA_MIN = 1.0 / 255.0  # contributions below this are skipped
+MAX_EXTEND = 3.33        # bounding radius cap, in standard deviations
+FOV_CLAMP = 1.3          # Jacobian evaluated within 1.3x the half field of view
+
+
+@dataclass
+class ProjectedGaussians:
+    """The Gaussians that survive culling, in image space. M of the N inputs."""
+    ids: Tensor        # [M] long, index into the input Gaussians
+    means2d: Tensor    # [M, 2] pixels, pixel centres at +0.5
+    conics: Tensor     # [M, 3] (a, b, c): inverse 2D covariance [[a, b], [b, c]]
+    depths: Tensor     # [M] camera-space z
+    radii: Tensor      # [M, 2] float, whole pixels: half extent of the bounding box in x and y
+    opacities: Tensor  # [M] in [1/255, 1)
+
+    def __len__(self) -> int:
+        return self.ids.shape[0]
+
+
+def project_gaussians(
+    means: Tensor,            # [N, 3] world
+    quats: Tensor,            # [N, 4] wxyz
+    scales: Tensor,           # [N, 3] standard deviations
+    opacities: Tensor,        # [N] in (0, 1)
+    world_to_camera: Tensor,  # [4, 4] OpenCV axes
+    K: Tensor,                # [3, 3]
+    width: int,
+    height: int,
+    near_plane: float = NEAR_PLANE,
+    eps2d: float = EPS2D,
+) -> ProjectedGaussians:
+    dtype = means.dtype
+    R = world_to_camera[:3, :3].to(dtype)
+    t = world_to_camera[:3, 3].to(dtype)
+    cam = means @ R.T + t  # [N, 3]
+    z = cam[:, 2]
+    keep = (z > near_plane) & (z < FAR_PLANE) & (opacities >= ALPHA_MIN)
+    ids = keep.nonzero().squeeze(1)
+    cam, z, op = cam[ids], z[ids], opacities[ids]
+
+    # Sigma_2d = (J R M)(J R M)^T with M = R_q S, so only the 2x3 factor J R M is formed.
+    m = R @ (quaternion.to_matrix(quats[ids]) * scales[ids][:, None, :])  # [M, 3, 3] camera-space factor
+    fx, fy, cx, cy = (float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]))
+    x_lo, x_hi, y_lo, y_hi = fov_limits(width, height, K)
+    rz = 1.0 / z
+    tx = torch.clamp(cam[:, 0] * rz, x_lo, x_hi)  # clamped x/z
+    ty = torch.clamp(cam[:, 1] * rz, y_lo, y_hi)
+    row_x = (fx * rz)[:, None] * (m[:, 0] - tx[:, None] * m[:, 2])  # [M, 3] first row of J R M
+    row_y = (fy * rz)[:, None] * (m[:, 1] - ty[:, None] * m[:, 2])
+    a = (row_x * row_x).sum(1) + eps2d
+    b = (row_x * row_y).sum(1)
+    c = (row_y * row_y).sum(1) + eps2d
+    det = a * c - b * b
+    mean2d = torch.stack((fx * cam[:, 0] * rz + cx, fy * cam[:, 1] * rz + cy), dim=1)
+
+    extend = torch.sqrt(2.0 * torch.log(op / ALPHA_MIN)).clamp_max(MAX_EXTEND)
+    rx = torch.ceil(extend * a.clamp_min(0).sqrt())
+    ry = torch.ceil(extend * c.clamp_min(0).sqrt())
+    on_screen = (
+        (mean2d[:, 0] + rx > 0) & (mean2d[:, 0] - rx < width)
+        & (mean2d[:, 1] + ry > 0) & (mean2d[:, 1] - ry < height)
+    )
+    keep = (det > 0) & ((rx > 0) | (ry > 0)) & on_screen
+    inv_det = 1.0 / det[keep]
+    conics = torch.stack((c[keep] * inv_det, -b[keep] * inv_det, a[keep] * inv_det), dim=1)
+    return ProjectedGaussians(
+        ids=ids[keep], means2d=mean2d[keep], conics=conics, depths=z[keep],
+        radii=torch.stack((rx[keep], ry[keep]), dim=1), opacities=op[keep],
+    )
+
+
+def fov_limits(width: int, height: int, K) -> tuple[float, float, float, float]:
+    """(x_min, x_max, y_min, y_max) of x/z and y/z beyond which the Jacobian is clamped:
+    the image edges plus 0.3 of the half field of view (gsplat's `persp_proj`)."""
+    fx, fy, cx, cy = float(K[0][0]), float(K[1][1]), float(K[0][2]), float(K[1][2])
+    margin_x, margin_y = (FOV_CLAMP - 1.0) * 0.5 * width / fx, (FOV_CLAMP - 1.0) * 0.5 * height / fy
+    return (-(cx / fx + margin_x), (width - cx) / fx + margin_x,
+            -(cy / fy + margin_y), (height - cy) / fy + margin_y)
+
