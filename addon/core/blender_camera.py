@@ -138,9 +138,12 @@ def blender_from_camera(cam: Camera, like: BlenderCameraSettings | None = None) 
     if not np.isclose(aspect_y / aspect_x, ycor, rtol=1e-9, atol=0):
         aspect_x, aspect_y = (1.0, ycor) if ycor >= 1 else (1.0 / ycor, 1.0)  # Blender wants both >= 1
     percentage = int(like.resolution_percentage)
-    res_x, res_y = cam.width * 100 // percentage, cam.height * 100 // percentage
-    if (res_x * percentage // 100, res_y * percentage // 100) != (cam.width, cam.height):
-        percentage, res_x, res_y = 100, cam.width, cam.height
+    if like.render_size == (cam.width, cam.height):
+        res_x, res_y = like.resolution_x, like.resolution_y  # several resolutions can give one render size
+    else:
+        res_x, res_y = -(-cam.width * 100 // percentage), -(-cam.height * 100 // percentage)
+        if (res_x * percentage // 100, res_y * percentage // 100) != (cam.width, cam.height):
+            percentage, res_x, res_y = 100, cam.width, cam.height
     s = replace(like, pixel_aspect_x=aspect_x, pixel_aspect_y=aspect_y, resolution_x=res_x, resolution_y=res_y,
                 resolution_percentage=percentage, shift_x=0.0, shift_y=0.0)
     sensor, viewfac, ycor = _view_factor(s, cam.width, cam.height)

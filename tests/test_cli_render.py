@@ -1,0 +1,113 @@
+"""`uplift render` end to end: real PLY and camera files, the console entry point."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from uplift.cli.main import main
+from uplift.core.camera import Camera
+from uplift.core.gaussians import Gaussians
+from uplift.core.image_io import to_uint8
+from uplift.core.ply import read_ply, write_ply
+from uplift.core.render import render
+
+
+@pytest.fixture()
+def scene(tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    n = 300
+    means = torch.rand(n, 3, generator=gen) * torch.tensor([1.0, 0.5, 1.0]) + torch.tensor([-0.5, 3.0, -0.5])
+    g = Gaussians.from_colors(means, torch.rand(n, 3, generator=gen), torch.full((n, 3), 0.04), torch.full((n,), 0.8))
+    ply = tmp_path / "in.ply"
+    write_ply(ply, g)
+    cam = Camera.from_fov(96, 64, 60.0)
+    cam_path = tmp_path / "camera.json"
+    cam.save(cam_path)
+    return ply, cam_path, cam
+
+
+def test_render_writes_rgba_png_and_depth(scene, tmp_path, capsys):
+    ply, cam_path, cam = scene
+    out, depth = tmp_path / "out.png", tmp_path / "depth.npy"
+    assert main(["render", str(ply), "--camera", str(cam_path), "-o", str(out), "--depth", str(depth),
+                 "--backend", "torch"]) == 0
+    img = np.asarray(Image.open(out))
+    assert img.shape == (64, 96, 4) and img.dtype == np.uint8
+    expected = render(read_ply(ply), cam, backend="torch")
+    assert np.abs(img.astype(int) - to_uint8(np.clip(expected.rgba.numpy(), 0, 1)).astype(int)).max() <= 1
+    assert 0 < img[..., 3].mean() < 255  # some coverage, transparent elsewhere
+    d = np.load(depth)
+    assert d.shape == (64, 96) and d.dtype == np.float32
+    assert np.all((d[img[..., 3] > 128] > 2.5) & (d[img[..., 3] > 128] < 4.0))
+
+
+def test_background_and_scale(scene, tmp_path):
+    ply, cam_path, _ = scene
+    out = tmp_path / "bg.png"
+    assert main(["render", str(ply), "--camera", str(cam_path), "-o", str(out), "--background", "0,0,1",
+                 "--scale", "0.5", "--backend", "torch"]) == 0
+    img = np.asarray(Image.open(out))
+    assert img.shape == (32, 48, 4)
+    assert np.all(img[..., 3] == 255)
+    assert tuple(img[0, 0]) == (0, 0, 255, 255)
+
+
+def test_nothing_in_view_gives_transparent_image(scene, tmp_path):
+    ply, _, cam = scene
+    away = Camera(cam.width, cam.height, cam.K, np.diag([-1.0, 1.0, -1.0, 1.0]) @ cam.world_to_camera)
+    cam_path = tmp_path / "away.json"
+    away.save(cam_path)
+    out = tmp_path / "empty.png"
+    assert main(["render", str(ply), "--camera", str(cam_path), "-o", str(out), "--backend", "torch"]) == 0
+    img = np.asarray(Image.open(out))
+    assert img.shape == (64, 96, 4) and not img.any()
+
+
+@pytest.mark.parametrize("content,message", [
+    ("{not json", "not valid JSON"),
+    (json.dumps({"width": 10, "height": 10, "K": [[1, 0, 5], [0, 1, 5], [0, 0, 1]]}), "lacks world_to_camera"),
+    (json.dumps({"width": 10, "height": 10, "K": "eye", "world_to_camera": [[1, 0, 0, 0]] * 4}), "K"),
+])
+def test_malformed_camera_is_a_clear_error(scene, tmp_path, capsys, content, message):
+    ply, _, _ = scene
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    out = tmp_path / "never.png"
+    assert main(["render", str(ply), "--camera", str(bad), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "uplift render: error:" in err and message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_gsplat_without_cuda_is_a_clear_error(scene, tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present: gsplat can run")
+    ply, cam_path, _ = scene
+    assert main(["render", str(ply), "--camera", str(cam_path), "-o", str(tmp_path / "x.png"), "--backend", "gsplat"]) == 2
+    assert "CUDA" in capsys.readouterr().err
+
+
+def test_output_never_overwrites_an_input(scene, capsys):
+    ply, cam_path, _ = scene
+    before = ply.read_bytes()
+    assert main(["render", str(ply), "--camera", str(cam_path), "-o", str(ply), "--backend", "torch"]) == 2
+    assert "must be a .png" in capsys.readouterr().err
+    assert main(["render", str(ply), "--camera", str(cam_path), "-o", str(cam_path.with_suffix(".png")),
+                 "--depth", str(ply), "--backend", "torch"]) == 2
+    assert "also an input" in capsys.readouterr().err
+    assert ply.read_bytes() == before
+
+
+def test_console_script_runs(scene, tmp_path):
+    ply, cam_path, _ = scene
+    out = tmp_path / "cli.png"
+    proc = subprocess.run([sys.executable, "-m", "uplift.cli.main", "render", str(ply), "--camera", str(cam_path),
+                           "-o", str(out), "--backend", "torch"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert out.exists()
