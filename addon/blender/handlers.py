@@ -324,7 +324,17 @@ def _forget_all() -> None:
 
 @persistent
 def on_load_post(*_args) -> None:
+    """A new file: forget every session, then render its lifted objects afresh (render images
+    are not saved with pixels)."""
     _forget_all()
+    scene = bpy.context.scene
+    if scene is None or not hasattr(scene, "uplift") or not scene_io.roots(scene):
+        return
+    try:
+        if collect(scene):
+            kick()
+    except UpliftError as exc:
+        last_error["text"] = str(exc)
 
 
 @persistent

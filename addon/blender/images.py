@@ -58,6 +58,7 @@ def show_rgba(name: str, rgba: np.ndarray, image: bpy.types.Image | None = None)
         image = bpy.data.images.new(name, width, height, alpha=True)
     elif tuple(image.size) != (width, height):
         image.scale(width, height)
+        image.generated_width, image.generated_height = width, height  # the size it reopens with
     image.alpha_mode = "STRAIGHT"
     flat = np.ascontiguousarray(rgba[::-1], dtype=np.float32).reshape(-1)
     image.pixels.foreach_set(flat)

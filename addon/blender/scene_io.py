@@ -9,6 +9,7 @@ import base64
 import uuid
 
 import bpy
+from mathutils import Matrix
 import numpy as np
 
 from ..core.errors import CameraError, UpliftError
@@ -181,7 +182,7 @@ def apply_camera_settings(cam_obj: bpy.types.Object, scene: bpy.types.Scene, set
     render.resolution_x, render.resolution_y = settings.resolution_x, settings.resolution_y
     render.resolution_percentage = settings.resolution_percentage
     render.pixel_aspect_x, render.pixel_aspect_y = settings.pixel_aspect_x, settings.pixel_aspect_y
-    cam_obj.matrix_world = [list(row) for row in np.asarray(settings.matrix_world, dtype=np.float64)]
+    cam_obj.matrix_world = Matrix(np.asarray(settings.matrix_world, dtype=np.float64).tolist())  # rows
     extent = 100.0
     data.clip_start, data.clip_end = 0.01, extent
 

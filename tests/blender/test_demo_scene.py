@@ -1,0 +1,84 @@
+"""demo_scene.write_demo_blend: a keep folder → a .blend that opens ready to keep editing."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from uplift_bpy_harness import REPO, run_blender
+
+pytestmark = pytest.mark.bpy
+
+
+def make_keep_folder(folder):
+    from uplift.core.camera import Camera
+    from uplift.core.gaussians import Gaussians
+    from uplift.core.ply import write_ply
+
+    folder.mkdir()
+    cam = Camera.from_fov(160, 120)
+    cam.save(folder / "camera.json")
+    g = torch.Generator().manual_seed(0)
+    n = 800
+    means = torch.rand(n, 3, generator=g) * torch.tensor([0.6, 0.2, 0.4]) + torch.tensor([-0.3, 2.0, -0.2])
+    write_ply(folder / "edited.ply", Gaussians.from_colors(means, torch.rand(n, 3, generator=g),
+                                                          torch.full((n, 3), 0.02), torch.full((n,), 0.9)))
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)).save(folder / "plate.png")
+    Image.fromarray(rng.integers(0, 256, (120, 160, 4), dtype=np.uint8)).save(folder / "object.png")
+    mask = np.zeros((120, 160), np.uint8)
+    mask[30:90, 40:120] = 255
+    Image.fromarray(mask).save(folder / "mask.png")
+    Image.fromarray(np.roll(mask, 3, axis=0)).save(folder / "seam_mask.png")
+    Image.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)).save(folder / "final.png")
+    return folder
+
+
+def test_demo_blend_opens_with_everything(extension_zip, tmp_path):
+    keep = make_keep_folder(tmp_path / "keep")
+    blend = tmp_path / "demo.blend"
+    # As `make demo` calls it: the plain `uplift` package in a bpy process.
+    code = (f"from uplift.blender.demo_scene import write_demo_blend\n"
+            f"print(write_demo_blend({str(keep)!r}, {str(blend)!r}, control_count=16))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                          env=dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "res")))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert blend.exists()
+
+    out = run_blender(f"BLEND = {str(blend)!r}\n" + r"""
+import numpy as np
+bpy.ops.wm.open_mainfile(filepath=BLEND)
+M = "bl_ext.user_default.uplift"
+scene_io = importlib.import_module(M + ".blender.scene_io")
+handlers = importlib.import_module(M + ".blender.handlers")
+images = importlib.import_module(M + ".blender.images")
+scene = bpy.context.scene
+root = scene_io.roots(scene)[0]
+controls = scene_io.controls_of(root)
+out["camera"] = scene.camera.name
+out["resolution"] = [scene.render.resolution_x, scene.render.resolution_y]
+out["plate_layer"] = scene.camera.data.background_images[0].image == scene.uplift.plate_image
+out["controls"] = len(controls)
+out["tree_nodes"] = len(scene.compositing_node_group.nodes)
+out["render_layer"] = root.uplift.render_image is not None
+handlers.flush(full=True)
+before = images.read_rgba(root.uplift.render_image)
+controls[0].location = np.array(controls[0].location) + np.array([0.0, 0.0, 0.1])
+bpy.context.view_layer.update()
+out["pending"] = len(handlers._pending)
+out["ran"] = handlers.flush(full=True)
+out["render_changed"] = float(np.abs(images.read_rgba(root.uplift.render_image) - before).max())
+out["alpha"] = [float(before[..., 3].sum()), float(images.read_rgba(root.uplift.render_image)[..., 3].sum())]
+out["size"] = list(root.uplift.render_image.size)
+out["pinned"] = [c.uplift.pinned for c in controls.values()][:3]
+out["err"] = handlers.last_error["text"]
+emit()
+""", extension_zip, tmp_path)
+    assert out["camera"] == "Uplift Camera" and out["resolution"] == [160, 120]
+    assert out["plate_layer"] and out["controls"] == 16 and out["tree_nodes"] >= 7
+    assert out["render_layer"] and out["render_changed"] > 0.05, str(out)
