@@ -29,7 +29,7 @@ class DiffusersInpainter:
         self.device = pick_device(device)
         dtype = torch.float16 if self.device.type == "cuda" else torch.float32
         try:
-            pipe = diffusers.AutoPipelineForInpainting.from_pretrained(str(path), local_files_only=True, torch_dtype=dtype)
+            pipe = diffusers.AutoPipelineForInpainting.from_pretrained(str(path), local_files_only=True, dtype=dtype)
         except (OSError, ValueError, KeyError, RuntimeError, TypeError, AttributeError) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise BackendUnavailableError(f"cannot load a diffusers inpainting pipeline from {path}: {first[:300]}") from None

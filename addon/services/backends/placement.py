@@ -6,13 +6,16 @@ scale, and the image position of the object's centre. Its depth is fixed by the 
 convention as the inflate lifter (`reference_depth`: the mask's bounding box spans 1
 world unit), because from one silhouette only scale/depth is observable, not both.
 
-Search, on a copy of the camera at most `work_side` pixels wide, through the torch
-renderer with a random subset of the Gaussians (their splats enlarged so the subset
-still covers the surface):
+Search, on a copy of the camera at most `work_side` pixels wide, with a random subset
+of the Gaussians (their splats enlarged so the subset still covers the surface):
 1. coarse — every yaw step x pitch candidate; for each, scale and position are set in
-   closed form from the silhouette's area and centroid, and the IoU is scored;
-2. refinement — pattern search on all five parameters from the best candidate,
-   halving the steps whenever no move improves the IoU.
+   closed form from the silhouette's area and centroid, and the IoU is scored. Silhouettes
+   here are "splat discs": each Gaussian's projected centre stamped with its alpha > 1/2
+   radius (hundreds of evaluations in the time of one render);
+2. refinement — pattern search on all five parameters from the best `keep` candidates,
+   halving the steps whenever no move improves the IoU (disc silhouettes);
+3. polish — the same pattern search with silhouettes from the torch renderer
+   (`core.render`, alpha > 1/2), a bounded number of renders, which also scores the result.
 """
 from __future__ import annotations
 
@@ -30,9 +33,11 @@ WORLD_UP = np.array([0.0, 0.0, 1.0])
 class PlacementConfig:
     work_side: int = 128
     search_gaussians: int = 6000
-    yaw_steps: int = 8
-    pitch_deg: tuple[float, ...] = (-20.0, 0.0, 20.0)
-    max_renders: int = 80          # refinement budget
+    yaw_steps: int = 16
+    pitch_deg: tuple[float, ...] = (-30.0, -15.0, 0.0, 15.0, 30.0)
+    keep: int = 3                  # coarse candidates refined
+    refine_evals: int = 150        # disc-silhouette evaluations per refined candidate
+    polish_renders: int = 16       # torch renders for the final polish
     seed: int = 0
 
 
@@ -101,45 +106,87 @@ def place(g, mask: np.ndarray, camera, config: PlacementConfig = PlacementConfig
         p = cam.unproject(np.array([[u, v]]), np.array([depth]))[0]
         return Similarity(R, p - s * R @ center, s)
 
-    renders = 0
+    g_cpu = probe.to("cpu")
+    probe_means = g_cpu.means.double().numpy()
+    probe_sigma = g_cpu.scales.max(dim=1).values.double().numpy()
+    probe_reach = torch.sqrt(2 * torch.log((2 * g_cpu.opacities.double()).clamp_min(1.0))).numpy()
 
-    def score(params) -> tuple[float, np.ndarray]:
-        nonlocal renders
-        renders += 1
+    def disc_score(params) -> tuple[float, np.ndarray]:
+        sim = similarity(params)
+        sil = disc_silhouette(sim.apply_points(probe_means), probe_sigma * sim.scale, probe_reach, cam)
+        return iou(sil, small), sil
+
+    def render_score(params) -> tuple[float, np.ndarray]:
         sil = silhouette(apply_similarity(probe, similarity(params)), cam)
         return iou(sil, small), sil
 
     # 1. Coarse: closed-form scale and position per orientation.
-    best = (-1.0, None)
+    candidates = []
     for yaw in np.arange(config.yaw_steps) * 360.0 / config.yaw_steps:
         for pitch in config.pitch_deg:
             params = [float(yaw), float(pitch), math.log(1.0 / extent), *target_centroid]
-            for _ in range(2):
-                value, sil = score(params)
+            for _ in range(3):
+                value, sil = disc_score(params)
                 if not sil.any():
                     break
                 params[2] += 0.5 * math.log(target_area / sil.sum())
                 params[3:] = list(np.asarray(params[3:]) + target_centroid - (np.argwhere(sil)[:, ::-1].mean(0) + 0.5))
-            value, _ = score(params)
-            if value > best[0]:
-                best = (value, list(params))
-    if best[1] is None or best[0] <= 0:
+            value, _ = disc_score(params)
+            candidates.append((value, params))
+    candidates.sort(key=lambda c: -c[0])
+    if not candidates or candidates[0][0] <= 0:
         raise BackendFailedError("could not place the lifted object: its silhouette never overlaps the mask")
 
-    # 2. Refinement: pattern search.
-    value, params = best
-    steps = [360.0 / config.yaw_steps / 2, 10.0, 0.1, 2.0, 2.0]
-    while renders < config.max_renders and max(steps[3:]) > 0.25:
+    # 2. Refinement of the best few, then 3. polish of the winner through the renderer.
+    steps = [360.0 / config.yaw_steps / 2, 7.5, 0.1, 2.0, 2.0]
+    refined = [_pattern_search(disc_score, p, steps, config.refine_evals) for _, p in candidates[: config.keep]]
+    value, params = max(refined, key=lambda c: c[0])
+    value, params = _pattern_search(render_score, params, [s / 4 for s in steps], config.polish_renders)
+    sim = similarity(params)
+    return Placement(apply_similarity(g, sim), sim, value, params[0], params[1])
+
+
+def _pattern_search(score, params, steps, budget: int) -> tuple[float, list]:
+    """Coordinate pattern search maximising score(params)[0]; at most `budget` evaluations."""
+    params, steps = list(params), list(steps)
+    value, _ = score(params)
+    used = 1
+    while used < budget and max(steps[3:]) > 0.1:
         improved = False
-        for i in range(5):
+        for i in range(len(params)):
             for sign in (1.0, -1.0):
+                if used >= budget:
+                    break
                 trial = list(params)
                 trial[i] += sign * steps[i]
                 trial_value, _ = score(trial)
+                used += 1
                 if trial_value > value:
                     value, params, improved = trial_value, trial, True
                     break
         if not improved:
             steps = [s / 2 for s in steps]
-    sim = similarity(params)
-    return Placement(apply_similarity(g, sim), sim, value, params[0], params[1])
+    return value, params
+
+
+def disc_silhouette(points: np.ndarray,  # [n, 3] world
+                    sigma: np.ndarray,   # [n] largest std of each Gaussian, world units
+                    reach: np.ndarray,   # [n] alpha > 1/2 radius in stds: sqrt(2 ln(2 opacity))
+                    camera, max_radius_px: int = 6) -> np.ndarray:  # -> bool [h, w]
+    """Stamp every projected centre with its alpha > 1/2 disc, the projected std widened by
+    the renderer's 0.3 px^2 dilation as in `core.render`, plus half a pixel for rounding."""
+    uv, z = camera.project(points)
+    ok = z > 1e-6
+    uv, z, sigma, reach = uv[ok], z[ok], sigma[ok], reach[ok]
+    r_px = np.minimum(np.sqrt((sigma * camera.K[0, 0] / z) ** 2 + 0.3) * reach + 0.5, max_radius_px)
+    cx, cy = np.floor(uv[:, 0]).astype(np.int64), np.floor(uv[:, 1]).astype(np.int64)
+    out = np.zeros((camera.height, camera.width), bool)
+    span = int(np.ceil(r_px.max())) if r_px.size else 0
+    for dy in range(-span, span + 1):
+        for dx in range(-span, span + 1):
+            d = math.hypot(dx, dy)
+            sel = r_px >= d
+            x, y = cx[sel] + dx, cy[sel] + dy
+            inside = (x >= 0) & (x < camera.width) & (y >= 0) & (y < camera.height)
+            out[y[inside], x[inside]] = True
+    return out

@@ -51,7 +51,7 @@ class SamSegmenter:
     def __init__(self, checkpoint, model_type: str = "auto", device: str = "auto") -> None:
         torch = require_module("torch", "sam", INSTALL_HINT)
         sa = require_module("segment_anything", "sam", INSTALL_HINT)
-        from segment_anything import build_sam as build_module
+        build_module = require_module("segment_anything.build_sam", "sam", INSTALL_HINT)
 
         from ...core.device import pick_device
 
