@@ -14,3 +14,23 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared test data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+# Core tests that make sense on both devices take the `device` fixture; CUDA is
+# skipped cleanly on machines without it.
+DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not _cuda_available(), reason="no CUDA device")])]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    import torch
+
+    return torch.device(request.param)

@@ -57,8 +57,8 @@ _COL = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2])
 _SQ_LEFT = torch.tensor([i * 4 + j for i in range(4) for k in range(4) for j in range(4)])
 _SQ_RIGHT = torch.tensor([j * 4 + k for i in range(4) for k in range(4) for j in range(4)])
 _DIAG4 = torch.tensor([0, 5, 10, 15])
-# An arbitrary fixed direction added (scaled by 1e-3) to the warm start so that a warm
-# start orthogonal to the top eigenvector cannot stall the power step.
+# An arbitrary fixed direction to restart from where the warm start is orthogonal to
+# the top eigenvector (a half-turn between iterations).
 _NUDGE = torch.tensor([0.61, 0.47, 0.37, 0.53])
 
 
@@ -110,7 +110,7 @@ _QMAT, _QLEFT, _QRIGHT = _quat_to_matrix_map()
 def _constants(device: torch.device, dtype: torch.dtype) -> SimpleNamespace:
     """The index and matrix constants above, on `device` (copies per call cost more than the maths)."""
     return SimpleNamespace(
-        horn=_HORN.to(device, dtype), qmat=_QMAT.to(device, dtype), nudge=1e-3 * _NUDGE.to(device, dtype)[:, None],
+        horn=_HORN.to(device, dtype), qmat=_QMAT.to(device, dtype), fallback=_NUDGE.to(device, dtype)[None, :, None],
         **{name: t.to(device) for name, t in (("qleft", _QLEFT), ("qright", _QRIGHT), ("sq_left", _SQ_LEFT),
                                              ("sq_right", _SQ_RIGHT), ("diag4", _DIAG4), ("row", _ROW), ("col", _COL))},
     )
@@ -140,9 +140,14 @@ def horn_rotations(
     for _ in range(squarings):
         P = (P.index_select(0, c.sq_left) * P.index_select(0, c.sq_right)).view(16, 4, -1).sum(1)
         P = P / P.index_select(0, c.diag4).sum(0)
-    start = warm + c.nudge
-    q = (P.view(4, 4, -1) * start[None]).sum(1)           # [4, M]
-    q = q / q.square().sum(0).sqrt().clamp_min(1e-30)  # (linalg norm over dim 0 is slow on CPU)
+    q = (P.view(4, 4, -1) * warm[None]).sum(1)            # [4, M]
+    length = q.square().sum(0).sqrt()                     # (linalg norm over dim 0 is slow on CPU)
+    # A warm start (nearly) orthogonal to the answer: start from a fixed direction instead.
+    stalled = length < 1e-4
+    if bool(stalled.any()):
+        q = torch.where(stalled, (P.view(4, 4, -1) * c.fallback).sum(1), q)
+        length = q.square().sum(0).sqrt()
+    q = q / length.clamp_min(1e-30)
     return torch.where(q[:1] < 0, -q, q)
 
 
@@ -224,6 +229,7 @@ class ArapSolver:
     # -- state -----------------------------------------------------------------
     def reset(self) -> None:
         """Forget the warm start: back to the rest pose with identity rotations."""
+        self._at_rest = True
         self._points = self.rest.T.contiguous()                               # [3, M]
         self._quats = torch.zeros(4, self.num_points, device=self.device, dtype=self.dtype)
         self._quats[0] = 1
@@ -301,6 +307,28 @@ class ArapSolver:
         rotated = (self._matrices[:, None, :] * self._edges.index_select(0, self._col)).view(3, 3, k, m).sum(1)
         return float((self._w * (deformed - rotated).square().sum(0)).sum())
 
+    def _start_from_rigid_fit(self, targets: Tensor) -> None:  # targets: [H, 3] for the sorted handles
+        """Initial guess for a cold batch solve: the rigid motion that best maps the handles
+        onto their targets (Horn's absolute orientation), applied to every free point.
+
+        From the rest pose ARAP needs very many iterations to discover a large rotation;
+        from this start a rigid motion of the handles is solved at once, and other poses
+        start from their best rigid approximation. Identity for fewer than 2 handles.
+        """
+        if self._handles.numel() < 2 or not self._free.numel():
+            return
+        src = self.rest[self._handles]
+        src_c, dst_c = src.mean(0), targets.mean(0)
+        S = ((src - src_c)[:, :, None] * (targets - dst_c)[:, None, :]).sum(0).reshape(9, 1)
+        q = horn_rotations(S, self._quats[:, :1], squarings=10)
+        R = quats_to_matrices_cm(q).reshape(3, 3)
+        free = self._free
+        moved = R @ (self.rest[free] - src_c).T + dst_c[:, None]               # [3, F]
+        self._points.index_copy_(1, free, moved)
+        turned = torch.cat((free, self._handles))
+        self._quats.index_copy_(1, turned, q.expand(4, turned.numel()).contiguous())
+        self._matrices = quats_to_matrices_cm(self._quats)
+
     # -- API -------------------------------------------------------------------
     def solve(
         self,
@@ -324,6 +352,9 @@ class ArapSolver:
         offset = None
         if self._free.numel():
             offset = -(p.index_select(1, self._fixed) @ self._fixed_coupling)       # [3, F]
+        if mode == "batch" and self._at_rest:
+            self._start_from_rigid_fit(targets[self._target_order])
+        self._at_rest = False
         energies: list[float] = []
         if mode == "interactive":
             for _ in range(iterations):
@@ -332,7 +363,8 @@ class ArapSolver:
             run = iterations
         else:
             previous = None
-            floor = 1e-12 * max(self._energy_scale, 1e-30)
+            # Below this the energy is rounding noise (RMS strain ~sqrt(eps)): converged.
+            floor = torch.finfo(self.dtype).eps * max(self._energy_scale, 1e-30)
             run = 0
             while run < max_iterations:
                 self._global(offset)

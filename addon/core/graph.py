@@ -2,7 +2,12 @@
 
 Built in two steps (the paper's topology-preserving graph):
 1. a Euclidean k-NN graph with a small k (`knn`) — it only links points that are
-   immediate neighbours, so it follows the object's surface;
+   immediate neighbours, so it follows the object's surface. Edges longer than
+   `max_edge_ratio` times the median nearest-neighbour distance are dropped (each
+   point keeps its nearest neighbour): farthest-point samples are evenly spaced, so
+   such an edge jumps a gap — between two legs, say — rather than following a part.
+   Dropped edges that are needed to keep the k-NN graph's connectivity are put back,
+   shortest first, so pruning never splits a piece off;
 2. each point's `geodesic_k` nearest points by shortest-path distance inside that
    graph (Dijkstra). Two parts that are close in space but far along the object
    (a pair of legs) are far apart in step 2, so they never become neighbours.
@@ -51,6 +56,7 @@ def build_control_graph(
     points: Tensor,  # [M, 3] rest positions of the control points
     knn: int = 6,
     geodesic_k: int = 8,
+    max_edge_ratio: float = 2.5,
 ) -> ControlGraph:
     """Topology-preserving neighbour graph over `points`; see the module docstring."""
     from scipy.sparse import coo_matrix
@@ -67,9 +73,13 @@ def build_control_graph(
     # Step 1: Euclidean k-NN graph, symmetrised, edge length = distance.
     k1 = min(knn, m - 1)
     dist, idx = cKDTree(xyz).query(xyz, k=k1 + 1)
-    rows = np.repeat(np.arange(m), k1)
-    cols = idx[:, 1:].reshape(-1)
-    lengths = np.maximum(dist[:, 1:].reshape(-1), 1e-12)  # coincident points stay linked
+    dist, idx = dist[:, 1:], idx[:, 1:]
+    reach = max_edge_ratio * np.median(dist[:, 0])
+    keep = (dist <= reach) | (np.arange(k1) == 0)
+    _restore_bridges(keep, dist, idx)
+    rows = np.repeat(np.arange(m), k1)[keep.reshape(-1)]
+    cols = idx[keep]
+    lengths = np.maximum(dist[keep], 1e-12)  # coincident points stay linked
     knn_graph = coo_matrix((lengths, (rows, cols)), shape=(m, m)).tocsr()
     knn_graph = knn_graph.maximum(knn_graph.T)
 
@@ -84,6 +94,29 @@ def build_control_graph(
         for row, cand in zip(geo, nearest):
             neighbour_lists.append(cand[np.isfinite(row[cand])])
     return _assemble(points, xyz, neighbour_lists)
+
+
+def _restore_bridges(keep: np.ndarray, dist: np.ndarray, idx: np.ndarray) -> None:
+    """Re-enable (in `keep`, [M, k]) the shortest dropped edges that join components of the
+    kept graph, until it is as connected as the full k-NN graph (Kruskal over components)."""
+    m = keep.shape[0]
+    parent = np.arange(m)
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    rows = np.repeat(np.arange(m), keep.shape[1]).reshape(keep.shape)
+    for i, j in zip(rows[keep], idx[keep]):
+        parent[root(i)] = root(j)
+    dropped = np.argwhere(~keep)
+    for r, c in dropped[np.argsort(dist[~keep], kind="stable")]:
+        a, b = root(r), root(idx[r, c])
+        if a != b:
+            parent[a] = b
+            keep[r, c] = True
 
 
 def _assemble(points: Tensor, xyz: np.ndarray, neighbour_lists: list[np.ndarray]) -> ControlGraph:

@@ -157,8 +157,9 @@ def _decode(data: bytes) -> Gaussians:
 
     def columns(fields) -> np.ndarray:  # [N, len(fields)] float32
         out = np.empty((vertex.count, len(fields)), dtype=np.float32)
-        for i, name in enumerate(fields):
-            out[:, i] = table[name]
+        with np.errstate(over="ignore"):  # doubles beyond float32 become inf, refused below
+            for i, name in enumerate(fields):
+                out[:, i] = table[name]
         return out
 
     known = set(required) | (set(NORMAL) if all(has_normals) else set())
