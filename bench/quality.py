@@ -2,8 +2,8 @@
 
 Ground truth: objects built from Blender primitives with procedural / photo textures
 (`bench.quality_scenes`), rendered by Cycles at pose A and at each edited pose B, and
-composited over real photos (scikit-image's bundled `coffee`, `motorcycle_left`,
-`rocket`). Photo A goes through the `uplift edit` pipeline in process (its box from A's
+composited over real photos (scikit-image's bundled `coffee`, `stereo_motorcycle`'s
+left view, `rocket`). Photo A goes through the `uplift edit` pipeline in process (its box from A's
 mask's bounding box, padded), with the edit that produced B; the result is compared
 with the rendered B:
 
@@ -42,7 +42,12 @@ import numpy as np
 
 from bench.quality_scenes import EDITS, OBJECT_NAMES, scene_key
 
-BACKGROUNDS = ("coffee", "motorcycle_left", "rocket")  # skimage.data photos, bundled with the package
+# skimage.data photos bundled with the package: name -> loader.
+BACKGROUNDS = {
+    "coffee": lambda data: data.coffee(),
+    "motorcycle": lambda data: data.stereo_motorcycle()[0],
+    "rocket": lambda data: data.rocket(),
+}
 BOX_PAD = 4  # px around A's mask's bounding box, as a user would draw it
 PSNR_CAP = 99.0  # dB reported for identical pixels
 
@@ -69,7 +74,7 @@ def background(name: str, size: tuple[int, int]) -> np.ndarray:
     import cv2
     import skimage.data
 
-    img = getattr(skimage.data, name)()
+    img = BACKGROUNDS[name](skimage.data)
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=2)
     img = img[..., :3]
@@ -287,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown edits {unknown}; choose from {', '.join(EDITS)}")
     objects = [o for o in args.objects.split(",") if o]
     backgrounds = [b for b in args.backgrounds.split(",") if b]
+    if set(backgrounds) - set(BACKGROUNDS):
+        ap.error(f"unknown backgrounds {sorted(set(backgrounds) - set(BACKGROUNDS))}; choose from {', '.join(BACKGROUNDS)}")
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     scores = run(args.out, size, args.samples, backends, objects, backgrounds, edits,

@@ -98,7 +98,9 @@ class EditConfig:
     hole_dilate: int = 6             # grow the old mask by this before filling the plate (covers edge halos)
     silhouette_dilate: int = 6       # grow the new silhouette by this for the composited region
     silhouette_threshold: float = 0.5  # render alpha above this is the new silhouette
-    seam_width: int = 3              # seam pass: ring of this many px each side of the new silhouette
+    seam_width: int = 2              # seam pass: a ring this many px each side of the boundary of the
+    seam_offset: int = 1             # new silhouette grown by seam_offset px: by default from 1 px inside
+                                     # to 3 px outside, mostly on the plate's side, keeping the object's pixels
     seam: bool = True                # run the seam pass
     render_backend: str = "auto"     # core.render backend: auto | torch | gsplat
     pin_radius: float = 0.6          # with drags: controls farther than this (object sizes) from every
@@ -109,11 +111,12 @@ class EditConfig:
     def __post_init__(self) -> None:
         if not 64 <= self.max_working_size <= 8192:
             raise ConfigError(f"max_working_size must be in 64..8192 px, got {self.max_working_size}")
-        for name in ("hole_dilate", "silhouette_dilate", "seam_width"):
+        for name in ("hole_dilate", "silhouette_dilate", "seam_width", "seam_offset"):
             if not 0 <= getattr(self, name) <= 200:
                 raise ConfigError(f"{name} must be in 0..200 px, got {getattr(self, name)}")
-        if self.seam and self.seam_width >= max(self.silhouette_dilate, 1):
-            raise ConfigError("seam_width must be smaller than silhouette_dilate so the seam stays inside the edited region")
+        if self.seam and self.seam_width + self.seam_offset > self.silhouette_dilate:
+            raise ConfigError("seam_width + seam_offset must not exceed silhouette_dilate, so the seam stays "
+                              "inside the edited region")
         if not 0 < self.silhouette_threshold < 1:
             raise ConfigError(f"silhouette_threshold must be in (0, 1), got {self.silhouette_threshold}")
         if self.pin_radius < 0:
@@ -366,8 +369,9 @@ def compose(prepared: Prepared, object_rgba: np.ndarray, services, config: EditC
     seam_mask = np.zeros_like(region)
     if config.seam and config.seam_width > 0 and sil.any():
         width = _full_radius(config.seam_width, scale)
-        seam_mask = seam_ring(sil, width)  # inside the region: seam_width < silhouette_dilate
-        composite = services.inpaint(composite, sil, mode="seam", dilate=width, prompt=config.inpaint_prompt)
+        grown = dilate(sil, _full_radius(config.seam_offset, scale))
+        seam_mask = seam_ring(grown, width)  # inside the region: width + offset <= silhouette_dilate
+        composite = services.inpaint(composite, grown, mode="seam", dilate=width, prompt=config.inpaint_prompt)
     final = np.where(region[..., None], composite, image)
     return Composite(final, rgba, sil, region, seam_mask)
 
