@@ -23,8 +23,9 @@ def run(args) -> int:
     from ..core.camera import Camera
     from ..core.errors import CameraError
     from ..core.image_io import load_image, load_mask
-    from ..core.ply import ply_bytes
-    from ..services.options import refuse_overwriting_input, services_from_args, write_atomic
+    from ..core.ply import write_ply
+    from ..core.atomic import write_bytes_atomic
+    from ..services.options import refuse_overwriting_input, services_from_args
     from .progress import Progress
 
     for out in (args.output, args.camera_out):
@@ -47,8 +48,8 @@ def run(args) -> int:
         services = services_from_args(args, "lift")
     with progress.stage("lift"):
         gaussians = services.lift(image, mask, camera)
-    write_atomic(args.output, ply_bytes(gaussians))
+    write_ply(args.output, gaussians)
     if args.camera_out:
-        write_atomic(args.camera_out, camera.to_json().encode())
+        write_bytes_atomic(args.camera_out, camera.to_json().encode())
     print(f"wrote {args.output} ({len(gaussians)} Gaussians)" + (f" and {args.camera_out}" if args.camera_out else ""))
     return 0

@@ -66,31 +66,12 @@ def services_from_args(args: argparse.Namespace, kind: str):
     return LocalServices(ServerConfig(**fields))
 
 
-def write_atomic(path, data: bytes) -> None:
-    """Write bytes to `path` through a temporary sibling and a rename: never a half file."""
-    import tempfile
-    from pathlib import Path
-
-    from ..core.errors import OutputWriteError
-
-    path = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise OutputWriteError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise OutputWriteError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
 def write_png(path, array) -> None:
+    """Encode and write atomically (never a half file at `path`)."""
+    from ..core.atomic import write_bytes_atomic
     from ..core.image_io import encode_png
 
-    write_atomic(path, encode_png(array))
+    write_bytes_atomic(path, encode_png(array))
 
 
 def refuse_overwriting_input(output, *inputs) -> None:

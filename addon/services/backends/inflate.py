@@ -42,7 +42,7 @@ class InflateConfig:
     sigma_px: float = 0.35         # front splat std in the image plane, in sample spacings
     flatness: float = 0.3          # splat std along the camera ray relative to sigma_px
     opacity: float = 0.995
-    fit_passes: int = 4            # colour-correction passes through the renderer (0: none)
+    fit_passes: int = 3            # colour-correction passes through the renderer (0: none)
     render_backend: str = "torch"  # the renderer used for the colour fit
 
 
