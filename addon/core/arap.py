@@ -41,6 +41,7 @@ and ARAP at M≈512 is dominated by per-operation cost, not arithmetic.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -162,6 +163,27 @@ def svd_rotations(S: Tensor) -> Tensor:  # S: [9, M] as above -> [9, M] flat R =
     return R.reshape(-1, 9).T.contiguous()
 
 
+@contextlib.contextmanager
+def single_threaded(device: torch.device):
+    """Run a small CPU problem on one thread.
+
+    Every tensor here is tiny (M≈512): splitting an operation across threads costs
+    more than it saves, and when another process holds the second core an OpenMP
+    region waits a whole scheduler slice (~12 ms measured on the 2-core build machine)
+    for its sleeping worker. torch's thread count is process-wide, so it is restored
+    right after the solve.
+    """
+    threads = torch.get_num_threads()
+    if device.type != "cpu" or threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 @dataclass
 class ArapResult:
     points: Tensor        # [M, 3] deformed control points (handles exactly on target)
@@ -264,15 +286,19 @@ class ArapSolver:
         self._fixed = torch.nonzero(fixed).squeeze(1)
         self._pinned_at_rest = torch.nonzero(fixed & ~held[self.component]).squeeze(1)
         if self._free.numel():
-            lap = self._laplacian
-            a = lap[self._free][:, self._free]
-            chol, info = torch.linalg.cholesky_ex(a)
-            if int(info):
-                raise RuntimeError("ARAP system is not positive definite (graph weights broken?)")
-            inverse = torch.cholesky_inverse(chol)
-            self._inverse = inverse.to(self.dtype)                                   # [F, F]
-            self._fixed_coupling = (lap[self._fixed][:, self._free] @ inverse).to(self.dtype)  # [X, F]
-            self.factorizations += 1
+            with single_threaded(self.device):
+                self._factorise()
+
+    def _factorise(self) -> None:
+        lap = self._laplacian
+        a = lap[self._free][:, self._free]
+        chol, info = torch.linalg.cholesky_ex(a)
+        if int(info):
+            raise RuntimeError("ARAP system is not positive definite (graph weights broken?)")
+        inverse = torch.cholesky_inverse(chol)
+        self._inverse = inverse.to(self.dtype)                                   # [F, F]
+        self._fixed_coupling = (lap[self._fixed][:, self._free] @ inverse).to(self.dtype)  # [X, F]
+        self.factorizations += 1
 
     # -- steps -----------------------------------------------------------------
     def _covariances(self, points: Tensor) -> Tensor:  # points [3, M] -> S [9, M]
@@ -339,6 +365,10 @@ class ArapSolver:
         max_iterations: int = 500,
     ) -> ArapResult:
         """Move the handles to `targets` and relax the rest (see the module docstring)."""
+        with single_threaded(self.device):
+            return self._solve(targets, mode, iterations, tolerance, max_iterations)
+
+    def _solve(self, targets: Tensor, mode: str, iterations: int, tolerance: float, max_iterations: int) -> ArapResult:
         if mode not in ("interactive", "batch"):
             raise ValueError(f"mode must be 'interactive' or 'batch', not {mode!r}")
         targets = torch.as_tensor(targets).to(self.device, self.dtype)
