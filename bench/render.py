@@ -8,13 +8,15 @@ surface normal as trained splats are, opacities spread over (0.3, 1).
 from __future__ import annotations
 
 import math
-import statistics
+import os
+import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from .common import Row, median_time, peak_rss_mb
+from .common import Row, median_time
 
 SIZES = (256, 512, 1024)
 COUNTS = (100_000, 500_000)
@@ -56,3 +58,99 @@ def object_camera(size: int):
     w2c = PHOTO_WORLD_TO_CAMERA.copy()
     w2c[:3, 3] = w2c[:3, :3] @ np.array([0.0, CAMERA_DISTANCE, 0.0])  # camera at (0, -d, 0)
     return Camera(size, size, K, w2c)
+
+
+def garden_scene(path):
+    """gsplat's test_garden points with small isotropic scales (half the median neighbour
+    distance) and opacity 0.8, and its first camera."""
+    from scipy.spatial import cKDTree
+
+    from uplift.core.camera import Camera
+    from uplift.core.gaussians import Gaussians
+
+    data = np.load(path)
+    points = data["means3d"].astype(np.float32)
+    dist, _ = cKDTree(points).query(points, k=2)
+    sigma = 0.5 * float(np.median(dist[:, 1]))
+    n = len(points)
+    g = Gaussians.from_colors(torch.from_numpy(points), torch.from_numpy(data["colors"].astype(np.float32) / 255.0),
+                              torch.full((n, 3), sigma), torch.full((n,), 0.8))
+    cam = Camera(int(data["width"]), int(data["height"]), data["Ks"][0].astype(np.float64),
+                 data["viewmats"][0].astype(np.float64))
+    return g, cam
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") / 2 ** 20)
+
+
+def measure(g, cam, backend: str, repeats: int) -> tuple[float, float]:
+    """-> (median ms per frame, peak extra memory MB during rendering)."""
+    from uplift.core.render import render
+
+    if backend == "gsplat":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        seconds = median_time(lambda: render(g, cam, backend="gsplat"), repeats=repeats, warmup=2,
+                              sync=torch.cuda.synchronize)
+        return seconds * 1000, (torch.cuda.max_memory_allocated() - base) / 2 ** 20
+    base = _rss_mb()
+    peak = [base]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], _rss_mb())
+            time.sleep(0.002)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        seconds = median_time(lambda: render(g, cam, backend="torch"), repeats=repeats, warmup=1)
+    finally:
+        stop.set()
+        sampler.join()
+    return seconds * 1000, peak[0] - base
+
+
+def rows() -> list[Row]:
+    out: list[Row] = []
+    threads = torch.get_num_threads()
+    for count in COUNTS:
+        g = object_scene(count)
+        for size in SIZES:
+            repeats = 7 if count * size <= 100_000 * 512 else 3
+            ms, mb = measure(g, object_camera(size), "torch", repeats)
+            out.append(Row("render", f"torch {size}x{size} {count // 1000}k object", ms, "ms",
+                           f"peak +{mb:.0f} MB, {threads} threads, median of {repeats}"
+                           + ("; aim < 150 ms" if (size, count) == (512, 100_000) else "")))
+        for size in SIZES + (1080,):
+            name = f"gsplat {size}x{size} {count // 1000}k object" if size != 1080 else f"gsplat 1920x1080 {count // 1000}k object"
+            if not torch.cuda.is_available():
+                out.append(Row("render", name, None, "ms", "no CUDA"))
+                continue
+            cam = object_camera(size) if size != 1080 else _wide_camera()
+            ms, mb = measure(g.to("cuda"), cam, "gsplat", 20)
+            out.append(Row("render", name, ms, "ms", f"peak +{mb:.0f} MB GPU"
+                           + ("; aim < 10 ms on an H100" if (size, count) == (1080, 500_000) else "")))
+    garden = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "splats" / "test_garden.npz"
+    if garden.exists():
+        g, cam = garden_scene(garden)
+        ms, mb = measure(g, cam, "torch", 5)
+        out.append(Row("render", f"torch garden {cam.width}x{cam.height} {len(g) // 1000}k", ms, "ms",
+                       f"peak +{mb:.0f} MB, real scene (test_garden.npz)"))
+    else:
+        out.append(Row("render", "torch garden", None, "ms", f"{garden} not found"))
+    return out
+
+
+def _wide_camera():
+    """1920x1080 view of the same blob, which spans 0.8 of the height."""
+    from uplift.core.camera import Camera
+
+    cam = object_camera(1080)
+    K = cam.K.copy()
+    K[0, 2] = 960.0
+    return Camera(1920, 1080, K, cam.world_to_camera)

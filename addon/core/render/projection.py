@@ -56,41 +56,50 @@ def project_gaussians(
     dtype = means.dtype
     R = world_to_camera[:3, :3].to(dtype)
     t = world_to_camera[:3, 3].to(dtype)
-    cam = means @ R.T + t  # [N, 3]
-    z = cam[:, 2]
-    keep = (z > near_plane) & (z < FAR_PLANE) & (opacities >= ALPHA_MIN)
+    cam = torch.addmm(t, means, R.T)  # [N, 3]
+    keep = (cam[:, 2] > near_plane) & (cam[:, 2] < FAR_PLANE) & (opacities >= ALPHA_MIN)
     ids = keep.nonzero().squeeze(1)
-    cam, z, op = cam[ids], z[ids], opacities[ids]
+    everything = ids.shape[0] == means.shape[0]  # common case: skip the gathers
+    if not everything:
+        cam, quats, scales, opacities = (x.index_select(0, ids) for x in (cam, quats, scales, opacities))
+    x, y, z = cam.unbind(1)
 
-    # Sigma_2d = (J R M)(J R M)^T with M = R_q S, so only the 2x3 factor J R M is formed.
-    m = R @ (quaternion.to_matrix(quats[ids]) * scales[ids][:, None, :])  # [M, 3, 3] camera-space factor
+    # Sigma_2d = (J R M)(J R M)^T with M = R_q S, so only the 2x3 factor J R M is formed;
+    # R R_q = R(q_view q): composing quaternions is elementwise, a batched 3x3 product is not.
+    q_view = quaternion.from_matrix(R.double()[None]).to(dtype)  # [1, 4]
+    q = quaternion.multiply(q_view, quats)
+    m = quaternion.to_matrix(q) * scales[:, None, :]  # [M, 3, 3] camera-space factor (to_matrix normalises)
     fx, fy, cx, cy = (float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]))
     x_lo, x_hi, y_lo, y_hi = fov_limits(width, height, K)
     rz = 1.0 / z
-    tx = torch.clamp(cam[:, 0] * rz, x_lo, x_hi)  # clamped x/z
-    ty = torch.clamp(cam[:, 1] * rz, y_lo, y_hi)
-    row_x = (fx * rz)[:, None] * (m[:, 0] - tx[:, None] * m[:, 2])  # [M, 3] first row of J R M
-    row_y = (fy * rz)[:, None] * (m[:, 1] - ty[:, None] * m[:, 2])
-    a = (row_x * row_x).sum(1) + eps2d
-    b = (row_x * row_y).sum(1)
-    c = (row_y * row_y).sum(1) + eps2d
+    tx = torch.clamp(x * rz, x_lo, x_hi)[:, None]  # clamped x/z
+    ty = torch.clamp(y * rz, y_lo, y_hi)[:, None]
+    row_x = (fx * rz)[:, None] * (m[:, 0] - tx * m[:, 2])  # [M, 3] first row of J R M
+    row_y = (fy * rz)[:, None] * (m[:, 1] - ty * m[:, 2])
+    a = _dot3(row_x, row_x) + eps2d
+    b = _dot3(row_x, row_y)
+    c = _dot3(row_y, row_y) + eps2d
     det = a * c - b * b
-    mean2d = torch.stack((fx * cam[:, 0] * rz + cx, fy * cam[:, 1] * rz + cy), dim=1)
+    u = fx * x * rz + cx
+    v = fy * y * rz + cy
 
-    extend = torch.sqrt(2.0 * torch.log(op / ALPHA_MIN)).clamp_max(MAX_EXTEND)
+    extend = torch.sqrt(2.0 * torch.log(opacities / ALPHA_MIN)).clamp_max(MAX_EXTEND)
     rx = torch.ceil(extend * a.clamp_min(0).sqrt())
     ry = torch.ceil(extend * c.clamp_min(0).sqrt())
-    on_screen = (
-        (mean2d[:, 0] + rx > 0) & (mean2d[:, 0] - rx < width)
-        & (mean2d[:, 1] + ry > 0) & (mean2d[:, 1] - ry < height)
-    )
-    keep = (det > 0) & ((rx > 0) | (ry > 0)) & on_screen
-    inv_det = 1.0 / det[keep]
-    conics = torch.stack((c[keep] * inv_det, -b[keep] * inv_det, a[keep] * inv_det), dim=1)
+    good = (det > 0) & ((rx > 0) | (ry > 0)) & (u + rx > 0) & (u - rx < width) & (v + ry > 0) & (v - ry < height)
+    sel = good.nonzero().squeeze(1)
+    pick = (lambda t: t.index_select(0, sel)) if sel.shape[0] < good.shape[0] else (lambda t: t)
+    a, b, c, det, u, v, rx, ry, z, opacities = (pick(t) for t in (a, b, c, det, u, v, rx, ry, z, opacities))
+    inv_det = 1.0 / det
     return ProjectedGaussians(
-        ids=ids[keep], means2d=mean2d[keep], conics=conics, depths=z[keep],
-        radii=torch.stack((rx[keep], ry[keep]), dim=1), opacities=op[keep],
+        ids=pick(ids),
+        means2d=torch.stack((u, v), dim=1), conics=torch.stack((c * inv_det, -b * inv_det, a * inv_det), dim=1),
+        depths=z, radii=torch.stack((rx, ry), dim=1), opacities=opacities,
     )
+
+
+def _dot3(p: Tensor, q: Tensor) -> Tensor:  # [M, 3] x [M, 3] -> [M]; faster than (p * q).sum(1) on CPU
+    return p[:, 0] * q[:, 0] + p[:, 1] * q[:, 1] + p[:, 2] * q[:, 2]
 
 
 def fov_limits(width: int, height: int, K) -> tuple[float, float, float, float]:

@@ -19,19 +19,20 @@ Algorithm (no Python loop over Gaussians):
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from torch.nn.functional import threshold
+from torch.nn.functional import threshold_
 
 from .projection import ALPHA_MIN, ProjectedGaussians
 
 ALPHA_MAX = 0.999          # gsplat's clamp (the original 3DGS CUDA code uses 0.99)
 TRANSMITTANCE_MIN = 1e-4   # a pixel is finished once its transmittance would reach this
-TILE_SIZE = 8              # pixels per tile side: fewer (Gaussian, tile) pairs vs fewer wasted alpha evaluations
+TILE_SIZE = int(os.environ.get("UPLIFT_TILE", 8))             # pixels per tile side: fewer (Gaussian, tile) pairs vs fewer wasted alpha evaluations
 CHUNK = 32                 # Gaussians per tile per step
-BLOCK_ELEMENTS = 1 << 18   # alpha values per step, to keep the working set in cache
+BLOCK_ELEMENTS = int(os.environ.get("UPLIFT_BLOCK", 1 << 18))   # alpha values per step, to keep the working set in cache
 _EXP_FLOOR = -20.0         # exp() is slow far below -87 (denormals); alpha there is 0 anyway
 
 _LOG_ALPHA_MAX = math.log(ALPHA_MAX)
@@ -73,12 +74,12 @@ def rasterize(
 
     # Per-Gaussian columns in depth order, plus one padding Gaussian (index M) of zero alpha.
     order = torch.argsort(proj.depths, stable=True)
-    columns = torch.cat((proj.means2d, proj.conics, proj.opacities[:, None].log(), colors,
-                         proj.depths[:, None], torch.ones_like(proj.depths)[:, None]), dim=1)[order]  # [M, 11]
-    columns = torch.cat((columns, columns.new_zeros((1, 11))), dim=0)
-    columns[M, 5] = -100.0
-    mx, my, ca, cb, cc, log_op, *features = columns.T.contiguous()  # features: r, g, b, depth, 1
-    radii = proj.radii[order]
+    unsorted = (*proj.means2d.T, *proj.conics.T, proj.opacities.log(), *colors.T, proj.depths,
+                torch.ones_like(proj.depths))
+    pad = (0.0,) * 5 + (-100.0,) + (0.0,) * 5  # padding Gaussian: log opacity -100, alpha 0
+    mx, my, ca, cb, cc, log_op, *features = (  # features: r, g, b, depth, 1
+        torch.cat((col.index_select(0, order), col.new_full((1,), value))) for col, value in zip(unsorted, pad))
+    radii = proj.radii.index_select(0, order)
 
     # Pixels whose centres lie in the bounding box, and the tiles they fall in.
     x_lo = torch.ceil(mx[:M] - radii[:, 0] - 0.5)
@@ -132,6 +133,11 @@ def rasterize(
     trans = colors.new_ones((n_tiles, P))  # running transmittance (includes excluded Gaussians)
     accum = colors.new_zeros((n_tiles, 5, P))  # sum of w * (r, g, b, depth, 1)
     block = max(1, BLOCK_ELEMENTS // (chunk * P))
+    # Work buffers reused by every block: fresh large tensors would cost a page fault per 4 KiB.
+    expo_buf = colors.new_empty((block, P, chunk))
+    keep_buf = colors.new_empty((block, P, chunk))
+    trans_buf = colors.new_empty((block, P, chunk))
+    sums_buf = colors.new_empty((block, 5, P))
     first = 0
     for level in range(levels):
         n_rows = int(level_rows[level])
@@ -148,13 +154,18 @@ def rasterize(
             else:
                 r = rows[b0:b0 + block]
                 tiles, level_coef, level_feats = row_tile.index_select(0, r), coef.index_select(0, r), feats.index_select(0, r)
-            expo = torch.matmul(basis, level_coef)  # [n, P, K]
-            alpha = threshold(expo.clamp_(_EXP_FLOOR, _LOG_ALPHA_MAX).exp_(), ALPHA_MIN, 0.0)  # < 1/255 skipped
-            keep = 1.0 - alpha
-            t_after = torch.cumprod(keep, dim=2).mul_(trans.index_select(0, tiles)[:, :, None])
-            weights = threshold(t_after, TRANSMITTANCE_MIN, 0.0).mul_(alpha.div_(keep))  # alpha * T_before
-            accum.index_add_(0, tiles, torch.bmm(level_feats, weights.transpose(1, 2)))
-            trans.index_copy_(0, tiles, t_after[:, :, -1].contiguous())
+            n = tiles.shape[0]
+            alpha, keep, t_after, sums = expo_buf[:n], keep_buf[:n], trans_buf[:n], sums_buf[:n]
+            torch.matmul(basis, level_coef, out=alpha)  # exponents [n, P, K]
+            alpha.clamp_(_EXP_FLOOR, _LOG_ALPHA_MAX).exp_()
+            threshold_(alpha, ALPHA_MIN, 0.0)  # alpha < 1/255: skipped
+            torch.sub(1.0, alpha, out=keep)
+            torch.cumprod(keep, dim=2, out=t_after)
+            t_after.mul_(trans.index_select(0, tiles)[:, :, None])
+            threshold_(t_after, TRANSMITTANCE_MIN, 0.0)  # excluded: the Gaussian that reaches 1e-4 and all after
+            weights = alpha.div_(keep).mul_(t_after)  # alpha * T_before
+            accum.index_add_(0, tiles, torch.bmm(level_feats, weights.transpose(1, 2), out=sums))
+            trans.index_copy_(0, tiles, t_after[:, :, -1])
         first += int(level_rows[level])
 
     image = accum.view(tiles_y, tiles_x, 5, tile, tile).permute(0, 3, 1, 4, 2).reshape(tiles_y * tile, tiles_x * tile, 5)
