@@ -43,7 +43,8 @@ def run(args) -> int:
     from ..core.image_io import to_uint8
     from ..core.ply import read_ply
     from ..core.render import render
-    from ..services.options import refuse_overwriting_input, write_atomic, write_png
+    from ..core.atomic import write_bytes_atomic
+    from ..services.options import refuse_overwriting_input, write_png
     from .progress import Progress
 
     if not str(args.output).lower().endswith(".png"):
@@ -63,7 +64,7 @@ def run(args) -> int:
         if args.depth:
             buf = io.BytesIO()
             np.save(buf, result.depth.detach().cpu().numpy().astype(np.float32))
-            write_atomic(args.depth, buf.getvalue())
+            write_bytes_atomic(args.depth, buf.getvalue())
     print(f"wrote {args.output} ({result.camera.width}x{result.camera.height})"
           + (f" and {args.depth}" if args.depth else ""))
     return 0
