@@ -69,8 +69,9 @@ def load_mask(source: str | Path | bytes, *, shape: tuple[int, int] | None = Non
     return mask
 
 
-def encode_png(array: np.ndarray) -> bytes:
-    """uint8 [H, W] / [H, W, 3] / [H, W, 4] or bool [H, W] -> PNG bytes."""
+def encode_png(array: np.ndarray, compress_level: int = 6) -> bytes:
+    """uint8 [H, W] / [H, W, 3] / [H, W, 4] or bool [H, W] -> PNG bytes. compress_level 0-9
+    (zlib): 1 is about 3x faster than 6 for ~10% more bytes, the right trade on loopback."""
     from PIL import Image
 
     if array.dtype == bool:
@@ -78,7 +79,7 @@ def encode_png(array: np.ndarray) -> bytes:
     if array.dtype != np.uint8:
         raise ValueError(f"encode_png takes uint8 or bool arrays, got {array.dtype}")
     buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
+    Image.fromarray(array).save(buf, format="PNG", compress_level=compress_level)
     return buf.getvalue()
 
 

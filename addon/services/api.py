@@ -11,6 +11,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from . import protocol as P
 from .client import UpliftClient
 from .errors import ServerFailedError
 
@@ -39,27 +40,26 @@ class HttpServices:
         self.client = client
 
     def segment(self, image, points=None, labels=None, box=None) -> SegmentResult:
-        from ..core.image_io import encode_png, load_mask
+        from ..core.image_io import load_mask
 
         points = np.zeros((0, 2)) if points is None else np.asarray(points, dtype=np.float64).reshape(-1, 2)
         labels = np.ones(len(points), np.int64) if labels is None else np.asarray(labels).reshape(-1)
-        reply = self.client.segment(encode_png(image), points.tolist(), labels.tolist(),
+        reply = self.client.segment(_png(image), points.tolist(), labels.tolist(),
                                     None if box is None else np.asarray(box, dtype=np.float64).tolist())
         mask = self._decode(lambda: load_mask(reply.mask_png, shape=image.shape[:2], what="the server's mask",
                                               allow_empty=True))
         return SegmentResult(mask, reply.score)
 
     def lift(self, image, mask, camera):
-        from ..core.image_io import encode_png
         from ..core.ply import read_ply
 
-        ply = self.client.lift(encode_png(image), encode_png(mask), camera.to_dict())
+        ply = self.client.lift(_png(image), _png(mask), camera.to_dict())
         return self._decode(lambda: read_ply(ply))
 
     def inpaint(self, image, mask, mode="fill", dilate=0, prompt=None) -> np.ndarray:
-        from ..core.image_io import encode_png, load_image
+        from ..core.image_io import load_image
 
-        png = self.client.inpaint(encode_png(image), encode_png(mask), mode=mode, dilate=dilate, prompt=prompt)
+        png = self.client.inpaint(_png(image), _png(mask), mode=mode, dilate=dilate, prompt=prompt)
         out = self._decode(lambda: load_image(png, what="the server's inpainted image"))
         if out.shape != image.shape:
             raise ServerFailedError(f"the server returned a {out.shape[1]}x{out.shape[0]} image for a "
@@ -73,3 +73,9 @@ class HttpServices:
             return fn()
         except UpliftError as exc:
             raise ServerFailedError(f"the server at {self.client.url} sent an unreadable answer: {exc}") from None
+
+
+def _png(array: np.ndarray) -> bytes:
+    from ..core.image_io import encode_png
+
+    return encode_png(array, compress_level=P.PNG_COMPRESS_LEVEL)

@@ -40,6 +40,9 @@ PARAMS_PART = "params"
 
 INPAINT_MODES = ("fill", "seam")
 
+# zlib level of the PNGs both sides send: speed over size (the link is usually loopback).
+PNG_COMPRESS_LEVEL = 1
+
 # Limits a server applies unless configured otherwise (see ServerConfig).
 DEFAULT_MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 40_000_000

@@ -317,7 +317,7 @@ def create_app(config: ServerConfig = ServerConfig(), services: LocalServices | 
 
         def job():
             result = services.segment(img, p.get("points"), p.get("labels"), p.get("box"))
-            return encode_png(result.mask), result.score
+            return encode_png(result.mask, P.PNG_COMPRESS_LEVEL), result.score
 
         png, score = await gate.run(job)
         return Response(png, media_type="image/png", headers={P.SCORE_HEADER: f"{score:.6f}"})
@@ -357,7 +357,8 @@ def create_app(config: ServerConfig = ServerConfig(), services: LocalServices | 
         msk = await asyncio.to_thread(_decode_image, await mask.read(), config.max_pixels, "mask")
 
         def job():
-            return encode_png(services.inpaint(img, msk, p.get("mode", "fill"), p.get("dilate", 0), p.get("prompt")))
+            out = services.inpaint(img, msk, p.get("mode", "fill"), p.get("dilate", 0), p.get("prompt"))
+            return encode_png(out, P.PNG_COMPRESS_LEVEL)
 
         return Response(await gate.run(job), media_type="image/png")
 

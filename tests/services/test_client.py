@@ -18,7 +18,7 @@ from uplift.services.config import ServerConfig
 from uplift.services.errors import (AuthenticationError, NotUpliftServerError, RemoteServerNotAllowedError,
                                     RequestTimeoutError, ServerBusyError, ServerFailedError, ServerUnreachableError)
 
-from conftest import assert_healthy, running, scene
+from live_server import assert_healthy, running, scene
 
 
 def free_port() -> int:

@@ -18,7 +18,7 @@ from uplift.services.config import ServerConfig
 from uplift.services.local import LocalServices
 from uplift.services.server import create_app
 
-from conftest import assert_healthy, running, scene
+from live_server import assert_healthy, running, scene
 
 TINY_SAM = dict(encoder_embed_dim=32, encoder_depth=2, encoder_num_heads=2, encoder_global_attn_indexes=[1])
 

@@ -10,7 +10,7 @@ from uplift.services.api import HttpServices
 from uplift.services.client import UpliftClient
 from uplift.services.config import ServerConfig
 
-from conftest import running
+from live_server import running
 
 # The pickup truck in truck.jpg (1800x1200), outlined by hand on a half-size copy:
 # canopy, cab, bonnet, front bumper, front wheel, sill, rear wheel, tow hitch, tailgate.

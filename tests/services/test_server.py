@@ -21,7 +21,7 @@ from uplift.services.config import ServerConfig
 from uplift.services.errors import (BackendNotLoadedError, BadRequestError, RequestTimeoutError, ServerBusyError,
                                     ServerFailedError)
 
-from conftest import assert_healthy, running, scene
+from live_server import assert_healthy, default_server, running, scene  # noqa: F401 (fixture)
 
 GARBAGE = b"\x89PNG\r\n\x1a\n this is not really a PNG" + bytes(range(256))
 

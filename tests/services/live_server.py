@@ -1,4 +1,5 @@
-"""Live Uplift servers on loopback (ephemeral ports) and small test inputs."""
+"""Helpers for the services tests: live Uplift servers on loopback (ephemeral ports) and
+small test inputs. (Not named conftest: tests/conftest.py owns that module name.)"""
 from __future__ import annotations
 
 import contextlib
@@ -23,13 +24,6 @@ def running(config: ServerConfig = ServerConfig(), **backends):
         server.stop()
 
 
-@pytest.fixture(scope="module")
-def default_server():
-    """grabcut / inflate / telea with a 2-megapixel limit (so 'huge' is cheap to send)."""
-    with running(ServerConfig(max_pixels=2_000_000)) as url:
-        yield url
-
-
 def assert_healthy(url: str, token: str | None = None) -> None:
     info = UpliftClient(url, token=token, retries=0).health()
     assert info["service"] == "uplift" and info["queue"]["running"] == 0
@@ -43,3 +37,11 @@ def scene(h: int = 48, w: int = 64, seed: int = 0):
     image = (rng.random((h, w, 3)) * 80 + 20).astype(np.uint8)
     image[mask] = (np.array([220, 180, 60]) + rng.integers(-20, 20, (mask.sum(), 3))).clip(0, 255).astype(np.uint8)
     return image, mask
+
+
+@pytest.fixture(scope="module")
+def default_server():
+    """grabcut / inflate / telea with a 2-megapixel limit (so 'huge' is cheap to send).
+    Test modules import this fixture by name."""
+    with running(ServerConfig(max_pixels=2_000_000)) as url:
+        yield url
