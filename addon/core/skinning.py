@@ -11,20 +11,23 @@ Deformation, per Gaussian with controls k (rest p_k, deformed p'_k, rotation R_k
 - orientation:  q' = b ⊗ q where b = normalise(Σ w_k s_k Q_k), Q_k the control's unit
   quaternion (w >= 0) and s_k = ±1 the sign that puts Q_k on the same hemisphere as the
   nearest control's Q (q and -q are the same rotation; without the alignment two
-  nearly equal rotations could cancel). b is returned with w >= 0, so an identity
-  deformation leaves every quaternion bit-for-bit unchanged.
+  nearly equal rotations could cancel). b is taken with w >= 0, so small deformations
+  keep each quaternion's sign, and its length (files need not store unit quaternions).
 - scales, opacity, SH colour, normals and extra properties: unchanged.
 
-Speed: the per-control affine [R | t] and Q form one [M, 16] table, blended for all
-Gaussians by a single `embedding_bag` (a gather-multiply-add kernel), so nothing of
-size [N, k, 3, 3] is ever built. The sign alignment is only needed where two controls
+Speed: the per-control affine [R | t] and Q (as the four signed permutations that make
+up quaternion left-multiplication) form one [M, 29] table, blended for all Gaussians by
+a single `embedding_bag` (a gather-multiply-add kernel), so nothing of size
+[N, k, 3, 3] is ever built; what is left is one elementwise product with per-Gaussian
+constants (cached on the binding) and one small matmul. The sign alignment is only needed where two controls
 that share a Gaussian have quaternions on opposite hemispheres; those pairs are
 found on the [M, M] control level and only their Gaussians are blended again with
 explicit signs.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +42,9 @@ class SkinBinding:
     indices: Tensor        # [N, k] long, nearest control first
     weights: Tensor        # [N, k] float32, >= 0, rows sum to 1
     shared: Tensor         # [M, M] bool, True where two controls are bound to a common Gaussian
+    # Per-Gaussian factors of the Gaussians last deformed with this binding (see
+    # `_gaussian_factors`); rebuilt whenever those tensors change.
+    _factors: tuple | None = field(default=None, repr=False, compare=False)
 
     @property
     def k(self) -> int:
@@ -87,17 +93,31 @@ def bind(
     return SkinBinding(indices, torch.from_numpy(weights).to(means.device, torch.float32), shared)
 
 
+# Left-multiplication by a quaternion as four signed permutations of its components:
+# b ⊗ q = sum_j q_j · (sign_j * b[perm_j]).
+_PRODUCT_PERM = torch.tensor([0, 1, 2, 3, 1, 0, 3, 2, 2, 3, 0, 1, 3, 2, 1, 0])
+_PRODUCT_SIGN = torch.tensor([1.0, 1, 1, 1, -1, 1, 1, -1, -1, -1, 1, 1, -1, 1, -1, 1])
+
+
 def control_table(
     rest: Tensor,        # [M, 3]
     deformed: Tensor,    # [M, 3]
     rotations: Tensor,   # [M, 3, 3]
     quats: Tensor | None = None,  # [M, 4] wxyz of `rotations`, derived when None
-) -> Tensor:             # -> [M, 16]: R row-major (9), t = p' - R p (3), Q with w >= 0 (4)
+) -> Tensor:             # -> [M, 29], see below
+    """Per-control values that LBS blends linearly:
+    [0:9]   R column-major (entry 3*b + a is R[a, b]),
+    [9:12]  t = p' - R p,
+    [12:28] the quaternion Q (w >= 0) as the 4 signed permutations that make up
+            left-multiplication (block j is Q ⊗ e_j); block 0 is Q itself,
+    [28]    Q's w again (its blend decides the sign of the blended rotation).
+    """
     m = rest.shape[0]
     rotations = rotations.float()
     translation = deformed.float() - (rotations @ rest.float()[:, :, None])[:, :, 0]
     q = quaternion.from_matrix(rotations) if quats is None else quaternion.canonical_sign(quats.float())
-    return torch.cat((rotations.reshape(m, 9), translation, q), dim=1).contiguous()
+    product = q[:, _PRODUCT_PERM.to(q.device)] * _PRODUCT_SIGN.to(q.device)
+    return torch.cat((rotations.transpose(1, 2).reshape(m, 9), translation, product, q[:, :1]), dim=1).contiguous()
 
 
 def deform(
@@ -110,32 +130,61 @@ def deform(
 ) -> Gaussians:
     """Move centres and orientations of `g` with the controls (see the module docstring)."""
     table = control_table(rest, deformed, rotations, quats).to(g.means.device)
-    blended = F.embedding_bag(binding.indices, table, per_sample_weights=binding.weights, mode="sum")  # [N, 16]
-    _realign_signs(blended, binding, table[:, 12:16])
-    # Component-major from here: elementwise ops on contiguous [N] rows are several
-    # times faster in torch than ops that broadcast over a trailing dim of 3 or 4.
-    b = blended.T.contiguous()                           # [16, N]
-    mu = g.means.T.contiguous()                          # [3, N]
-    means = torch.empty_like(mu)
+    blended = F.embedding_bag(binding.indices, table, per_sample_weights=binding.weights, mode="sum")  # [N, 29]
+    _realign_signs(blended, binding, table)
+    spread, own_length = _gaussian_factors(g, binding)
+    # Every output is a sum of (blended column) x (a per-Gaussian constant): one
+    # elementwise product, then one matmul that sums the groups, written transposed so
+    # that its result is component-major ([8, N]) and the rest are row operations.
+    # (torch's CPU kernels for ops over a trailing dim of 3 or 4 are 5-20x slower.)
+    out = _constants(g.means.device).sums @ blended.mul_(spread).T            # [8, N]
+    unnormalised = out[3:7]                                                     # (sum w Q) ⊗ q
+    length = (unnormalised.square().sum(0) / own_length).sqrt()                 # |sum w Q|
+    scale = torch.where(out[7] < 0, -1.0, 1.0) / length                         # normalise, w >= 0
+    quats = (unnormalised * scale).T.contiguous()
+    return g.replace(means=out[0:3].T.contiguous(), quats=quats)
+
+
+def _gaussian_factors(g: Gaussians, binding: SkinBinding) -> tuple[Tensor, Tensor]:
+    """[N, 29] per-Gaussian factors of the blended table columns (mu_b for R's column b,
+    1 for t, q_j for block j, 1 for the sign column) and [N] |q|^2; cached on the
+    binding for as long as g's means and quaternions are the same, unchanged tensors."""
+    key = (g.means.data_ptr(), g.means._version, g.quats.data_ptr(), g.quats._version, len(g))
+    if binding._factors is None or binding._factors[0] != key:
+        mu, q = g.means.float(), g.quats.float()
+        ones = torch.ones_like(mu[:, :1])
+        spread = torch.cat([mu[:, b:b + 1].expand(-1, 3) for b in range(3)] + [ones.expand(-1, 3)]
+                           + [q[:, j:j + 1].expand(-1, 4) for j in range(4)] + [ones], dim=1).contiguous()
+        binding._factors = (key, spread, q.square().sum(1))
+    return binding._factors[1], binding._factors[2]
+
+
+@functools.lru_cache(maxsize=None)
+def _constants(device: torch.device):
+    """[8, 29] 0/1 matrix summing the products into means (3), q' (4) and the blended w (1)."""
+    sums = torch.zeros(8, 29)
     for a in range(3):
-        torch.addcmul(b[9 + a], b[3 * a], mu[0], out=means[a])
-        means[a].addcmul_(b[3 * a + 1], mu[1]).addcmul_(b[3 * a + 2], mu[2])
-    q = b[12:16]
-    # normalise and put w >= 0 in one scale factor
-    scale = torch.where(q[0] < 0, -1.0, 1.0) / (q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3]).sqrt()
-    q.mul_(scale)
-    quats = quaternion.multiply(q.T, g.quats.T.contiguous().T)  # [N, 4] views over [4, N] rows
-    return g.replace(means=means.T.contiguous(), quats=quats)
+        for b in range(3):
+            sums[a, 3 * b + a] = 1.0
+        sums[a, 9 + a] = 1.0
+    for c in range(4):
+        for j in range(4):
+            sums[3 + c, 12 + 4 * j + c] = 1.0
+    sums[7, 28] = 1.0
+    from types import SimpleNamespace
+
+    return SimpleNamespace(sums=sums.to(device))
 
 
-def _realign_signs(blended: Tensor, binding: SkinBinding, control_q: Tensor) -> None:
-    """Re-blend, in place, the quaternion part (columns 12:16 of `blended` [N, 16]) of the
-    Gaussians whose controls' quaternions lie on opposite hemispheres."""
+def _realign_signs(blended: Tensor, binding: SkinBinding, table: Tensor) -> None:
+    """Re-blend, in place, the quaternion columns (12:29) of the Gaussians whose controls'
+    quaternions lie on opposite hemispheres, each aligned with the nearest control's."""
+    control_q = table[:, 12:16]
     opposite = (control_q @ control_q.T < 0) & binding.shared          # [M, M]
     if not bool(opposite.any()):
         return
     touched = opposite.any(1)[binding.indices].any(1)                   # [N]
     rows = torch.nonzero(touched).squeeze(1)
-    q = control_q[binding.indices[rows]]                                # [S, k, 4]
-    sign = torch.where((q * q[:, :1]).sum(-1) < 0, -1.0, 1.0)           # align with the nearest control
-    blended[rows, 12:16] = ((binding.weights[rows] * sign)[:, :, None] * q).sum(1)
+    q = table[binding.indices[rows], 12:]                               # [S, k, 17]
+    sign = torch.where((q[..., :4] * q[:, :1, :4]).sum(-1) < 0, -1.0, 1.0)
+    blended[rows, 12:] = ((binding.weights[rows] * sign)[:, :, None] * q).sum(1)
