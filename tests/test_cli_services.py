@@ -62,6 +62,7 @@ def live_server():
     proc.wait(20)
 
 
+@pytest.mark.slow
 def test_segment_lift_inpaint_in_process(photo, tmp_path, capsys):
     mask, ply, cam, plate = (tmp_path / n for n in ("mask.png", "obj.ply", "cam.json", "plate.png"))
     before = photo.read_bytes()
@@ -100,6 +101,7 @@ def test_lift_through_a_given_camera(photo, tmp_path):
     assert main(["lift", str(photo), "--mask", str(mask), "--camera", str(wrong), "-o", str(ply)]) == 2
 
 
+@pytest.mark.slow
 def test_commands_against_a_live_uplift_serve(live_server, photo, tmp_path):
     url, _ = live_server
     mask, ply, plate = tmp_path / "mask.png", tmp_path / "obj.ply", tmp_path / "plate.png"

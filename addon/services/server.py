@@ -155,11 +155,29 @@ class GuardMiddleware:
             return await _respond(branded_send, 413, error_body(
                 P.ERR_TOO_LARGE, f"the upload is {int(length):,} bytes, over this server's limit of "
                                  f"{self.max_upload_bytes:,}"))
+        if length is None and scope["method"] in ("POST", "PUT", "PATCH"):
+            # No announced size (chunked): buffer up to the limit, refuse past it, then replay.
+            buffered, total = [], 0
+            while True:
+                message = await receive()
+                buffered.append(message)
+                total += len(message.get("body", b""))
+                if total > self.max_upload_bytes:
+                    return await _respond(branded_send, 413, error_body(
+                        P.ERR_TOO_LARGE, f"the upload is over this server's limit of {self.max_upload_bytes:,} bytes"))
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    break
+
+            async def replay():
+                return buffered.pop(0) if buffered else await receive()
+            source = replay
+        else:
+            source = receive
         received = 0
 
-        async def counting_receive():
+        async def counting_receive():  # a size header that lies is caught here
             nonlocal received
-            message = await receive()
+            message = await source()
             received += len(message.get("body", b""))
             if received > self.max_upload_bytes:
                 raise UploadTooLarge()

@@ -177,6 +177,7 @@ def tiny_diffusers(tmp_path_factory):
     return root / "model"
 
 
+@pytest.mark.slow
 def test_diffusers_through_the_server(tiny_diffusers):
     image, mask = scene(40, 52)
     config = ServerConfig(inpaint="diffusers", diffusers_model=tiny_diffusers, diffusers_steps=2,
@@ -255,6 +256,7 @@ def test_trellis_missing_gives_an_install_hint(monkeypatch, tmp_path):
         LocalServices(ServerConfig(lift="trellis", trellis_model=tmp_path)).backend("lift")
 
 
+@pytest.mark.slow
 def test_trellis_through_the_server_is_placed_to_match_the_mask(monkeypatch, tmp_path):
     """Render the canonical object at a known pose to make the mask; the service must find a
     placement whose silhouette matches it."""

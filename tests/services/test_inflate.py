@@ -39,6 +39,7 @@ def psnr_inside(rgb: np.ndarray, image: np.ndarray, mask: np.ndarray) -> float:
     return 10 * np.log10(1.0 / mse)
 
 
+@pytest.mark.slow
 def test_render_reproduces_the_masked_object(dog):
     image, mask, cam = dog
     g = InflateLifter().lift(image, mask, cam)

@@ -133,6 +133,7 @@ def bad_cases():
         ("lift empty mask", P.LIFT_PATH, {"image": img, "mask": empty, "camera": json.dumps(CAM)}, 400, "bad_mask", "empty"),
         ("lift camera size", P.LIFT_PATH, {"image": img, "mask": msk, "camera": json.dumps(Camera.from_fov(32, 24).to_dict())}, 400, "bad_camera", "32x24"),
         ("lift camera garbage", P.LIFT_PATH, {"image": img, "mask": msk, "camera": json.dumps({"width": 3})}, 400, "bad_camera", "lacks"),
+        ("lift 0x0", P.LIFT_PATH, {"image": png_with_size(0, 0), "mask": msk, "camera": json.dumps(CAM)}, 400, "bad_image", ""),
         ("lift huge", P.LIFT_PATH, {"image": png_with_size(5000, 5000), "mask": msk, "camera": json.dumps(CAM)}, 413, "too_large", ""),
         ("inpaint garbage mask", P.INPAINT_PATH, {"image": img, "mask": GARBAGE}, 400, "bad_image", "mask"),
         ("inpaint 0x0", P.INPAINT_PATH, {"image": png_with_size(0, 0), "mask": msk}, 400, "bad_image", ""),
@@ -186,6 +187,24 @@ def test_upload_limit():
         assert len(big) > 20_000
         status, body = raw(url, P.SEGMENT_PATH, {"image": big, "params": json.dumps({"box": [1, 1, 9, 9]})})
         assert (status, body["error"]) == (413, "too_large") and "20,000" in body["detail"]
+        assert_healthy(url)
+
+
+def test_upload_limit_without_content_length():
+    """A chunked upload announces no size: the server counts the bytes as they arrive."""
+    import http.client
+
+    from uplift.services.client import encode_multipart
+
+    big = (np.random.default_rng(1).random((200, 200, 3)) * 255).astype(np.uint8)
+    body, ctype = encode_multipart({"image": encode_png(big), "params": json.dumps({"box": [1, 1, 9, 9]})})
+    with running(ServerConfig(max_upload_bytes=20_000)) as url:
+        conn = http.client.HTTPConnection(*url[len("http://"):].split(":"), timeout=30)
+        chunks = (body[i:i + 4096] for i in range(0, len(body), 4096))
+        conn.request("POST", P.SEGMENT_PATH, body=chunks, headers={"Content-Type": ctype}, encode_chunked=True)
+        reply = conn.getresponse()
+        assert reply.status == 413 and json.loads(reply.read())["error"] == "too_large"
+        conn.close()
         assert_healthy(url)
 
 
