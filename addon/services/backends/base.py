@@ -73,7 +73,7 @@ def build_segmenter(config) -> Segmenter | None:
 def build_lifter(config) -> Lifter | None:
     if config.lift == "inflate":
         from .inflate import InflateLifter
-        return InflateLifter()
+        return InflateLifter(device=config.device)
     if config.lift == "trellis":
         from .trellis import TrellisLifter
         return TrellisLifter(config.trellis_model, config.device, seed=config.seed)

@@ -43,7 +43,7 @@ class InflateConfig:
     flatness: float = 0.3          # splat std along the camera ray relative to sigma_px
     opacity: float = 0.995
     fit_passes: int = 3            # colour-correction passes through the renderer (0: none)
-    render_backend: str = "torch"  # the renderer used for the colour fit
+    render_backend: str = "auto"   # the colour fit's renderer on CUDA (gsplat if importable); CPU: torch
 
 
 def reference_depth(mask: np.ndarray, camera) -> float:
@@ -58,8 +58,11 @@ def reference_depth(mask: np.ndarray, camera) -> float:
 class InflateLifter:
     name = "inflate"
 
-    def __init__(self, config: InflateConfig = InflateConfig()) -> None:
+    def __init__(self, config: InflateConfig = InflateConfig(), device: str = "auto") -> None:
+        from ...core.device import pick_device
+
         self.config = config
+        self.device = pick_device(device)  # where the colour fit renders; the result is on the CPU
 
     def lift(self, image: np.ndarray,   # uint8 [H, W, 3]
              mask: np.ndarray,          # bool [H, W]
@@ -73,7 +76,7 @@ class InflateLifter:
             stride += 1
         g = layout.gaussians(layout.front_colors)
         if self.config.fit_passes > 0:
-            g = _fit_colors(layout, image, mask, camera, self.config)
+            g = _fit_colors(layout, image, mask, camera, self.config, self.device)
         return g
 
 
@@ -189,7 +192,7 @@ def _layout(image: np.ndarray, mask: np.ndarray, camera, stride: int, cfg: Infla
     return _Layout(means, sigma_xy, sigma_z, cell_of, colors, cell_pixels, quat, cfg)
 
 
-def _fit_colors(layout: _Layout, image: np.ndarray, mask: np.ndarray, camera, cfg: InflateConfig):
+def _fit_colors(layout: _Layout, image: np.ndarray, mask: np.ndarray, camera, cfg: InflateConfig, device):
     """Fit the cells' colours so the render matches the photo inside the mask.
 
     For fixed geometry the premultiplied render is linear in the colours: P(c) = W c.
@@ -209,9 +212,10 @@ def _fit_colors(layout: _Layout, image: np.ndarray, mask: np.ndarray, camera, cf
     count = np.maximum(np.bincount(idx, minlength=cells), 1).astype(np.float64)
 
     def premultiplied(colors):  # [C, 3] -> ([P, 3] premultiplied RGB at mask pixels, [P] alpha)
-        rgba = _as_numpy(render(front.gaussians(colors), camera, backend=cfg.render_backend).rgba)[valid]
+        rgba = _as_numpy(render(front.gaussians(colors).to(device), camera, backend=backend, device=device).rgba)[valid]
         return rgba[:, :3].astype(np.float64) * rgba[:, 3:4], rgba[:, 3].astype(np.float64)
 
+    backend = cfg.render_backend if device.type == "cuda" else "torch"  # honour --device cpu on a GPU box
     offset = 1.0
     colors = layout.front_colors.copy()
     shifted, alpha = premultiplied(colors + offset)

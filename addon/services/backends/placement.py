@@ -53,7 +53,8 @@ class Placement:
 def silhouette(g, camera) -> np.ndarray:  # -> bool [h, w]: rendered alpha > 0.5
     from ...core.render import render
 
-    alpha = render(g, camera, backend="torch").rgba[..., 3]
+    on_gpu = g.device.type == "cuda"
+    alpha = render(g, camera, backend="auto" if on_gpu else "torch", device=g.device).rgba[..., 3]
     alpha = alpha.detach().cpu().numpy() if hasattr(alpha, "detach") else np.asarray(alpha)
     return alpha > 0.5
 
@@ -63,8 +64,9 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / union) if union else 0.0
 
 
-def place(g, mask: np.ndarray, camera, config: PlacementConfig = PlacementConfig()) -> Placement:
-    """g: Gaussians in a canonical frame (Z up); mask: bool [H, W] of camera's size."""
+def place(g, mask: np.ndarray, camera, config: PlacementConfig = PlacementConfig(), device=None) -> Placement:
+    """g: Gaussians in a canonical frame (Z up); mask: bool [H, W] of camera's size; the polish
+    renders run on `device` (default: g's)."""
     import cv2
     import torch
 
@@ -95,6 +97,8 @@ def place(g, mask: np.ndarray, camera, config: PlacementConfig = PlacementConfig
         probe = g.subset(idx)
         probe = probe.replace(log_scales=probe.log_scales + 0.5 * math.log(n / config.search_gaussians))
 
+    if device is not None:
+        probe = probe.to(device)
     right, _, _ = camera_axes(camera)
     target_area = float(small.sum())
     target_centroid = np.argwhere(small)[:, ::-1].mean(0) + 0.5  # (u, v) in work pixels
@@ -106,7 +110,7 @@ def place(g, mask: np.ndarray, camera, config: PlacementConfig = PlacementConfig
         p = cam.unproject(np.array([[u, v]]), np.array([depth]))[0]
         return Similarity(R, p - s * R @ center, s)
 
-    g_cpu = probe.to("cpu")
+    g_cpu = probe.to("cpu")  # the disc silhouettes are numpy
     probe_means = g_cpu.means.double().numpy()
     probe_sigma = g_cpu.scales.max(dim=1).values.double().numpy()
     probe_reach = torch.sqrt(2 * torch.log((2 * g_cpu.opacities.double()).clamp_min(1.0))).numpy()

@@ -49,7 +49,7 @@ class TrellisLifter:
             gaussian = outputs["gaussian"][0]
         except (KeyError, IndexError, TypeError):
             raise BackendFailedError("TRELLIS returned no Gaussian output") from None
-        return place(gaussians_from_trellis(gaussian), mask, camera).gaussians
+        return place(gaussians_from_trellis(gaussian), mask, camera, device=self.device).gaussians.to("cpu")
 
 
 def rgba_crop(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
