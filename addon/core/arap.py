@@ -58,9 +58,6 @@ _COL = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2])
 _SQ_LEFT = torch.tensor([i * 4 + j for i in range(4) for k in range(4) for j in range(4)])
 _SQ_RIGHT = torch.tensor([j * 4 + k for i in range(4) for k in range(4) for j in range(4)])
 _DIAG4 = torch.tensor([0, 5, 10, 15])
-# An arbitrary fixed direction to restart from where the warm start is orthogonal to
-# the top eigenvector (a half-turn between iterations).
-_NUDGE = torch.tensor([0.61, 0.47, 0.37, 0.53])
 
 
 def _horn_matrix() -> Tensor:  # [16, 9]: flat 4x4 Horn matrix = H @ flat 3x3 S
@@ -111,7 +108,7 @@ _QMAT, _QLEFT, _QRIGHT = _quat_to_matrix_map()
 def _constants(device: torch.device, dtype: torch.dtype) -> SimpleNamespace:
     """The index and matrix constants above, on `device` (copies per call cost more than the maths)."""
     return SimpleNamespace(
-        horn=_HORN.to(device, dtype), qmat=_QMAT.to(device, dtype), fallback=_NUDGE.to(device, dtype)[None, :, None],
+        horn=_HORN.to(device, dtype), qmat=_QMAT.to(device, dtype),
         **{name: t.to(device) for name, t in (("qleft", _QLEFT), ("qright", _QRIGHT), ("sq_left", _SQ_LEFT),
                                              ("sq_right", _SQ_RIGHT), ("diag4", _DIAG4), ("row", _ROW), ("col", _COL))},
     )
@@ -138,17 +135,30 @@ def horn_rotations(
     shift = (S.square().sum(0).sqrt() * 3 ** 0.5).clamp_min(torch.finfo(S.dtype).tiny ** 0.5)
     N.index_add_(0, c.diag4, shift.expand(4, -1))
     P = N / (4 * shift)                                   # trace 1
-    for _ in range(squarings):
+    # P^(2^squarings) q as (P^4)^(2^(squarings-2)) q when that is cheaper: a 4x4 product
+    # costs about four matrix-vector products here.
+    squared = min(squarings, 2)
+    for _ in range(squared):
         P = (P.index_select(0, c.sq_left) * P.index_select(0, c.sq_right)).view(16, 4, -1).sum(1)
         P = P / P.index_select(0, c.diag4).sum(0)
-    q = (P.view(4, 4, -1) * warm[None]).sum(1)            # [4, M]
-    length = q.square().sum(0).sqrt()                     # (linalg norm over dim 0 is slow on CPU)
-    # A warm start (nearly) orthogonal to the answer: start from a fixed direction instead.
-    stalled = length < 1e-4
+    P = P.view(4, 4, -1)
+    q = warm
+    for _ in range(2 ** (squarings - squared)):
+        q = (P * q[None]).sum(1)                          # [4, M]
+        length = q.square().sum(0).sqrt()                 # (linalg norm over dim 0 is slow on CPU)
+        q = q / length.clamp_min(1e-30)[None]
+    # A warm start (nearly) orthogonal to the answer (a half-turn away) barely moves:
+    # its Rayleigh quotient stays below P's largest diagonal entry, itself a lower bound
+    # of the top eigenvalue. Restart those from the basis vector of that entry.
+    diagonal = P.diagonal(dim1=0, dim2=1).T                                  # [4, M]
+    top, best = diagonal.max(0)
+    stalled = (q * (P * q[None]).sum(1)).sum(0) < 0.5 * top
     if bool(stalled.any()):
-        q = torch.where(stalled, (P.view(4, 4, -1) * c.fallback).sum(1), q)
-        length = q.square().sum(0).sqrt()
-    q = q / length.clamp_min(1e-30)
+        restart = torch.nn.functional.one_hot(best, 4).T.to(q)
+        for _ in range(2 ** (squarings - squared) + 8):
+            restart = (P * restart[None]).sum(1)
+            restart = restart / restart.square().sum(0).sqrt().clamp_min(1e-30)[None]
+        q = torch.where(stalled, restart, q)
     return torch.where(q[:1] < 0, -q, q)
 
 
