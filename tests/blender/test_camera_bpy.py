@@ -148,9 +148,9 @@ def test_photo_camera_set_up_in_blender_projects_like_ours(scene):
     assert isinstance(cam, Camera) and math.isclose(cam.K[0, 0], cam.K[1, 1])
 
 
-@pytest.mark.xfail(strict=True, reason="blender/scene_io.apply_camera_settings assigns matrix_world as nested "
-                   "lists, which bpy reads column-major: the pose comes out transposed (reported to the lead)")
 def test_scene_io_apply_camera_settings_keeps_the_pose(scene):
+    """The Blender layer's writer (used by Load Photo) keeps the pose: bpy reads a nested
+    list assigned to matrix_world column-major, which once transposed it."""
     obj = make_camera(scene, CASES[1], 1)
     settings = camera_settings(obj, scene)
     copy = bpy.data.objects.new("scene_io_copy", bpy.data.cameras.new("scene_io_copy"))

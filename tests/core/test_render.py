@@ -272,3 +272,14 @@ def test_garden_points_project_inside_image(shared_data):
         uv, z = cam.project(points)
         inside = (z > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < 648) & (uv[:, 1] >= 0) & (uv[:, 1] < 420)
         assert inside.mean() > 0.4 and (z > 0).mean() > 0.8  # a flipped axis gives under 0.15
+
+
+def test_gsplat_is_imported_lazily():
+    """The core (and Blender) must load without touching gsplat's CUDA extension."""
+    import subprocess
+    import sys
+
+    code = "import sys, uplift.core.render; r = uplift.core.render; print('gsplat' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
