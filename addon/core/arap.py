@@ -50,6 +50,7 @@ import torch
 from torch import Tensor
 
 from .graph import ControlGraph
+from .quaternion import canonical_sign
 
 # Row a*3+b of a flattened 3x3 matrix takes factor a from the first operand, b from the second.
 _ROW = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2])
@@ -123,12 +124,15 @@ def horn_rotations(
     S: Tensor,       # [9, M] flat S_i = sum_j w_ij e_ij e'_ij^T (row a*3+b = sum w e_a e'_b)
     warm: Tensor,    # [4, M] previous unit quaternions (wxyz)
     squarings: int = 4,
-) -> Tensor:         # -> [4, M] unit quaternions (w >= 0) of R_i maximising tr(R_i S_i)
+    robust: bool = False,
+) -> Tensor:         # -> [4, M] unit quaternions (either sign) of R_i maximising tr(R_i S_i)
     """Top eigenvector of Horn's matrix N(S) by powers of (N + cI)/(4c) applied to `warm`.
 
     c = sqrt(3)·||S||_F bounds the most negative eigenvalue, so the shifted matrix is
     positive semi-definite and each step raises tr(R S). `squarings` repeated squarings
     give the power 2**squarings; the warm start makes the residual tiny in practice.
+    A warm start (nearly) orthogonal to the answer (a half-turn away, which ARAP's
+    updates between iterations never are) is only caught with `robust=True`.
     """
     c = _constants(S.device, S.dtype)
     N = c.horn @ S                                        # [16, M]
@@ -143,13 +147,16 @@ def horn_rotations(
         P = P / P.index_select(0, c.diag4).sum(0)
     P = P.view(4, 4, -1)
     q = warm
-    for _ in range(2 ** (squarings - squared)):
+    steps = 2 ** (squarings - squared)
+    for step in range(steps):  # P's eigenvalues lie in [0, 1]: renormalise only for long runs
         q = (P * q[None]).sum(1)                          # [4, M]
-        length = q.square().sum(0).sqrt()                 # (linalg norm over dim 0 is slow on CPU)
-        q = q / length.clamp_min(1e-30)[None]
+        if step % 4 == 3 or step == steps - 1:
+            q = q / q.square().sum(0).sqrt().clamp_min(1e-30)[None]  # (linalg norm over dim 0 is slow)
     # A warm start (nearly) orthogonal to the answer (a half-turn away) barely moves:
     # its Rayleigh quotient stays below P's largest diagonal entry, itself a lower bound
     # of the top eigenvalue. Restart those from the basis vector of that entry.
+    if not robust:
+        return q
     diagonal = P.diagonal(dim1=0, dim2=1).T                                  # [4, M]
     top, best = diagonal.max(0)
     stalled = (q * (P * q[None]).sum(1)).sum(0) < 0.5 * top
@@ -159,7 +166,7 @@ def horn_rotations(
             restart = (P * restart[None]).sum(1)
             restart = restart / restart.square().sum(0).sqrt().clamp_min(1e-30)[None]
         q = torch.where(stalled, restart, q)
-    return torch.where(q[:1] < 0, -q, q)
+    return q
 
 
 def svd_rotations(S: Tensor) -> Tensor:  # S: [9, M] as above -> [9, M] flat R = V U^T, det +1
@@ -356,7 +363,7 @@ class ArapSolver:
         src = self.rest[self._handles]
         src_c, dst_c = src.mean(0), targets.mean(0)
         S = ((src - src_c)[:, :, None] * (targets - dst_c)[:, None, :]).sum(0).reshape(9, 1)
-        q = horn_rotations(S, self._quats[:, :1], squarings=10)
+        q = horn_rotations(S, self._quats[:, :1], squarings=10, robust=True)
         R = quats_to_matrices_cm(q).reshape(3, 3)
         free = self._free
         moved = R @ (self.rest[free] - src_c).T + dst_c[:, None]               # [3, F]
@@ -424,7 +431,7 @@ class ArapSolver:
         return ArapResult(
             points=self._points.T.contiguous(),
             rotations=self._matrices.T.reshape(-1, 3, 3).contiguous(),
-            quaternions=self._quats.T.contiguous(),
+            quaternions=canonical_sign(self._quats.T),
             energy=energies[-1] if energies else self._energy(),
             iterations=iterations,
             energies=list(energies or []),

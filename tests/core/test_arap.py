@@ -129,7 +129,7 @@ def test_horn_local_step_equals_svd_with_reflection_fix(kind, device):
     S_flat = S.reshape(64, 9).T.contiguous().to(device)
     warm = torch.zeros(4, 64, dtype=torch.float64, device=device)
     warm[0] = 1
-    q = horn_rotations(S_flat, warm, squarings=10)
+    q = horn_rotations(S_flat, warm, squarings=10, robust=True)
     R_horn = quats_to_matrices_cm(q).T.reshape(64, 3, 3).cpu()
     R_svd = svd_rotations(S_flat).T.reshape(64, 3, 3).cpu()
     assert torch.allclose(torch.linalg.det(R_horn), torch.ones(64, dtype=torch.float64), atol=1e-9)
