@@ -1,8 +1,8 @@
 """`make demo`: the whole product on a photo that ships with scikit-image.
 
 Takes `skimage.data.coffee()` (an espresso cup on a saucer), selects the cup with a
-hand-chosen box, and runs `uplift edit` with the embedded backends (GrabCut, inflation
-lifting, Telea inpainting): the cup turns 30° about the vertical and tips 10° towards
+hand-chosen box and a few clicks, and runs `uplift edit` with the embedded backends (GrabCut, inflation
+lifting, Telea inpainting): the cup turns 20° about the vertical and tips 8° towards
 the camera (an out-of-plane rotation no 2D warp can fake), and its handle is dragged
 out and down (an ARAP drag of one part; the rest of the cup stays pinned).
 
@@ -22,15 +22,19 @@ from pathlib import Path
 import numpy as np
 
 PHOTO = "coffee"                      # skimage.data.coffee(): 600x400
-BOX = (168, 12, 418, 312)             # the cup, handle and spoon tip included (x0, y0, x1, y1)
-ROTATE = (30.0, 10.0, 0.0)            # yaw, pitch, roll in degrees
-# The handle sits left of and below the cup's centre, on its near side (object sizes, camera axes).
-DRAG = ((-0.25, 0.4, -0.2), (-0.42, 0.55, -0.2))
+BOX = (168, 12, 418, 312)             # the cup, its handle and the spoon (x0, y0, x1, y1)
+# Clicks on the cup's body, handle and rim: GrabCut alone confuses the red cup with the red saucer.
+POINTS = ((200, 200), (330, 225), (225, 270), (290, 100), (260, 250), (300, 260), (210, 240), (350, 200),
+          (215, 285), (380, 150))
+ROTATE = (20.0, 8.0, 0.0)             # yaw, pitch, roll in degrees
+# The handle sits left of and below the cup's centre (object sizes, camera axes): pull it out and down.
+DRAG = ((-0.26, 0.36, -0.1), (-0.4, 0.46, -0.1))
 
 
 def edit_argv(photo: Path, out: Path) -> list[str]:
     (fx, fy, fz), (tx, ty, tz) = DRAG
-    return ["edit", str(photo), "--box", ",".join(str(v) for v in BOX), "-o", str(out / "final.png"),
+    points = [arg for x, y in POINTS for arg in ("--point", f"{x},{y}")]
+    return ["edit", str(photo), "--box", ",".join(str(v) for v in BOX), *points, "-o", str(out / "final.png"),
             f"--rotate={ROTATE[0]},{ROTATE[1]},{ROTATE[2]}", f"--drag={fx},{fy},{fz}:{tx},{ty},{tz}",
             "--keep", str(out)]
 
