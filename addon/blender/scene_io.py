@@ -107,8 +107,9 @@ def store_gaussians(root: bpy.types.Object, g) -> None:
     from ..core.ply import ply_bytes
 
     text = root.uplift.gaussians or bpy.data.texts.new(f"Uplift Gaussians {root.name}")
-    text.clear()
-    text.write(GAUSSIANS_HEADER + base64.b64encode(ply_bytes(g)).decode("ascii"))
+    encoded = base64.b64encode(ply_bytes(g)).decode("ascii")
+    # Short lines: Blender's text datablock is slow with one multi-megabyte line.
+    text.from_string(GAUSSIANS_HEADER + "\n".join(encoded[i:i + 76] for i in range(0, len(encoded), 76)))
     root.uplift.gaussians = text
 
 
@@ -122,7 +123,7 @@ def load_gaussians(root: bpy.types.Object):
     if body.startswith("#"):
         body = body.split("\n", 1)[1] if "\n" in body else ""
     try:
-        data = base64.b64decode(body.strip(), validate=True)
+        data = base64.b64decode("".join(body.split()), validate=True)
     except ValueError:
         raise SceneStateError(f"the Gaussians of {root.name!r} (text {text.name!r}) were edited and "
                               "are no longer readable") from None

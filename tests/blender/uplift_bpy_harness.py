@@ -30,6 +30,10 @@ assert {module!r} in bpy.context.preferences.addons, "the extension did not enab
 import importlib
 ext = importlib.import_module({module!r})
 out = {{}}
+import time as _time
+_t0 = _time.monotonic()
+def step(name):
+    print(f"[{{_time.monotonic() - _t0:7.1f}} s] {{name}}", file=sys.stderr, flush=True)
 def emit():
     print("RESULT " + json.dumps(out))
 """
@@ -53,12 +57,15 @@ def run_blender(script: str, zip_path: Path, workdir: Path, timeout: float = 600
     source = prefix + PREAMBLE.format(zip=str(zip_path), module=MODULE) + textwrap.dedent(script)
     path = workdir / "script.py"
     path.write_text(source)
-    done = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, env=env, cwd=workdir,
-                          timeout=timeout)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    assert done.returncode == 0 and lines, (
-        f"Blender script failed (exit {done.returncode})\n--- stdout ---\n{done.stdout[-6000:]}"
-        f"\n--- stderr ---\n{done.stderr[-6000:]}")
+    # Output goes to files (not pipes) so a long run can be followed with `tail -f workdir/stderr.txt`.
+    with open(workdir / "stdout.txt", "w") as stdout, open(workdir / "stderr.txt", "w") as stderr:
+        code = subprocess.run([sys.executable, str(path)], stdout=stdout, stderr=stderr, env=env, cwd=workdir,
+                              timeout=timeout).returncode
+    out_text, err_text = (workdir / "stdout.txt").read_text(), (workdir / "stderr.txt").read_text()
+    lines = [line for line in out_text.splitlines() if line.startswith("RESULT ")]
+    assert code == 0 and lines, (
+        f"Blender script failed (exit {code})\n--- stdout ---\n{out_text[-6000:]}"
+        f"\n--- stderr ---\n{err_text[-6000:]}")
     return json.loads(lines[-1][len("RESULT "):])
 
 

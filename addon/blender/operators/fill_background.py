@@ -54,11 +54,7 @@ class UPLIFT_OT_fill_background(bpy.types.Operator, jobs.BackgroundStep):
             images.remove_camera_layer(cam.data, props.plate_image)
         props.plate_image = images.packed_image("Uplift Plate", plate_png, ".png", replace=props.plate_image)
         images.remove_camera_layer(cam.data, props.photo_image)
-        layer = images.camera_layer(cam.data, props.plate_image, front=False)
-        # The plate sits behind every render layer.
-        index = list(cam.data.background_images).index(layer)
-        if index:
-            cam.data.background_images.move(index, 0)
+        images.camera_layer(cam.data, props.plate_image, front=False)  # BACK: behind every render layer
         self.report({"INFO"}, "Background filled: pose the object, then Compose & Export")
 
 
