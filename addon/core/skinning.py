@@ -36,6 +36,8 @@ from torch import Tensor
 from . import quaternion
 from .gaussians import Gaussians
 
+CHUNK = 1 << 16  # Gaussians per LBS chunk
+
 
 @dataclass
 class SkinBinding:
@@ -130,19 +132,30 @@ def deform(
 ) -> Gaussians:
     """Move centres and orientations of `g` with the controls (see the module docstring)."""
     table = control_table(rest, deformed, rotations, quats).to(g.means.device)
-    blended = F.embedding_bag(binding.indices, table, per_sample_weights=binding.weights, mode="sum")  # [N, 29]
-    _realign_signs(blended, binding, table)
     spread, own_length = _gaussian_factors(g, binding)
-    # Every output is a sum of (blended column) x (a per-Gaussian constant): one
-    # elementwise product, then one matmul that sums the groups, written transposed so
-    # that its result is component-major ([8, N]) and the rest are row operations.
-    # (torch's CPU kernels for ops over a trailing dim of 3 or 4 are 5-20x slower.)
-    out = _constants(g.means.device).sums @ blended.mul_(spread).T            # [8, N]
-    unnormalised = out[3:7]                                                     # (sum w Q) ⊗ q
-    length = (unnormalised.square().sum(0) / own_length).sqrt()                 # |sum w Q|
-    scale = torch.where(out[7] < 0, -1.0, 1.0) / length                         # normalise, w >= 0
-    quats = (unnormalised * scale).T.contiguous()
-    return g.replace(means=out[0:3].T.contiguous(), quats=quats)
+    sums = _constants(g.means.device).sums
+    flagged = _flipped_controls(table, binding.shared)
+    means = torch.empty_like(g.means)
+    quats = torch.empty_like(g.quats)
+    # In chunks: the [chunk, 29] intermediates stay cache-sized and their memory is
+    # reused instead of freshly mapped (page faults cost more than the maths at 1M).
+    for start in range(0, len(g), CHUNK):
+        rows = slice(start, start + CHUNK)
+        idx, w = binding.indices[rows], binding.weights[rows]
+        blended = F.embedding_bag(idx, table, per_sample_weights=w, mode="sum")  # [n, 29]
+        if flagged is not None:
+            _realign_signs(blended, idx, w, flagged, table)
+        # Every output is a sum of (blended column) x (a per-Gaussian constant): one
+        # elementwise product, then one matmul that sums the groups, written transposed so
+        # that its result is component-major ([8, n]) and the rest are row operations.
+        # (torch's CPU kernels for ops over a trailing dim of 3 or 4 are 5-20x slower.)
+        out = sums @ blended.mul_(spread[rows]).T                                 # [8, n]
+        unnormalised = out[3:7]                                                   # (sum w Q) ⊗ q
+        length = (unnormalised.square().sum(0) / own_length[rows]).sqrt()         # |sum w Q|
+        scale = torch.where(out[7] < 0, -1.0, 1.0) / length                       # normalise, w >= 0
+        quats[rows] = (unnormalised * scale).T
+        means[rows] = out[0:3].T
+    return g.replace(means=means, quats=quats)
 
 
 def _gaussian_factors(g: Gaussians, binding: SkinBinding) -> tuple[Tensor, Tensor]:
@@ -176,15 +189,19 @@ def _constants(device: torch.device):
     return SimpleNamespace(sums=sums.to(device))
 
 
-def _realign_signs(blended: Tensor, binding: SkinBinding, table: Tensor) -> None:
-    """Re-blend, in place, the quaternion columns (12:29) of the Gaussians whose controls'
-    quaternions lie on opposite hemispheres, each aligned with the nearest control's."""
+def _flipped_controls(table: Tensor, shared: Tensor) -> Tensor | None:
+    """[M] bool: controls whose quaternion lies on the opposite hemisphere from one it
+    shares a Gaussian with (None when there are none, the usual case)."""
     control_q = table[:, 12:16]
-    opposite = (control_q @ control_q.T < 0) & binding.shared          # [M, M]
-    if not bool(opposite.any()):
-        return
-    touched = opposite.any(1)[binding.indices].any(1)                   # [N]
-    rows = torch.nonzero(touched).squeeze(1)
-    q = table[binding.indices[rows], 12:]                               # [S, k, 17]
+    opposite = (control_q @ control_q.T < 0) & shared                   # [M, M]
+    return opposite.any(1) if bool(opposite.any()) else None
+
+
+def _realign_signs(blended: Tensor, indices: Tensor, weights: Tensor, flagged: Tensor, table: Tensor) -> None:
+    """Re-blend, in place, the quaternion columns (12:29) of the Gaussians (rows of
+    `indices` [n, k], `weights` [n, k]) bound to a `flagged` control, each control's
+    quaternion aligned with the nearest control's."""
+    rows = torch.nonzero(flagged[indices].any(1)).squeeze(1)
+    q = table[indices[rows], 12:]                                       # [S, k, 17]
     sign = torch.where((q[..., :4] * q[:, :1, :4]).sum(-1) < 0, -1.0, 1.0)
-    blended[rows, 12:] = ((binding.weights[rows] * sign)[:, :, None] * q).sum(1)
+    blended[rows, 12:] = ((weights[rows] * sign)[:, :, None] * q).sum(1)
