@@ -283,3 +283,14 @@ def test_gsplat_is_imported_lazily():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_cpu_threads_setting_is_restored():
+    before = torch.get_num_threads()
+    g = random_scene(40, seed=6)
+    one = render(g, look_at_camera(), backend="torch", cpu_threads=1)
+    assert torch.get_num_threads() == before
+    default = render(g, look_at_camera(), backend="torch", cpu_threads=0)
+    assert torch.allclose(one.rgba, default.rgba, atol=1e-6)
+    with pytest.raises(ConfigError):
+        render(g, look_at_camera(), backend="torch", cpu_threads=-1)
