@@ -3,7 +3,9 @@ import pkgutil
 import subprocess
 import sys
 
-from conftest import REPO
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
 
 BPY_FREE_PACKAGES = ("uplift.core", "uplift.services", "uplift.pipeline", "uplift.cli")
 # Server-side modules may import fastapi/torch, but still never bpy.

@@ -1,7 +1,9 @@
 """pyproject's explicit package list matches the folders under addon/."""
 import tomllib
 
-from conftest import REPO
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_pyproject_lists_every_package():

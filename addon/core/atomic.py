@@ -9,6 +9,13 @@ from pathlib import Path
 from .errors import OutputWriteError
 
 
+def _default_file_mode() -> int:
+    # mkstemp creates 0600 files; a user's outputs should get the usual umask mode.
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write `data` to `path` atomically; any OS failure becomes an OutputWriteError."""
     path = Path(path)
@@ -19,6 +26,7 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, _default_file_mode())
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)

@@ -85,11 +85,9 @@ def encode_png(array: np.ndarray, compress_level: int = 6) -> bytes:
 
 def save_png(path: str | Path, array: np.ndarray) -> None:
     """Write atomically: a failed write never leaves a half file at `path`."""
-    path = Path(path)
-    data = encode_png(array)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    from .atomic import write_bytes_atomic
+
+    write_bytes_atomic(path, encode_png(array))
 
 
 def to_float(image: np.ndarray) -> np.ndarray:  # uint8 [H, W, C] -> float32 [H, W, C] in [0, 1]

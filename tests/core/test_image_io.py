@@ -64,7 +64,16 @@ def test_save_png_is_atomic_and_round_trips(tmp_path):
     rgba = np.random.default_rng(1).integers(0, 255, (9, 7, 4), dtype=np.uint8)
     save_png(tmp_path / "x.png", rgba)
     assert np.array_equal(load_rgba(tmp_path / "x.png"), rgba)
-    assert not list(tmp_path.glob("*.part"))
+    assert [p.name for p in tmp_path.iterdir()] == ["x.png"]  # no temporary file left
+    assert (tmp_path / "x.png").stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def test_morphology_and_seam_ring():
