@@ -134,21 +134,12 @@ def _image_tex(path: str):
     return build
 
 
-def _noise_ramp(scale, colors):
+def _ramped(kind: str, colors, **inputs):
+    """A procedural texture's Fac through a colour ramp."""
     def build(nodes, links, coords):
-        tex = nodes.new("ShaderNodeTexNoise")
-        tex.inputs["Scale"].default_value = scale
-        tex.inputs["Detail"].default_value = 4.0
-        links.new(coords, tex.inputs["Vector"])
-        return _ramp(nodes, links, tex.outputs["Fac"], colors)
-    return build
-
-
-def _wave_ramp(scale, colors):
-    def build(nodes, links, coords):
-        tex = nodes.new("ShaderNodeTexWave")
-        tex.inputs["Scale"].default_value = scale
-        tex.inputs["Distortion"].default_value = 4.0
+        tex = nodes.new(kind)
+        for key, value in inputs.items():
+            tex.inputs[key].default_value = value
         links.new(coords, tex.inputs["Vector"])
         return _ramp(nodes, links, tex.outputs["Fac"], colors)
     return build
@@ -203,7 +194,8 @@ def build_object(name: str, textures: dict[str, str]):
         add.primitive_torus_add(major_radius=0.3, minor_radius=0.07, location=(0.5, 0, 0),
                                 rotation=(math.radians(90), 0, 0))
         ob = _join([body, bpy.context.active_object], "mug")
-        mats = [_material("mug", _wave_ramp(3.0, [(0.1, 0.35, 0.6), (0.95, 0.9, 0.8), (0.8, 0.3, 0.1)]))]
+        mats = [_material("mug", _ramped("ShaderNodeTexWave", [(0.1, 0.35, 0.6), (0.95, 0.9, 0.8), (0.8, 0.3, 0.1)],
+                                            Scale=3.0, Distortion=4.0))]
         return _finish(ob, mats, (0.1, 3.4, 0.0), 40)
     if name == "globe":  # a checker ball: only its texture shows the rotation
         add.primitive_uv_sphere_add(segments=48, ring_count=24, radius=0.6)
@@ -217,7 +209,8 @@ def build_object(name: str, textures: dict[str, str]):
         ob = bpy.context.active_object
         ob.rotation_euler = (0, 0, math.radians(180))  # face the camera
         bpy.ops.object.shade_smooth()
-        mats = [_material("monkey", _noise_ramp(3.0, [(0.55, 0.25, 0.1), (0.9, 0.6, 0.3), (0.3, 0.1, 0.05)]))]
+        mats = [_material("monkey", _ramped("ShaderNodeTexNoise", [(0.55, 0.25, 0.1), (0.9, 0.6, 0.3), (0.3, 0.1, 0.05)],
+                                              Scale=3.0, Detail=4.0))]
         return _finish(ob, mats, (0.0, 3.4, 0.0), 20)
     if name == "house":  # cube walls + cone roof, two materials
         add.primitive_cube_add(size=1.0, location=(0, 0, -0.2))
