@@ -52,7 +52,7 @@ def _merge(old: state.LiveRequest | None, new: state.LiveRequest) -> state.LiveR
     if old is not None and old.solve and not new.solve:
         # The older request's solve must still happen; the newer one carries the latest view.
         return state.LiveRequest(new.uid, old.handle_idx, old.targets, new.root_matrix, new.camera,
-                                 new.scale, True, new.generation)
+                                 new.scale, True, new.generation, old.mode)
     return new
 
 
@@ -100,10 +100,12 @@ def collect(scene: bpy.types.Scene, context=None, scale: float | None = None) ->
         if not solve and view_key == session.view_key:
             continue
         _dirty.discard(uid)
+        # A session just rebuilt (file opened, extension re-enabled) has no warm start: converge once.
+        mode = "batch" if not session.solved_key and len(handle_idx) else "interactive"
         session.solved_key, session.view_key = solve_key, view_key
         session.generation += 1
         request = state.LiveRequest(uid, handle_idx, targets, np.array(root.matrix_world, dtype=np.float64),
-                                    camera, scale, solve, session.generation)
+                                    camera, scale, solve, session.generation, mode)
         with _lock:
             _pending[uid] = _merge(_pending.get(uid), request)
         queued += 1
@@ -134,6 +136,11 @@ def on_depsgraph_update(scene, depsgraph) -> None:
                or (isinstance(u.id, bpy.types.Object) and u.id.uplift.role == "CONTROL")
                for u in depsgraph.updates):
         return
+    refresh(scene)
+
+
+def refresh(scene: bpy.types.Scene) -> None:
+    """Queue what changed in `scene` and start working on it; errors go to the panel."""
     try:
         if collect(scene):
             kick()
@@ -209,7 +216,8 @@ def _drain() -> float | None:
 
 
 def _queue_full(uid: str) -> bool:
-    """Queue the full-resolution render of a session's current pose."""
+    """Queue the full-resolution render of a session's current pose, converged (batch ARAP):
+    the artist has paused, so there is time to finish what the interactive iterations started."""
     session = state.get(uid)
     root = _find_root(uid)
     session.full_due = None
@@ -220,9 +228,9 @@ def _queue_full(uid: str) -> bool:
     except UpliftError:
         return False
     session.generation += 1
-    request = state.LiveRequest(uid, np.zeros(0, dtype=np.int64), np.zeros((0, 3)),
-                                np.array(root.matrix_world, dtype=np.float64), camera, 1.0, False,
-                                session.generation)
+    request = state.LiveRequest(uid, session.handle_idx, session.targets,
+                                np.array(root.matrix_world, dtype=np.float64), camera, 1.0,
+                                len(session.handle_idx) > 0, session.generation, "batch")
     with _lock:
         _pending[uid] = _merge(_pending.get(uid), request)
     return True
@@ -328,13 +336,8 @@ def on_load_post(*_args) -> None:
     are not saved with pixels)."""
     _forget_all()
     scene = bpy.context.scene
-    if scene is None or not hasattr(scene, "uplift") or not scene_io.roots(scene):
-        return
-    try:
-        if collect(scene):
-            kick()
-    except UpliftError as exc:
-        last_error["text"] = str(exc)
+    if scene is not None and hasattr(scene, "uplift") and scene_io.roots(scene):
+        refresh(scene)
 
 
 @persistent

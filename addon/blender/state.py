@@ -35,6 +35,7 @@ class LiveRequest:
     scale: float              # render scale (preview < 1, full = 1)
     solve: bool               # the handles changed: run ARAP + LBS
     generation: int = 0       # increases with each request of a session; stale results are dropped
+    mode: str = "interactive"  # ARAP: 'interactive' (a few warm-started iterations) or 'batch' (converge)
 
 
 @dataclass
@@ -72,6 +73,8 @@ class ObjectSession:
     applied_generation: int = -1
     full_due: float | None = None     # time.monotonic() when a full-resolution render is due
     shown_scale: float = 0.0          # scale of the render on display
+    handle_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # [H] of the last solve
+    targets: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))               # [H, 3] of the last solve
 
     # -- deformation ---------------------------------------------------------------
     def ensure_deformer(self):
@@ -102,10 +105,11 @@ class ObjectSession:
             has_controls = self.settings.control_count > 0 and self.deformer is not None
             if req.solve and has_controls:
                 deformer = self.deformer
+                self.handle_idx, self.targets = req.handle_idx, req.targets
                 if len(req.handle_idx):
                     idx = torch.as_tensor(req.handle_idx, dtype=torch.long)
                     targets = torch.as_tensor(req.targets, dtype=torch.float32)
-                    self.deformed = deformer.update(idx, targets, "interactive")
+                    self.deformed = deformer.update(idx, targets, req.mode)
                     self.deformed_controls = deformer.deformed_controls.detach().cpu().double().numpy()
                 else:
                     self.deformed = deformer.reset()

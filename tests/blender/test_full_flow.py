@@ -195,14 +195,17 @@ out["reopened_pinned"] = sorted(i for i, c in controls.items() if c.uplift.pinne
 out["sessions_after_reopen"] = len(state.uids())
 handlers.flush(full=True)
 before2 = images.read_rgba(root.uplift.render_image)
-second = far
+# Another free control, the one furthest from the first handle; the anchored far end must stay put.
+free = [i for i in range(len(controls)) if not controls[i].uplift.pinned]
+second = max(free, key=lambda i: np.linalg.norm(uvs[i] - uvs[moved]))
+out["second_is_free"] = not controls[second].uplift.pinned
 target2 = np.array(controls[second].location) + np.array([0.0, 0.0, -0.2 * size])
 controls[second].location = target2
 bpy.context.view_layer.update()
 handlers.flush(full=True)
 after2 = images.read_rgba(root.uplift.render_image)
 out["reopen_diff_near"] = window_diff(after2, before2, uvs[second], radius)
-out["reopen_diff_far"] = window_diff(after2, before2, uvs[moved], radius)
+out["reopen_diff_far"] = window_diff(after2, before2, uvs[far], radius)
 out["reopen_first_handle_kept"] = float(np.abs(np.array(controls[moved].location) - (rest[moved] + [0, 0, 0.2 * size])).max())
 
 # 9. A second object keeps its own state
@@ -307,7 +310,7 @@ def test_compose_export_files_and_compositor_render(flow):
 def test_save_reopen_and_keep_editing(flow):
     out, _ = flow
     assert out["reopened_controls"] == 48 and out["reopened_pinned"] == out["pinned_before_save"]
-    assert out["reopen_first_handle_kept"] < 1e-5
+    assert out["reopen_first_handle_kept"] < 1e-5 and out["second_is_free"]
     assert out["reopen_diff_near"] > 10 * max(out["reopen_diff_far"], 1e-4), out
 
 

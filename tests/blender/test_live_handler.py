@@ -105,6 +105,21 @@ for ob in [b, *b.children]:
 bpy.context.view_layer.update()
 handlers.collect(scene)
 out["sessions"] = sorted(state.uids())
+
+# Disable and re-enable mid-edit: one handler, fresh modules, the edit carries on.
+bpy.ops.preferences.addon_disable(module=M)
+bpy.ops.preferences.addon_enable(module=M)
+handlers = importlib.import_module(M + ".blender.handlers")
+scene_io = importlib.import_module(M + ".blender.scene_io")
+out["handlers_after_reenable"] = len([f for f in bpy.app.handlers.depsgraph_update_post
+                                      if getattr(f, "__module__", "").startswith(M)])
+ca = scene_io.controls_of(a)
+free = [i for i, c in ca.items() if not c.uplift.pinned]
+before = np.array([ca[i].location for i in free])
+ca[other].location = np.array(ca[other].location) + np.array([0.0, 0.0, 0.2])
+bpy.context.view_layer.update()
+out["ran_after_reenable"] = handlers.flush()
+out["free_moved_after_reenable"] = float(np.abs(np.array([ca[i].location for i in free]) - before).max())
 emit()
 """
 
@@ -126,3 +141,5 @@ def test_handler_logic(extension_zip, tmp_path):
     assert out["distortion"][1] < out["distortion"][0]
     assert out["after_delete_ok"]
     assert out["sessions"] == [out["uid_a"]]
+    assert out["handlers_after_reenable"] == 1
+    assert out["ran_after_reenable"] == 1 and out["free_moved_after_reenable"] > 1e-3

@@ -30,8 +30,7 @@ class UPLIFT_OT_create_controls(bpy.types.Operator):
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         handlers.mark_dirty(root.uplift.uid)
-        if handlers.collect(context.scene, context):
-            handlers.kick()
+        handlers.refresh(context.scene)
         self.report({"INFO"}, f"Created {session.settings.control_count} controls: move one to pose the object")
         return {"FINISHED"}
 

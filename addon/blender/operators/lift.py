@@ -44,8 +44,7 @@ class UPLIFT_OT_lift(bpy.types.Operator, jobs.BackgroundStep):
             ob.select_set(False)
         root.select_set(True)
         context.view_layer.objects.active = root
-        if handlers.collect(scene, context):
-            handlers.kick()
+        handlers.refresh(scene)
         self.report({"INFO"}, f"Lifted {len(gaussians)} Gaussians: now Create Controls")
 
 

@@ -15,8 +15,7 @@ def set_pinned(context, pinned: bool) -> int:
     for ob in controls:
         ob.uplift.pinned = pinned
         handlers.mark_dirty(ob.uplift.uid)
-    if handlers.collect(context.scene, context):
-        handlers.kick()
+    handlers.refresh(context.scene)
     return len(controls)
 
 
