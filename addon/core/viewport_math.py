@@ -81,7 +81,8 @@ class FrameMapping:
         uv = self.to_image(np.asarray([region_a, region_b], dtype=np.float64))
         x0, x1 = sorted(np.clip(uv[:, 0], 0, self.width))
         y0, y1 = sorted(np.clip(uv[:, 1], 0, self.height))
-        box = (int(np.floor(x0)), int(np.floor(y0)), int(np.ceil(x1)), int(np.ceil(y1)))
+        eps = 1e-6  # homography round-off must not grow the box by a pixel
+        box = (int(np.floor(x0 + eps)), int(np.floor(y0 + eps)), int(np.ceil(x1 - eps)), int(np.ceil(y1 - eps)))
         if box[2] - box[0] < 2 or box[3] - box[1] < 2:
             raise ControlError("the box is too small or outside the photo: drag across the object")
         return box
