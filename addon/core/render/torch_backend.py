@@ -19,7 +19,6 @@ Algorithm (no Python loop over Gaussians):
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
 import torch
@@ -30,13 +29,12 @@ from .projection import ALPHA_MIN, ProjectedGaussians
 
 ALPHA_MAX = 0.999          # gsplat's clamp (the original 3DGS CUDA code uses 0.99)
 TRANSMITTANCE_MIN = 1e-4   # a pixel is finished once its transmittance would reach this
-TILE_SIZE = int(os.environ.get("UPLIFT_TILE", 8))             # pixels per tile side: fewer (Gaussian, tile) pairs vs fewer wasted alpha evaluations
+TILE_SIZE = 8             # pixels per tile side: fewer (Gaussian, tile) pairs vs fewer wasted alpha evaluations
 CHUNK = 32                 # Gaussians per tile per step
-BLOCK_ELEMENTS = int(os.environ.get("UPLIFT_BLOCK", 1 << 18))   # alpha values per step, to keep the working set in cache
+BLOCK_ELEMENTS = 1 << 18   # alpha values per step, to keep the working set in cache
 _EXP_FLOOR = -20.0         # exp() is slow far below -87 (denormals); alpha there is 0 anyway
 
 _LOG_ALPHA_MAX = math.log(ALPHA_MAX)
-_LOG_ALPHA_MIN = math.log(ALPHA_MIN)
 
 
 @dataclass
