@@ -29,7 +29,7 @@ from .projection import ALPHA_MIN, ProjectedGaussians
 
 ALPHA_MAX = 0.999          # gsplat's clamp (the original 3DGS CUDA code uses 0.99)
 TRANSMITTANCE_MIN = 1e-4   # a pixel is finished once its transmittance would reach this
-TILE_SIZE = 8             # pixels per tile side: fewer (Gaussian, tile) pairs vs fewer wasted alpha evaluations
+TILE_SIZE = 8              # pixels per tile side: fewer (Gaussian, tile) pairs vs fewer wasted alpha evaluations
 CHUNK = 32                 # Gaussians per tile per step
 BLOCK_ELEMENTS = 1 << 18   # alpha values per step, to keep the working set in cache
 _EXP_FLOOR = -20.0         # exp() is slow far below -87 (denormals); alpha there is 0 anyway
@@ -40,7 +40,7 @@ _LOG_ALPHA_MAX = math.log(ALPHA_MAX)
 @dataclass
 class RasterOutput:
     color: Tensor  # [H, W, 3] premultiplied colour, sum of w_i c_i
-    alpha: Tensor  # [H, W] 1 - final transmittance
+    alpha: Tensor  # [H, W] sum of w_i = 1 - transmittance where compositing stopped
     depth: Tensor  # [H, W] sum of w_i z_i (divide by alpha for the expected depth)
 
 
