@@ -198,7 +198,8 @@ def kick() -> None:
 
 def _drain() -> float | None:
     """Timer: apply finished results; start due full-resolution renders; stop when idle."""
-    apply_results()
+    if apply_results():
+        _redraw_views()
     now = time.monotonic()
     waiting = False
     for uid in state.uids():
@@ -230,7 +231,8 @@ def _queue_full(uid: str) -> bool:
     session.generation += 1
     request = state.LiveRequest(uid, session.handle_idx, session.targets,
                                 np.array(root.matrix_world, dtype=np.float64), camera, 1.0,
-                                len(session.handle_idx) > 0, session.generation, "batch")
+                                len(session.handle_idx) > 0 and not session.converged, session.generation,
+                                "batch")
     with _lock:
         _pending[uid] = _merge(_pending.get(uid), request)
     return True
@@ -261,11 +263,21 @@ def _find_root(uid: str) -> bpy.types.Object | None:
     return next((ob for ob in bpy.data.objects if ob.uplift.role == "ROOT" and ob.uplift.uid == uid), None)
 
 
-def apply_results() -> None:
+def _redraw_views() -> None:
+    """Background images changed: ask every 3D view to draw again."""
+    for window in bpy.context.window_manager.windows:
+        for area in window.screen.areas:
+            if area.type == "VIEW_3D":
+                area.tag_redraw()
+
+
+def apply_results() -> int:
+    """Write finished results back to Blender; returns how many were applied."""
     global _guard
     with _lock:
         results = list(_results)
         _results.clear()
+    applied = 0
     for request, result, error in results:
         if error is not None:
             last_error["text"] = error
@@ -279,8 +291,10 @@ def apply_results() -> None:
         _guard = True
         try:
             _apply(root, session, result)
+            applied += 1
         finally:
             _guard = False
+    return applied
 
 
 def _apply(root: bpy.types.Object, session: state.ObjectSession, result: state.LiveResult) -> None:

@@ -73,6 +73,7 @@ class ObjectSession:
     applied_generation: int = -1
     full_due: float | None = None     # time.monotonic() when a full-resolution render is due
     shown_scale: float = 0.0          # scale of the render on display
+    converged: bool = False           # the last solve ran ARAP to convergence (batch)
     handle_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # [H] of the last solve
     targets: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))               # [H, 3] of the last solve
 
@@ -106,6 +107,7 @@ class ObjectSession:
             if req.solve and has_controls:
                 deformer = self.deformer
                 self.handle_idx, self.targets = req.handle_idx, req.targets
+                self.converged = req.mode == "batch"
                 if len(req.handle_idx):
                     idx = torch.as_tensor(req.handle_idx, dtype=torch.long)
                     targets = torch.as_tensor(req.targets, dtype=torch.float32)

@@ -97,3 +97,38 @@ def test_registers_without_torch_and_says_what_is_missing(extension_zip, tmp_pat
     assert out["lift_poll"] is False
     assert "torch" in out["error"]
     assert out["torch_imported"] is False
+
+
+def _tiny_wheel(folder):
+    """A real (pure-Python) wheel file, the kind `make extension` bundles from vendor/."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "upliftvendortest-0.1-py3-none-any.whl"
+    info = "upliftvendortest-0.1.dist-info"
+    files = {
+        "upliftvendortest/__init__.py": "ANSWER = 42\n",
+        f"{info}/METADATA": "Metadata-Version: 2.1\nName: upliftvendortest\nVersion: 0.1\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, text in files.items():
+            zf.writestr(name, text)
+        zf.writestr(f"{info}/RECORD", "".join(f"{n},,\n" for n in files) + f"{info}/RECORD,,\n")
+    return path
+
+
+def test_vendor_wheels_are_bundled_and_installed(tmp_path):
+    wheel = _tiny_wheel(tmp_path / "vendor")
+    out_dir = tmp_path / "dist"
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "build_extension.py"), "--out", str(out_dir),
+                           "--vendor", str(wheel.parent)], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stdout + done.stderr
+    zip_path = next(out_dir.glob("uplift-*.zip"))
+    with zipfile.ZipFile(zip_path) as zf:
+        assert f"wheels/{wheel.name}" in zf.namelist()
+        assert f'"./wheels/{wheel.name}"' in zf.read("blender_manifest.toml").decode()
+    out = run_blender("""
+        import upliftvendortest
+        out["answer"] = upliftvendortest.ANSWER
+        emit()
+    """, zip_path, tmp_path)
+    assert out["answer"] == 42

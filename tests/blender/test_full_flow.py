@@ -137,6 +137,19 @@ step('Our own writes')
 bpy.context.view_layer.update()
 out["queued_after_own_writes"] = len(handlers._pending)
 
+# A moved camera re-renders without re-solving.
+shown = render_pixels(root)
+scene.camera.location.x += 0.02 * size
+bpy.context.view_layer.update()
+request = handlers._pending.get(root.uplift.uid)
+out["camera_move_request"] = None if request is None else [bool(request.solve), request.scale]
+handlers.flush(full=True)
+out["camera_move_changed"] = float(np.abs(render_pixels(root) - shown).mean())
+scene.camera.location.x -= 0.02 * size
+bpy.context.view_layer.update()
+handlers.flush(full=True)
+out["camera_back_same"] = float(np.abs(render_pixels(root) - shown).max())
+
 # Undo restores empties: the handler takes them as they are rather than pinning them.
 step('Undo restores')
 controls[others[0]].location = free_before[others[0]]
@@ -281,6 +294,8 @@ def test_moving_a_control_deforms_near_it_only(flow):
     assert out["diff_far"] < 0.01
     assert out["queued_after_own_writes"] == 0
     assert out["pinned_after_undo"] is False
+    assert out["camera_move_request"] == [False, 0.25]
+    assert out["camera_move_changed"] > 1e-3 and out["camera_back_same"] < 1e-4
 
 
 def test_fill_background_keeps_the_photo(flow):
