@@ -143,6 +143,6 @@ def _rasterize_torch(g: Gaussians, cam: Camera) -> tuple[Tensor, Tensor, Tensor]
     proj = project_gaussians(g.means.float(), g.quats.float(), g.scales.float(), g.opacities.float(),
                              w2c, K, cam.width, cam.height)
     center = torch.as_tensor(cam.center, dtype=torch.float32, device=dev)
-    colors = sh_to_rgb(g.sh[proj.ids].float(), g.means[proj.ids].float(), center)
+    colors = sh_to_rgb(g.sh.index_select(0, proj.ids).float(), g.means.index_select(0, proj.ids).float(), center)
     out = rasterize(proj, colors, cam.width, cam.height)
     return out.color, out.alpha, out.depth
