@@ -131,3 +131,17 @@ def test_refuses_to_overwrite_the_photo_and_bad_photos(tmp_path, capsys, shared_
     assert main(["edit", str(garbage), "--box", "1,1,5,5", "-o", str(tmp_path / "o.png"), "-q"]) == 2
     err = capsys.readouterr().err
     assert "garbage.jpg" in err and "Traceback" not in err
+
+
+def test_background_points_reach_the_segmenter_as_background(shared_data, tmp_path):
+    """Clicking 'not the object' all over the cab leaves the cab out of the mask."""
+    photo = small_png(shared_data, tmp_path)
+    cab = [(x, y) for x in (200, 225, 250, 270) for y in (65, 90, 115)]
+    base = ["edit", str(photo), "--box", "12,45,288,143", "--point", "80,90", "-q"]
+    clicks = [arg for x, y in cab for arg in ("--background-point", f"{x},{y}")]
+    assert main([*base, "-o", str(tmp_path / "a.png"), "--keep", str(tmp_path / "plain")]) == 0
+    assert main([*base, *clicks, "-o", str(tmp_path / "b.png"), "--keep", str(tmp_path / "clicked")]) == 0
+    plain, clicked = load_mask(tmp_path / "plain" / "mask.png"), load_mask(tmp_path / "clicked" / "mask.png")
+    assert plain[65:116, 200:271].mean() > 0.8
+    assert clicked[65:116, 200:271].mean() < plain[65:116, 200:271].mean() - 0.2
+    assert clicked[60:120, 40:120].mean() > 0.8  # the rest of the truck stays selected

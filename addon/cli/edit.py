@@ -1,6 +1,6 @@
 """`uplift edit` — edit an object in a photo in 3D, in one command.
 
-    uplift edit PHOTO (--box X0,Y0,X1,Y1 | --point X,Y ... | --mask MASK.png) -o FINAL.png
+    uplift edit PHOTO (--box X0,Y0,X1,Y1 | --point X,Y ... | --mask MASK.png) [--background-point X,Y ...] -o FINAL.png
         [--rotate YAW,PITCH,ROLL] [--translate X,Y,Z] [--scale S] [--drag FX,FY,FZ:TX,TY,TZ ...]
         [--server URL [--token T] | --segment grabcut|sam --lift inflate|trellis --inpaint telea|ns|lama|diffusers ...]
         [--keep DIR]
@@ -63,6 +63,8 @@ def add_parser(sub) -> None:
     sel.add_argument("--box", type=_box, metavar="X0,Y0,X1,Y1", help="box around the object, photo pixels")
     sel.add_argument("--point", type=_point, action="append", default=[], metavar="X,Y",
                      help="a click on the object, photo pixels (repeatable)")
+    sel.add_argument("--background-point", type=_point, action="append", default=[], metavar="X,Y",
+                     help="a click on something that is not the object (repeatable)")
     sel.add_argument("--mask", type=Path, metavar="MASK.png", help="use this mask instead of segmenting")
     ed = p.add_argument_group("the edit (drags first, then rotate / scale about the centre, then translate)")
     ed.add_argument("--rotate", type=_vec3("--rotate YAW,PITCH,ROLL"), default=(0.0, 0.0, 0.0),
@@ -141,7 +143,9 @@ def run(args) -> int:
         image = load_image(photo_bytes, what=f"photo {args.photo}")
         camera = camera_from_photo(photo_bytes)
         mask = None if args.mask is None else load_mask(args.mask, shape=image.shape[:2], what=f"mask {args.mask}")
-        request = EditRequest(image, camera, box=args.box, points=tuple(args.point), mask=mask)
+        points = tuple(args.point) + tuple(args.background_point)
+        labels = (1,) * len(args.point) + (0,) * len(args.background_point)
+        request = EditRequest(image, camera, box=args.box, points=points, labels=labels, mask=mask)
         edit = EditSpec(rotate_deg=args.rotate, translate=args.translate, scale=args.scale, drags=tuple(args.drag))
         config = EditConfig(max_working_size=args.max_size, seam=not args.no_seam,
                             render_backend=args.render_backend, inpaint_prompt=args.prompt)

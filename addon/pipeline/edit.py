@@ -355,14 +355,13 @@ def render_object(g: Gaussians, camera: Camera, backend: str = "auto") -> np.nda
     return np.clip(np.asarray(rgba, dtype=np.float32), 0.0, 1.0)  # the renderer leaves RGB unclamped above
 
 
-def compose(prepared: Prepared, object_rgba: np.ndarray, services, config: EditConfig,
-            silhouette: np.ndarray | None = None) -> Composite:
+def compose(prepared: Prepared, object_rgba: np.ndarray, services, config: EditConfig) -> Composite:
     """Composite `object_rgba` (float [h, w, 4] straight alpha, working or photo size) over
     the plate, seam it, and keep the photo outside the edited region."""
     image, (H, W) = prepared.image, prepared.image.shape[:2]
     scale = prepared.work_scale
     rgba = _resize_rgba(object_rgba, W, H)
-    sil = (rgba[..., 3] > config.silhouette_threshold) if silhouette is None else _resize_mask(silhouette, W, H)
+    sil = rgba[..., 3] > config.silhouette_threshold
     hole = dilate(prepared.mask, _full_radius(config.hole_dilate, scale))
     region = hole | dilate(sil, _full_radius(config.silhouette_dilate, scale))
     composite = to_uint8(alpha_over(rgba, to_float(prepared.plate)))
