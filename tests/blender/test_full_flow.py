@@ -70,6 +70,14 @@ out["mask_pixels"] = int(mask.sum())
 x0, y0, x1, y1 = DOG_BOX
 out["mask_inside_box"] = float(mask[y0:y1, x0:x1].sum() / max(mask.sum(), 1))
 out["steps"].append(panels.workflow_step(bpy.context)[0])
+# Refine with a click: a background point at the box's top-right corner (the floor) is added to the prompt.
+bpy.ops.uplift.select_object(mode="POINT", point=(DOG_BOX[2] - 5, DOG_BOX[1] + 5), label=0)
+refined = images.read_rgba(scene.uplift.mask_image)[..., 0] > 0.5
+out["prompt_after_click"] = [list(scene.uplift.prompt_box), [(p.x, p.y, p.label) for p in scene.uplift.prompt_points]]
+out["refined_excludes_click"] = not bool(refined[DOG_BOX[1] + 5, DOG_BOX[2] - 5])
+out["refined_pixels"] = int(refined.sum())
+bpy.ops.uplift.test_connection()
+out["connection"] = dict(importlib.import_module(M + ".blender.preferences").connection_status)
 out["overlay_shown"] = any(l.image == scene.uplift.overlay_image for l in scene.camera.data.background_images)
 
 # 3. Lift
@@ -277,6 +285,10 @@ def test_box_selection_and_lift(flow):
     out, _ = flow
     assert out["mask_pixels"] > 20000 and out["mask_inside_box"] > 0.99
     assert out["overlay_shown"] and not out["overlay_after_lift"]
+    box, points = out["prompt_after_click"]
+    assert box == list(DOG_BOX) and points == [[DOG_BOX[2] - 5, DOG_BOX[1] + 5, 0]]
+    assert out["refined_excludes_click"] and out["refined_pixels"] > 20000
+    assert out["connection"]["ok"] and "Uplift server" in out["connection"]["text"]
     assert out["roots"] == 1 and out["gaussians"] > 1000 and out["proxy_points"] == out["gaussians"]
     assert out["render_after_lift"] and out["render_size"] == [534, 800, 4]
     assert out["render_alpha_in_mask"] > 0.9
