@@ -1,0 +1,95 @@
+"""The extension's live edit loop in headless Blender: what runs on Blender's main thread
+(snapshot of the empties, write-back of the result) against what runs on the worker
+(ARAP + LBS + preview render), for one lifted object with 512 control empties.
+
+The main-thread share is what decides whether dragging an empty stays fluid: the worker's
+share only delays the picture. Wall-clock medians; the machine is shared, so read ratios.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .common import Row, median_time
+
+SECTION = "live"
+GAUSSIANS = 20_000
+CONTROLS = 512
+
+
+def _scene():
+    import bpy
+
+    import uplift
+    from uplift.blender import handlers, lifted, scene_io, state
+    from uplift.core.blender_camera import blender_from_camera
+    from uplift.core.camera import Camera
+    from uplift.core.gaussians import Gaussians
+
+    if not hasattr(bpy.types.Scene, "uplift"):
+        uplift.register()
+    bpy.ops.wm.read_homefile(use_empty=True)
+    scene = bpy.context.scene
+    cam = bpy.data.objects.new("cam", bpy.data.cameras.new("cam"))
+    scene.collection.objects.link(cam)
+    scene_io.apply_camera_settings(cam, scene, blender_from_camera(Camera.from_fov(800, 534)))
+    scene.uplift.camera = scene.camera = cam
+    gen = torch.Generator().manual_seed(0)
+    u = torch.rand(GAUSSIANS, generator=gen) * 2 * math.pi
+    means = torch.stack((0.5 * torch.cos(u), 3.0 + 0.2 * torch.rand(GAUSSIANS, generator=gen),
+                         0.3 * torch.sin(u) + 0.1 * torch.randn(GAUSSIANS, generator=gen)), 1)
+    g = Gaussians.from_colors(means, torch.rand(GAUSSIANS, 3, generator=gen), torch.full((GAUSSIANS, 3), 0.01),
+                              torch.full((GAUSSIANS,), 0.8))
+    settings = state.DeformSettings(CONTROLS, 8, 4, 3, "cpu", "torch")
+    root = lifted.create_object(scene, g, None, settings)
+    lifted.create_controls(root, settings)
+    handlers.collect(scene, scale=0.5)
+    handlers.flush()
+    return scene, root, handlers, scene_io, state
+
+
+def rows() -> list[Row]:
+    try:
+        import bpy  # noqa: F401
+    except ImportError:
+        return [Row(SECTION, "live update (bpy missing)", None, "s", "needs the bpy module")]
+    scene, root, handlers, scene_io, state = _scene()
+    controls = scene_io.controls_of(root)
+    handle = controls[0]
+    session = state.get(root.uplift.uid)
+    offsets = iter(np.linspace(0.0, 0.3, 10_000))
+
+    def move():
+        handle.location.z = float(next(offsets))
+
+    def snapshot():  # main thread: read 512 empties, decide, queue
+        move()
+        handlers.collect(scene, scale=0.5)
+
+    def worker():  # snapshot, then the worker thread's part: ARAP (3 iterations) + LBS + half-res render
+        move()
+        handlers.collect(scene, scale=0.5)
+        request = handlers._pending.pop(root.uplift.uid)
+        return session.compute(request)
+
+    def write_back():  # all of the above, then the main thread writes back: empties, proxy, render image
+        result = worker()
+        handlers._results.append((result.request, result, None))
+        handlers.apply_results()
+
+    t_snapshot = median_time(snapshot, repeats=9)
+    handlers._pending.clear()
+    t_worker = median_time(worker, repeats=5)
+    t_total = median_time(write_back, repeats=5)
+    t_apply = max(t_total - t_worker, 0.0)   # each measured step repeats the one before it
+    t_compute = max(t_worker - t_snapshot, 0.0)
+    note = f"{GAUSSIANS} Gaussians, {CONTROLS} empties, 400x267 preview, torch CPU"
+    return [
+        Row(SECTION, "main thread: snapshot + queue", t_snapshot * 1e3, "ms", note),
+        Row(SECTION, "worker: ARAP + LBS + preview render", t_compute * 1e3, "ms", note),
+        Row(SECTION, "main thread: write back (total - worker)", t_apply * 1e3, "ms", note),
+        Row(SECTION, "main-thread share of an update", (t_snapshot + t_apply) / (t_snapshot + t_apply + t_compute),
+            "ratio", "lower keeps dragging fluid"),
+    ]
