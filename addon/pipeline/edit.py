@@ -41,6 +41,19 @@ STAGES = PREPARE_STAGES + EDIT_STAGES
 Vec3 = tuple[float, float, float]
 
 
+def _set_vec3s(record, names, error, prefix: str = "") -> None:
+    """Store each named field of a frozen dataclass as a tuple of three finite floats."""
+    for name in names:
+        raw = getattr(record, name)
+        try:
+            value = tuple(float(v) for v in raw)
+        except (TypeError, ValueError):
+            value = ()
+        if len(value) != 3 or not all(math.isfinite(v) for v in value):
+            raise error(f"{prefix}{name} must be three finite numbers, got {raw!r}")
+        object.__setattr__(record, name, value)
+
+
 @dataclass(frozen=True)
 class Drag:
     """Grab the control point nearest `source` and move it to `target`. Both are in the
@@ -52,11 +65,7 @@ class Drag:
     target: Vec3
 
     def __post_init__(self) -> None:
-        for name in ("source", "target"):
-            value = tuple(float(v) for v in getattr(self, name))
-            if len(value) != 3 or not all(math.isfinite(v) for v in value):
-                raise ControlError(f"a drag's {name} must be three finite numbers, got {getattr(self, name)!r}")
-            object.__setattr__(self, name, value)
+        _set_vec3s(self, ("source", "target"), ControlError, "a drag's ")
 
 
 @dataclass(frozen=True)
@@ -71,11 +80,7 @@ class EditSpec:
     drags: tuple[Drag, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("rotate_deg", "translate"):
-            value = tuple(float(v) for v in getattr(self, name))
-            if len(value) != 3 or not all(math.isfinite(v) for v in value):
-                raise ConfigError(f"{name} must be three finite numbers, got {getattr(self, name)!r}")
-            object.__setattr__(self, name, value)
+        _set_vec3s(self, ("rotate_deg", "translate"), ConfigError)
         if not (math.isfinite(self.scale) and 0.05 <= self.scale <= 20):
             raise ConfigError(f"scale must be between 0.05 and 20, got {self.scale}")
         if any(abs(a) > 360 for a in self.rotate_deg):
