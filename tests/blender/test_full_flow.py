@@ -227,6 +227,9 @@ handlers.flush(full=True)
 after2 = images.read_rgba(root.uplift.render_image)
 out["reopen_diff_near"] = window_diff(after2, before2, uvs[second], radius)
 out["reopen_diff_far"] = window_diff(after2, before2, uvs[far], radius)
+bpy.ops.uplift.compose_export()
+out["saved_export_dir"] = scene.uplift.export_dir
+out["saved_export_files"] = sorted(p.name for p in Path(scene.uplift.export_dir).iterdir())
 out["reopen_first_handle_kept"] = float(np.abs(np.array(controls[moved].location) - (rest[moved] + [0, 0, 0.2 * size])).max())
 
 # 9. A second object keeps its own state
@@ -335,9 +338,12 @@ def test_compose_export_files_and_compositor_render(flow):
 
 
 def test_save_reopen_and_keep_editing(flow):
-    out, _ = flow
+    out, work = flow
     assert out["reopened_controls"] == 48 and out["reopened_pinned"] == out["pinned_before_save"]
     assert out["reopen_first_handle_kept"] < 1e-5 and out["second_is_free"]
+    # A saved .blend exports beside itself.
+    assert out["saved_export_dir"] == str(work / "edit_uplift")
+    assert {"final.png", "layers.exr"} <= set(out["saved_export_files"])
     assert out["reopen_diff_near"] > 10 * max(out["reopen_diff_far"], 1e-4), out
 
 
