@@ -228,13 +228,13 @@ def _stage(name: str, timings: dict[str, float], stage: StageContext | None):
 
 # -- resampling -----------------------------------------------------------------------
 
-def _resize(image: np.ndarray, width: int, height: int, *, nearest: bool = False) -> np.ndarray:
+def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Area averaging when shrinking (no aliasing), bilinear when growing."""
     import cv2
 
     if image.shape[1] == width and image.shape[0] == height:
         return image.copy()
-    shrinking = width < image.shape[1]
-    interp = cv2.INTER_NEAREST if nearest else (cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    interp = cv2.INTER_AREA if width < image.shape[1] else cv2.INTER_LINEAR
     return cv2.resize(image, (width, height), interpolation=interp)
 
 
