@@ -43,6 +43,15 @@ def before_after(photo: np.ndarray, final: np.ndarray) -> np.ndarray:  # uint8 [
     return np.concatenate([photo, final], axis=1)
 
 
+DEMO_README = """
+Written by `make demo` (scripts/demo.py) besides the files above:
+photo.png         the input, skimage.data.coffee()
+before_after.png  photo.png and final.png side by side
+"""
+BLEND_README = """demo.blend        the camera, the photo, the lifted object with its controls and the compositor tree
+                  (open it in Blender with the Uplift extension enabled)
+"""
+
 BLEND_SCRIPT = """
 import sys
 from uplift.blender.demo_scene import write_demo_blend
@@ -93,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[demo] demo.blend: failed: {what}", file=sys.stderr)
             return 1
         print(f"[demo] demo.blend written in {time.perf_counter() - t0:.1f} s: {what}", flush=True)
+    with open(out / "README.txt", "a") as readme:
+        readme.write(DEMO_README + ("" if args.no_blend else BLEND_README))
     print(f"[demo] done in {time.perf_counter() - start:.1f} s; open {out / 'before_after.png'}", flush=True)
     return 0
 

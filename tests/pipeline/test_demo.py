@@ -35,7 +35,8 @@ def test_demo_prints_each_stage_with_its_time(demo):
 
 def test_demo_writes_the_intermediates_final_and_before_after(demo):
     out, _ = demo
-    for name in ("photo.png", "before_after.png", "README.txt", *KEPT_FILES):
+    for name in ("photo.png", "before_after.png", "README.txt", "demo.blend", *KEPT_FILES):
+        assert name in (out / "README.txt").read_text() or name == "README.txt", name
         assert (out / name).is_file(), name
     photo, final = load_image(out / "photo.png"), load_image(out / "final.png")
     assert photo.shape == final.shape == (400, 600, 3)
