@@ -259,6 +259,17 @@ handlers.collect(scene)
 out["render_layers_after_delete"] = len([l for l in scene.camera.data.background_images
                                         if l.image and l.image.get("uplift_uid")])
 out["sessions_after_delete"] = sorted(state.uids())
+
+# Deleting the camera: the object still poses (nothing to render through), no error.
+bpy.data.objects.remove(scene.camera)
+controls = scene_io.controls_of(root)
+free = [i for i in range(len(controls)) if not controls[i].uplift.pinned]
+before3 = np.array([controls[i].location for i in free])
+controls[free[0]].location = np.array(controls[free[0]].location) + np.array([0.0, 0.0, 0.1 * size])
+bpy.context.view_layer.update()
+out["ran_without_camera"] = handlers.flush(full=True)
+out["error_without_camera"] = handlers.last_error["text"]
+out["posed_without_camera"] = float(np.abs(np.array([controls[i].location for i in free[1:]]) - before3[1:]).max())
 emit()
 """
 
@@ -354,3 +365,5 @@ def test_objects_keep_separate_state(flow):
     assert out["render_layers"] == 2
     assert out["render_layers_after_delete"] == 1
     assert out["sessions_after_delete"] == [out["uids"][0]]
+    assert out["ran_without_camera"] >= 1 and out["error_without_camera"] == ""
+    assert out["posed_without_camera"] > 1e-4
