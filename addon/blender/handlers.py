@@ -52,7 +52,7 @@ def _merge(old: state.LiveRequest | None, new: state.LiveRequest) -> state.LiveR
     if old is not None and old.solve and not new.solve:
         # The older request's solve must still happen; the newer one carries the latest view.
         return state.LiveRequest(new.uid, old.handle_idx, old.targets, new.root_matrix, new.camera,
-                                 new.scale, True, new.generation, old.mode)
+                                 new.scale, True, new.generation, old.mode, old.restore)
     return new
 
 
@@ -100,12 +100,17 @@ def collect(scene: bpy.types.Scene, context=None, scale: float | None = None) ->
         if not solve and view_key == session.view_key:
             continue
         _dirty.discard(uid)
-        # A session just rebuilt (file opened, extension re-enabled) has no warm start: converge once.
-        mode = "batch" if not session.solved_key and len(handle_idx) else "interactive"
+        # A session just rebuilt (file opened, undo, extension re-enabled) takes the pose the empties
+        # hold (locations + ARAP rotations) as it is, unless the artist has moved one since.
+        restore = None
+        if session.needs_restore and session.deformer is not None and not moved.any():
+            _, _, pose_locations, pose_rotations = scene_io.control_pose(root, session.settings.control_count)
+            restore = (pose_locations, pose_rotations)
+        session.needs_restore = False
         session.solved_key, session.view_key = solve_key, view_key
         session.generation += 1
         request = state.LiveRequest(uid, handle_idx, targets, np.array(root.matrix_world, dtype=np.float64),
-                                    camera, scale, solve, session.generation, mode)
+                                    camera, scale, solve, session.generation, restore=restore)
         with _lock:
             _pending[uid] = _merge(_pending.get(uid), request)
         queued += 1
@@ -305,11 +310,11 @@ def _apply(root: bpy.types.Object, session: state.ObjectSession, result: state.L
         for i, ob in scene_io.controls_of(root).items():
             if i >= len(result.controls):
                 continue
-            if ob.uplift.pinned:
-                written[i] = ob.location
-            else:
+            if not ob.uplift.pinned:
                 ob.location = result.controls[i]
-                written[i] = ob.location  # what Blender stored (float32), so the next compare is exact
+            written[i] = ob.location  # what Blender stored (float32), so the next compare is exact
+            if result.rotations is not None:
+                ob.rotation_quaternion = result.rotations[i]
     proxy = scene_io.proxy_of(root)
     if proxy is not None and proxy.type == "MESH" and len(proxy.data.vertices) == len(result.means):
         proxy.data.vertices.foreach_set("co", np.ascontiguousarray(result.means, dtype=np.float32).ravel())
@@ -369,6 +374,7 @@ def on_undo_redo(scene, *_args) -> None:
         present, _pinned, locations = scene_io.control_snapshot(root, len(session.written))
         session.written[present] = locations[present]
         session.solved_key = b""
+        session.needs_restore = True
         session.applied_generation = session.generation
         mark_dirty(uid)
 

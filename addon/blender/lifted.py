@@ -60,6 +60,7 @@ def create_controls(root: bpy.types.Object, settings: state.DeformSettings) -> s
     for i, location in enumerate(rest):
         ob = bpy.data.objects.new(f"{root.name} Control {i:03d}", None)
         ob.empty_display_type = "SPHERE"
+        ob.rotation_mode = "QUATERNION"  # holds the control's ARAP rotation (restores the pose exactly)
         ob.empty_display_size = size
         ob.uplift.role, ob.uplift.uid, ob.uplift.index = "CONTROL", props.uid, i
         ob.parent = root

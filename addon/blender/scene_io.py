@@ -154,20 +154,30 @@ def session_for(root: bpy.types.Object, context=None) -> state.ObjectSession:
             if i < len(written):
                 written[i] = ob.location
         session.written = written
+        session.needs_restore = True
     return session
 
 
 def control_snapshot(root: bpy.types.Object, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """-> (present bool [M], pinned bool [M], locations [M, 3]) of the root's control empties."""
+    present, pinned, locations, _ = control_pose(root, count)
+    return present, pinned, locations
+
+
+def control_pose(root: bpy.types.Object, count: int):
+    """-> (present [M], pinned [M], locations [M, 3], wxyz rotations [M, 4]) of the control empties.
+    Each empty's rotation is the ARAP rotation Uplift last solved for it."""
     present = np.zeros(count, dtype=bool)
     pinned = np.zeros(count, dtype=bool)
     locations = np.zeros((count, 3))
+    rotations = np.tile([1.0, 0.0, 0.0, 0.0], (count, 1))
     for i, ob in controls_of(root).items():
         if i < count:
             present[i] = True
             pinned[i] = ob.uplift.pinned
             locations[i] = ob.location
-    return present, pinned, locations
+            rotations[i] = ob.rotation_quaternion
+    return present, pinned, locations, rotations
 
 
 def apply_camera_settings(cam_obj: bpy.types.Object, scene: bpy.types.Scene, settings) -> None:

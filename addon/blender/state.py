@@ -36,12 +36,15 @@ class LiveRequest:
     solve: bool               # the handles changed: run ARAP + LBS
     generation: int = 0       # increases with each request of a session; stale results are dropped
     mode: str = "interactive"  # ARAP: 'interactive' (a few warm-started iterations) or 'batch' (converge)
+    # Instead of solving, re-skin from a pose read back from the empties (after undo or reopening):
+    restore: tuple[np.ndarray, np.ndarray] | None = None  # ([M, 3] locations, [M, 4] wxyz rotations)
 
 
 @dataclass
 class LiveResult:
     request: LiveRequest
     controls: np.ndarray | None   # [M, 3] deformed control positions (local), None without controls
+    rotations: np.ndarray | None  # [M, 4] wxyz ARAP rotation of each control, None without controls
     means: np.ndarray             # [N, 3] deformed Gaussian centres (local) for the proxy
     rgba: np.ndarray | None       # [h, w, 4] float32 straight alpha, None without a camera
 
@@ -66,6 +69,7 @@ class ObjectSession:
     deformer: object = None           # core.deformer.Deformer, built on first use
     deformed: object = None           # Gaussians after the last solve (local)
     deformed_controls: np.ndarray | None = None  # [M, 3]
+    control_rotations: np.ndarray | None = None  # [M, 4] wxyz
     written: np.ndarray | None = None  # [M, 3] control locations as Uplift last wrote them
     solved_key: bytes = b""           # handles + targets of the last solve
     view_key: bytes = b""             # root matrix + camera of the last render
@@ -74,6 +78,8 @@ class ObjectSession:
     full_due: float | None = None     # time.monotonic() when a full-resolution render is due
     shown_scale: float = 0.0          # scale of the render on display
     converged: bool = False           # the last solve ran ARAP to convergence (batch)
+    cold: bool = False                # pose restored without a solve: the solver has no warm start
+    needs_restore: bool = False       # rebuilt from the .blend or undone: re-skin from the empties' pose
     handle_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # [H] of the last solve
     targets: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))               # [H, 3] of the last solve
 
@@ -104,18 +110,24 @@ class ObjectSession:
 
         with self.lock:
             has_controls = self.settings.control_count > 0 and self.deformer is not None
-            if req.solve and has_controls:
+            if req.restore is not None and has_controls:
+                self._restore(*req.restore)
+            elif req.solve and has_controls:
                 deformer = self.deformer
                 self.handle_idx, self.targets = req.handle_idx, req.targets
-                self.converged = req.mode == "batch"
                 if len(req.handle_idx):
                     idx = torch.as_tensor(req.handle_idx, dtype=torch.long)
                     targets = torch.as_tensor(req.targets, dtype=torch.float32)
-                    self.deformed = deformer.update(idx, targets, req.mode)
+                    # After a restore the solver starts cold: converge, or the pose would jump.
+                    mode = "batch" if self.cold else req.mode
+                    self.deformed = deformer.update(idx, targets, mode)
+                    self.converged, self.cold = mode == "batch", False
                     self.deformed_controls = deformer.deformed_controls.detach().cpu().double().numpy()
+                    self.control_rotations = deformer.last_result.quaternions.detach().cpu().double().numpy()
                 else:
                     self.deformed = deformer.reset()
                     self.deformed_controls = self.rest_controls()
+                    self.control_rotations = np.tile([1.0, 0.0, 0.0, 0.0], (len(self.deformed_controls), 1))
             current = self.deformed if self.deformed is not None else self.gaussians
             controls = self.deformed_controls if has_controls else None
             rgba = None
@@ -126,7 +138,26 @@ class ObjectSession:
                 result = render(world, req.camera, backend=self.settings.backend, scale=req.scale)
                 rgba = np.clip(result.rgba.detach().cpu().numpy(), 0.0, 1.0)  # RGB may exceed 1 (as gsplat)
             means = current.means.detach().cpu().numpy()
-        return LiveResult(req, None if controls is None else controls.copy(), means, rgba)
+        rotations = self.control_rotations if has_controls else None
+        return LiveResult(req, None if controls is None else controls.copy(),
+                          None if rotations is None else rotations.copy(), means, rgba)
+
+    def _restore(self, locations: np.ndarray, quats: np.ndarray) -> None:
+        """Skin the Gaussians from control locations [M, 3] and wxyz rotations [M, 4] as stored
+        on the empties: the exact pose that was saved (or restored by undo), without a solve."""
+        import torch
+
+        from ..core import quaternion
+        from ..core.skinning import deform
+
+        deformer = self.deformer
+        q = quaternion.normalize(torch.as_tensor(quats, dtype=torch.float32, device=deformer.device))
+        points = torch.as_tensor(locations, dtype=torch.float32, device=deformer.device)
+        self.deformed = deform(deformer.gaussians, deformer.binding, deformer.controls, points,
+                               quaternion.to_matrix(q), q)
+        self.deformed_controls = np.asarray(locations, dtype=np.float64).copy()
+        self.control_rotations = np.asarray(quats, dtype=np.float64).copy()
+        self.converged = self.cold = True
 
 
 _sessions: dict[str, ObjectSession] = {}

@@ -166,6 +166,26 @@ bpy.context.view_layer.update()
 out["pinned_after_undo"] = controls[others[0]].uplift.pinned
 handlers.flush()
 
+# Real undo of a drag restores the exact pose and picture (empties hold positions and ARAP rotations).
+handlers.flush(full=True)
+posed = render_pixels(root)
+bpy.ops.ed.undo_push(message="posed")
+controls = scene_io.controls_of(root)
+extra = next(i for i in others if not controls[i].uplift.pinned)
+controls[extra].location = np.array(controls[extra].location) + np.array([0.1 * size, 0.0, 0.0])
+bpy.context.view_layer.update()
+handlers.flush(full=True)
+out["extra_drag_changed"] = float(np.abs(render_pixels(root) - posed).mean())
+bpy.ops.ed.undo_push(message="dragged")
+bpy.ops.ed.undo()
+bpy.context.view_layer.update()
+handlers.flush(full=True)
+root = scene_io.roots(bpy.context.scene)[0]
+scene = bpy.context.scene
+controls = scene_io.controls_of(root)
+out["undo_render_diff"] = float(np.abs(render_pixels(root) - posed).max())
+out["undo_extra_pinned"] = controls[extra].uplift.pinned
+
 # 6. Fill Background
 step('6. Fill Background')
 bpy.ops.uplift.fill_background()
@@ -320,6 +340,7 @@ def test_moving_a_control_deforms_near_it_only(flow):
     assert out["diff_far"] < 0.01
     assert out["queued_after_own_writes"] == 0
     assert out["pinned_after_undo"] is False
+    assert out["extra_drag_changed"] > 1e-4 and out["undo_render_diff"] < 1e-3 and not out["undo_extra_pinned"]
     assert out["camera_move_request"] == [False, 0.25]
     assert out["camera_move_changed"] > 1e-3 and out["camera_back_same"] < 1e-4
 

@@ -106,6 +106,30 @@ bpy.context.view_layer.update()
 handlers.collect(scene)
 out["sessions"] = sorted(state.uids())
 
+# Real undo / redo of a drag: the empties come back, nothing gets pinned by it, the solve follows.
+bpy.ops.ed.undo_push(message="before drag")
+ca = scene_io.controls_of(a)
+pinned_before = sorted(i for i, c in ca.items() if c.uplift.pinned)
+locations_before = {i: tuple(c.location) for i, c in ca.items()}
+free_i = next(i for i, c in ca.items() if not c.uplift.pinned)
+ca[free_i].location = np.array(ca[free_i].location) + np.array([0.0, 0.0, 0.3])
+bpy.context.view_layer.update()
+handlers.flush()
+bpy.ops.ed.undo_push(message="drag")
+bpy.ops.ed.undo()
+bpy.context.view_layer.update()
+handlers.flush()
+ca = scene_io.controls_of(scene_io.roots(bpy.context.scene)[0])
+out["undo_pins_restored"] = sorted(i for i, c in ca.items() if c.uplift.pinned) == pinned_before
+out["undo_locations_restored"] = max(float(np.abs(np.array(c.location) - locations_before[i]).max()) for i, c in ca.items())
+bpy.ops.ed.redo()
+bpy.context.view_layer.update()
+handlers.flush()
+ca = scene_io.controls_of(scene_io.roots(bpy.context.scene)[0])
+out["redo_pinned"] = bool(ca[free_i].uplift.pinned)
+out["redo_error"] = handlers.last_error["text"]
+a = scene_io.roots(bpy.context.scene)[0]
+
 # Disable and re-enable mid-edit: one handler, fresh modules, the edit carries on.
 bpy.ops.preferences.addon_disable(module=M)
 bpy.ops.preferences.addon_enable(module=M)
@@ -116,6 +140,10 @@ out["handlers_after_reenable"] = len([f for f in bpy.app.handlers.depsgraph_upda
 ca = scene_io.controls_of(a)
 free = [i for i, c in ca.items() if not c.uplift.pinned]
 before = np.array([ca[i].location for i in free])
+# As in the UI: the empty is selected before it is dragged (that update rebuilds the session).
+ca[other].select_set(True)
+bpy.context.view_layer.update()
+handlers.flush()
 ca[other].location = np.array(ca[other].location) + np.array([0.0, 0.0, 0.2])
 bpy.context.view_layer.update()
 out["ran_after_reenable"] = handlers.flush()
@@ -141,5 +169,7 @@ def test_handler_logic(extension_zip, tmp_path):
     assert out["distortion"][1] < out["distortion"][0]
     assert out["after_delete_ok"]
     assert out["sessions"] == [out["uid_a"]]
+    assert out["undo_pins_restored"] and out["undo_locations_restored"] < 1e-6
+    assert out["redo_pinned"] and out["redo_error"] == ""
     assert out["handlers_after_reenable"] == 1
     assert out["ran_after_reenable"] == 1 and out["free_moved_after_reenable"] > 1e-3
