@@ -32,9 +32,12 @@ TRANSMITTANCE_MIN = 1e-4   # a pixel is finished once its transmittance would re
 TILE_SIZE = 8              # pixels per tile side: fewer (Gaussian, tile) pairs vs fewer wasted alpha evaluations
 CHUNK = 32                 # Gaussians per tile per step
 BLOCK_ELEMENTS = 1 << 18   # alpha values per step, to keep the working set in cache
-_EXP_FLOOR = -20.0         # exp() is slow far below -87 (denormals); alpha there is 0 anyway
+_LEVEL_MARGIN = 1e-2       # added to the alpha >= 1/255 level of d^T Q d when culling tiles: float rounding
+_PIXEL_MARGIN = 1e-2       # pixels, likewise
 
-_LOG_ALPHA_MAX = math.log(ALPHA_MAX)
+_LOG2E = 1.0 / math.log(2.0)  # exponents are kept in log2 units: exp2 is faster than exp
+_LOG2_ALPHA_MAX = math.log2(ALPHA_MAX)
+_LOG2_ALPHA_MIN = math.log2(ALPHA_MIN)
 
 
 @dataclass
@@ -51,6 +54,24 @@ def tile_basis(tile: int, device=None, dtype=torch.float32) -> Tensor:  # -> [P,
     q, p = torch.meshgrid(offs, offs, indexing="ij")
     p, q = p.reshape(-1), q.reshape(-1)
     return torch.stack((p * p, p * q, q * q, p, q, torch.ones_like(p)), dim=1)
+
+
+def depth_order(depths: Tensor) -> Tensor:  # [M] positive -> [M] long
+    """Stable ascending argsort of positive depths in two 16-bit radix passes: the bit
+    pattern of a positive float32 orders like its value, and torch sorts int16 keys
+    about three times faster than floats."""
+    bits = depths.float().view(torch.int32)
+    low = ((bits & 0xFFFF) - (1 << 15)).to(torch.int16)
+    order = torch.sort(low, stable=True)[1]
+    high = (bits.index_select(0, order) >> 16).to(torch.int16)  # sign bit clear: fits
+    return order.index_select(0, torch.sort(high, stable=True)[1])
+
+
+def _expand(counts: Tensor) -> tuple[Tensor, Tensor]:  # [N] long -> ([T] owner, [T] index within owner)
+    """Entry j of owner i for every i and j < counts[i], owner-major."""
+    owner = torch.repeat_interleave(torch.arange(counts.shape[0], device=counts.device), counts)
+    starts = torch.cumsum(counts, 0) - counts
+    return owner, torch.arange(owner.shape[0], device=counts.device) - starts.index_select(0, owner)
 
 
 def rasterize(
@@ -71,7 +92,7 @@ def rasterize(
         return empty
 
     # Per-Gaussian columns in depth order, plus one padding Gaussian (index M) of zero alpha.
-    order = torch.argsort(proj.depths, stable=True)
+    order = depth_order(proj.depths)
     unsorted = (*proj.means2d.T, *proj.conics.T, proj.opacities.log(), *colors.T, proj.depths,
                 torch.ones_like(proj.depths))
     pad = (0.0,) * 5 + (-100.0,) + (0.0,) * 5  # padding Gaussian: log opacity -100, alpha 0
@@ -79,29 +100,57 @@ def rasterize(
         torch.cat((col.index_select(0, order), col.new_full((1,), value))) for col, value in zip(unsorted, pad))
     radii = proj.radii.index_select(0, order)
 
-    # Pixels whose centres lie in the bounding box, and the tiles they fall in.
-    x_lo = torch.ceil(mx[:M] - radii[:, 0] - 0.5)
-    x_hi = torch.floor(mx[:M] + radii[:, 0] - 0.5)
-    y_lo = torch.ceil(my[:M] - radii[:, 1] - 0.5)
-    y_hi = torch.floor(my[:M] + radii[:, 1] - 0.5)
-    hits = (x_hi >= 0) & (x_lo <= width - 1) & (x_lo <= x_hi) & (y_hi >= 0) & (y_lo <= height - 1) & (y_lo <= y_hi)
-    tx0 = torch.div(x_lo.clamp(0, width - 1), tile, rounding_mode="floor").long()
-    tx1 = torch.div(x_hi.clamp(0, width - 1), tile, rounding_mode="floor").long()
-    ty0 = torch.div(y_lo.clamp(0, height - 1), tile, rounding_mode="floor").long()
-    ty1 = torch.div(y_hi.clamp(0, height - 1), tile, rounding_mode="floor").long()
-    nx = tx1 - tx0 + 1
-    per_gauss = torch.where(hits, nx * (ty1 - ty0 + 1), 0)
-    total = int(per_gauss.sum())
+    # Tile rows that each Gaussian's pixel bounding box touches.
+    x_lo = torch.ceil(mx[:M] - radii[:, 0] - 0.5).clamp_min_(0)
+    x_hi = torch.floor(mx[:M] + radii[:, 0] - 0.5).clamp_max_(width - 1)
+    y_lo = torch.ceil(my[:M] - radii[:, 1] - 0.5).clamp_min_(0)
+    y_hi = torch.floor(my[:M] + radii[:, 1] - 0.5).clamp_max_(height - 1)
+    ty0 = torch.div(y_lo, tile, rounding_mode="floor")
+    n_rows = torch.where((x_lo <= x_hi) & (y_lo <= y_hi), torch.div(y_hi, tile, rounding_mode="floor") - ty0 + 1,
+                         0).long()
+    row_gid, row_local = _expand(n_rows)  # one entry per (Gaussian, tile row)
+    if row_gid.shape[0] == 0:
+        return empty
+
+    # Per Gaussian, the ellipse where alpha >= 1/255: d^T Q d <= level, with a small margin for float rounding.
+    a, b, c = ca[:M], cb[:M], cc[:M]
+    level = 2.0 * (log_op[:M] - math.log(ALPHA_MIN)) + _LEVEL_MARGIN
+    det = a * c - b * b
+    y_reach = torch.sqrt(level * a / det)  # half extent in y
+    x_reach = torch.sqrt(level * c / det)
+    dy_extreme = b * x_reach / c  # the leftmost point is at (-x_reach, dy_extreme), the rightmost at the mirror
+    slope, span, bend = -b / a, level / a, det / (a * a)  # x(dy) = slope dy -/+ sqrt(span - bend dy^2)
+    # Per (Gaussian, tile row): the ellipse's x extent over the band of pixel-centre rows -> the tiles it touches.
+    def per_row(t: Tensor) -> Tensor:
+        return t.index_select(0, row_gid)
+    row = per_row(ty0) + row_local
+    centre_y = per_row(my[:M])
+    band_lo = row * tile + 0.5 - centre_y
+    band_hi = torch.clamp_max(row * tile + (tile - 0.5), height - 0.5) - centre_y
+    reach, ext, sl, sp, bd = (per_row(t) for t in (y_reach, dy_extreme, slope, span, bend))
+    dyl = torch.minimum(torch.maximum(ext, band_lo), band_hi)
+    dyr = torch.minimum(torch.maximum(-ext, band_lo), band_hi)
+    centre_x = per_row(mx[:M])
+    left = centre_x + sl * dyl - torch.sqrt(torch.clamp_min(sp - bd * dyl * dyl, 0.0))
+    right = centre_x + sl * dyr + torch.sqrt(torch.clamp_min(sp - bd * dyr * dyr, 0.0))
+    col_lo = torch.maximum(torch.ceil(left - (0.5 + _PIXEL_MARGIN)), per_row(x_lo))
+    col_hi = torch.minimum(torch.floor(right - (0.5 - _PIXEL_MARGIN)), per_row(x_hi))
+    tx0 = torch.div(col_lo, tile, rounding_mode="floor")
+    n_tiles_row = torch.div(col_hi, tile, rounding_mode="floor") - tx0 + 1
+    inside = (band_lo <= reach) & (band_hi >= -reach) & (col_lo <= col_hi)
+    pair_row, pair_local = _expand(torch.where(inside, n_tiles_row, 0).long())
+    total = pair_row.shape[0]
     if total == 0:
         return empty
-    gid = torch.repeat_interleave(torch.arange(M, device=device), per_gauss)  # [I], depth-major
-    local = torch.arange(total, device=device) - (torch.cumsum(per_gauss, 0) - per_gauss).index_select(0, gid)
-    nx_i = nx.index_select(0, gid)
-    row = torch.div(local, nx_i, rounding_mode="floor")
-    tile_id = (ty0.index_select(0, gid) + row) * tiles_x + tx0.index_select(0, gid) + (local - row * nx_i)
-    tile_id, perm = torch.sort(tile_id.int(), stable=True)  # stable: depth order kept within a tile
+    tile_id = (row * tiles_x + tx0).long().index_select(0, pair_row) + pair_local
+    gid = row_gid.index_select(0, pair_row)  # [I] depth-major
+    # A stable sort by tile keeps each tile's list in depth order; int16 keys sort fastest.
+    if n_tiles <= 1 << 16:
+        perm = torch.sort((tile_id - (1 << 15)).to(torch.int16), stable=True)[1]
+    else:
+        perm = torch.sort(tile_id.int(), stable=True)[1]
     gid = gid.index_select(0, perm)
-    tile_id = tile_id.long()
+    tile_id = tile_id.index_select(0, perm)
 
     # Slab layout: row r holds chunk `level` of one tile; levels are contiguous runs of rows.
     counts = torch.bincount(tile_id, minlength=n_tiles)
@@ -118,6 +167,7 @@ def rasterize(
     # Exponent coefficients over the basis (p^2, pq, q^2, p, q, 1), in slab layout [R, 6, K].
     centre_x = ((row_tile % tiles_x).to(dtype) * tile + 0.5 * tile).repeat_interleave(chunk)
     centre_y = (torch.div(row_tile, tiles_x, rounding_mode="floor").to(dtype) * tile + 0.5 * tile).repeat_interleave(chunk)
+    ca, cb, cc, log_op = (t * _LOG2E for t in (ca, cb, cc, log_op))  # exponents in log2 units, for exp2
     dx = mx.index_select(0, slab_gid) - centre_x
     dy = my.index_select(0, slab_gid) - centre_y
     a, b, c = (t.index_select(0, slab_gid) for t in (ca, cb, cc))
@@ -127,14 +177,14 @@ def rasterize(
         log_op.index_select(0, slab_gid) - 0.5 * (a * dx * dx + 2 * bdy * dx + c * dy * dy))], dim=1)  # [R, 6, K]
     feats = torch.stack([f.index_select(0, slab_gid).view(-1, chunk) for f in features], dim=1)  # [R, 5, K]
 
-    basis = tile_basis(tile, device, dtype)  # [P, 6]
+    basis = tile_basis(tile, device, dtype).expand(block := max(1, BLOCK_ELEMENTS // (chunk * P)), P, 6)  # [B, P, 6]
+    clamp_alpha = bool(proj.opacities.max() > ALPHA_MAX)  # else o exp(...) <= o is never above the clamp
     trans = colors.new_ones((n_tiles, P))  # running transmittance (includes excluded Gaussians)
     accum = colors.new_zeros((n_tiles, 5, P))  # sum of w * (r, g, b, depth, 1)
-    block = max(1, BLOCK_ELEMENTS // (chunk * P))
     # Work buffers reused by every block: fresh large tensors would cost a page fault per 4 KiB.
     expo_buf = colors.new_empty((block, P, chunk))
-    keep_buf = colors.new_empty((block, P, chunk))
-    trans_buf = colors.new_empty((block, P, chunk))
+    keep_buf = colors.new_empty((block, P, chunk + 1))  # column 0: transmittance before the chunk
+    trans_buf = colors.new_empty((block, P, chunk + 1))  # column k: transmittance before Gaussian k
     sums_buf = colors.new_empty((block, 5, P))
     first = 0
     for level in range(levels):
@@ -153,17 +203,21 @@ def rasterize(
                 r = rows[b0:b0 + block]
                 tiles, level_coef, level_feats = row_tile.index_select(0, r), coef.index_select(0, r), feats.index_select(0, r)
             n = tiles.shape[0]
-            alpha, keep, t_after, sums = expo_buf[:n], keep_buf[:n], trans_buf[:n], sums_buf[:n]
-            torch.matmul(basis, level_coef, out=alpha)  # exponents [n, P, K]
-            alpha.clamp_(_EXP_FLOOR, _LOG_ALPHA_MAX).exp_()
-            threshold_(alpha, ALPHA_MIN, 0.0)  # alpha < 1/255: skipped
-            torch.sub(1.0, alpha, out=keep)
-            torch.cumprod(keep, dim=2, out=t_after)
-            t_after.mul_(trans.index_select(0, tiles)[:, :, None])
+            alpha, keep, t, sums = expo_buf[:n], keep_buf[:n], trans_buf[:n], sums_buf[:n]
+            torch.bmm(basis[:n], level_coef, out=alpha)  # log2 of o exp(-1/2 d^T Sigma^-1 d), [n, P, K]
+            threshold_(alpha, _LOG2_ALPHA_MIN, -math.inf)  # alpha < 1/255: skipped (exp2 -> 0)
+            if clamp_alpha:
+                alpha.clamp_max_(_LOG2_ALPHA_MAX)
+            alpha.exp2_()
+            keep[:, :, 0] = trans.index_select(0, tiles)
+            keep_k = keep[:, :, 1:]
+            torch.sub(1.0, alpha, out=keep_k)
+            torch.cumprod(keep, dim=2, out=t)
+            t_after = t[:, :, 1:]
             threshold_(t_after, TRANSMITTANCE_MIN, 0.0)  # excluded: the Gaussian that reaches 1e-4 and all after
-            weights = alpha.div_(keep).mul_(t_after)  # alpha * T_before
+            weights = alpha.div_(keep_k).mul_(t_after)  # alpha * T_before
             accum.index_add_(0, tiles, torch.bmm(level_feats, weights.transpose(1, 2), out=sums))
-            trans.index_copy_(0, tiles, t_after[:, :, -1])
+            trans.index_copy_(0, tiles, t[:, :, -1])
         first += int(level_rows[level])
 
     image = accum.view(tiles_y, tiles_x, 5, tile, tile).permute(0, 3, 1, 4, 2).reshape(tiles_y * tile, tiles_x * tile, 5)
