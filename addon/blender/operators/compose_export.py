@@ -53,9 +53,11 @@ def compose(job: ComposeJob) -> dict[str, np.ndarray]:
             "keep the render resolution equal to the photo's")
     object_u8 = to_uint8(rgba)
     composite = to_uint8(alpha_over(to_float(object_u8), to_float(plate)))
-    seam = seam_ring(object_u8[..., 3] >= 128, job.seam_width)
+    silhouette = object_u8[..., 3] >= 128
+    seam = seam_ring(silhouette, job.seam_width)  # the ring the server's seam mode inpaints
     if seam.any():
-        filled = load_image(job.client.inpaint(encode_png(composite), encode_png(seam), mode="seam"),
+        filled = load_image(job.client.inpaint(encode_png(composite), encode_png(silhouette), mode="seam",
+                                               dilate=job.seam_width),
                             what="the server's seam inpainting")
         if filled.shape != composite.shape:
             raise scene_io.SceneStateError("the server's seam inpainting came back at the wrong size")

@@ -52,6 +52,9 @@ class GrabCutSegmenter:
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
         bgr = np.ascontiguousarray(small[..., ::-1])
         try:
+            # GrabCut seeds its colour models from OpenCV's (thread-local) RNG: fix it so
+            # the same prompt always gives the same mask, in-process or through a server.
+            cv2.setRNGSeed(0)
             cv2.grabCut(bgr, gc, None, bgd, fgd, ITERATIONS, cv2.GC_INIT_WITH_MASK)
         except cv2.error:
             # Degenerate colour models (e.g. a flat image): fall back to the seed itself.
