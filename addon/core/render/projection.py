@@ -56,26 +56,35 @@ def project_gaussians(
     dtype = means.dtype
     R = world_to_camera[:3, :3].to(dtype)
     t = world_to_camera[:3, 3].to(dtype)
-    cam = torch.addmm(t, means, R.T)  # [N, 3]
-    keep = (cam[:, 2] > near_plane) & (cam[:, 2] < FAR_PLANE) & (opacities >= ALPHA_MIN)
+    # Per-Gaussian quantities are kept as rows of [k, N] tensors: contiguous rows make the
+    # elementwise work below several times faster than strided columns of [N, k].
+    cam = torch.addmm(t[:, None], R, means.T)  # [3, N]
+    keep = (cam[2] > near_plane) & (cam[2] < FAR_PLANE) & (opacities >= ALPHA_MIN)
     ids = keep.nonzero().squeeze(1)
     everything = ids.shape[0] == means.shape[0]  # common case: skip the gathers
     if not everything:
-        cam, quats, scales, opacities = (x.index_select(0, ids) for x in (cam, quats, scales, opacities))
-    x, y, z = cam.unbind(1)
+        cam = cam.index_select(1, ids)
+        quats, scales, opacities = (x.index_select(0, ids) for x in (quats, scales, opacities))
+    x, y, z = cam.unbind(0)
 
     # Sigma_2d = (J R M)(J R M)^T with M = R_q S, so only the 2x3 factor J R M is formed;
-    # R R_q = R(q_view q): composing quaternions is elementwise, a batched 3x3 product is not.
-    q_view = quaternion.from_matrix(R.double()[None]).to(dtype)  # [1, 4]
-    q = quaternion.multiply(q_view, quats)
-    m = quaternion.to_matrix(q) * scales[:, None, :]  # [M, 3, 3] camera-space factor (to_matrix normalises)
+    # R R_q = R(q_view q), and multiplying by q_view on the left is a fixed 4x4 linear map.
+    q_view = quaternion.from_matrix(R.double()[None]).to(dtype)[0]  # [4]
+    q = _left_multiplication(q_view) @ quats.T  # [4, M]
+    w, qx, qy, qz = q / _dot4(q).sqrt_().clamp_min_(1e-12)  # normalised as quaternion.to_matrix does
+    sx, sy, sz = scales.T
     fx, fy, cx, cy = (float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]))
     x_lo, x_hi, y_lo, y_hi = fov_limits(width, height, K)
     rz = 1.0 / z
-    tx = torch.clamp(x * rz, x_lo, x_hi)[:, None]  # clamped x/z
-    ty = torch.clamp(y * rz, y_lo, y_hi)[:, None]
-    row_x = (fx * rz)[:, None] * (m[:, 0] - tx * m[:, 2])  # [M, 3] first row of J R M
-    row_y = (fy * rz)[:, None] * (m[:, 1] - ty * m[:, 2])
+    tx = torch.clamp(x * rz, x_lo, x_hi)  # clamped x/z
+    ty = torch.clamp(y * rz, y_lo, y_hi)
+    # Rotation matrix of q (quaternion.to_matrix), row by row, columns scaled by the standard deviations.
+    xx, yy, zz, xy, xz, yz, wx, wy, wz = qx * qx, qy * qy, qz * qz, qx * qy, qx * qz, qy * qz, w * qx, w * qy, w * qz
+    m0 = torch.stack(((1 - 2 * (yy + zz)) * sx, 2 * (xy - wz) * sy, 2 * (xz + wy) * sz))  # [3, M]
+    m1 = torch.stack((2 * (xy + wz) * sx, (1 - 2 * (xx + zz)) * sy, 2 * (yz - wx) * sz))
+    m2 = torch.stack((2 * (xz - wy) * sx, 2 * (yz + wx) * sy, (1 - 2 * (xx + yy)) * sz))
+    row_x = (fx * rz) * torch.addcmul(m0, tx, m2, value=-1.0)  # [3, M] first row of J R M
+    row_y = (fy * rz) * torch.addcmul(m1, ty, m2, value=-1.0)
     a = _dot3(row_x, row_x) + eps2d
     b = _dot3(row_x, row_y)
     c = _dot3(row_y, row_y) + eps2d
@@ -98,8 +107,18 @@ def project_gaussians(
     )
 
 
-def _dot3(p: Tensor, q: Tensor) -> Tensor:  # [M, 3] x [M, 3] -> [M]; faster than (p * q).sum(1) on CPU
-    return p[:, 0] * q[:, 0] + p[:, 1] * q[:, 1] + p[:, 2] * q[:, 2]
+def _left_multiplication(p: Tensor) -> Tensor:  # [4] wxyz -> [4, 4] L with p * q = L @ q (quaternion.multiply)
+    w, x, y, z = p
+    return torch.stack((torch.stack((w, -x, -y, -z)), torch.stack((x, w, -z, y)),
+                        torch.stack((y, z, w, -x)), torch.stack((z, -y, x, w))))
+
+
+def _dot3(p: Tensor, q: Tensor) -> Tensor:  # [3, M] x [3, M] -> [M]; faster than (p * q).sum(0) on CPU
+    return torch.addcmul(torch.addcmul(p[0] * q[0], p[1], q[1]), p[2], q[2])
+
+
+def _dot4(q: Tensor) -> Tensor:  # [4, M] -> [M] squared norms; a reduction over dim 0 is slow on CPU
+    return torch.addcmul(torch.addcmul(torch.addcmul(q[0] * q[0], q[1], q[1]), q[2], q[2]), q[3], q[3])
 
 
 def fov_limits(width: int, height: int, K) -> tuple[float, float, float, float]:

@@ -220,6 +220,7 @@ def rasterize(
             trans.index_copy_(0, tiles, t[:, :, -1])
         first += int(level_rows[level])
 
-    image = accum.view(tiles_y, tiles_x, 5, tile, tile).permute(0, 3, 1, 4, 2).reshape(tiles_y * tile, tiles_x * tile, 5)
-    image = image[:height, :width]
+    # Channel-first image: copying runs of `tile` floats is cheap, moving 5-float channels last is not.
+    image = accum.view(tiles_y, tiles_x, 5, tile, tile).permute(2, 0, 3, 1, 4).reshape(5, tiles_y * tile, tiles_x * tile)
+    image = image[:, :height, :width].permute(1, 2, 0)  # [H, W, 5] view
     return RasterOutput(image[..., :3], image[..., 4], image[..., 3])
