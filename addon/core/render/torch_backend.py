@@ -167,15 +167,22 @@ def rasterize(
     # Exponent coefficients over the basis (p^2, pq, q^2, p, q, 1), in slab layout [R, 6, K].
     centre_x = ((row_tile % tiles_x).to(dtype) * tile + 0.5 * tile).repeat_interleave(chunk)
     centre_y = (torch.div(row_tile, tiles_x, rounding_mode="floor").to(dtype) * tile + 0.5 * tile).repeat_interleave(chunk)
-    ca, cb, cc, log_op = (t * _LOG2E for t in (ca, cb, cc, log_op))  # exponents in log2 units, for exp2
-    dx = mx.index_select(0, slab_gid) - centre_x
-    dy = my.index_select(0, slab_gid) - centre_y
-    a, b, c = (t.index_select(0, slab_gid) for t in (ca, cb, cc))
-    bdx, bdy = b * dx, b * dy
-    coef = torch.stack([t.view(-1, chunk) for t in (
-        -0.5 * a, -b, -0.5 * c, a * dx + bdy, c * dy + bdx,
-        log_op.index_select(0, slab_gid) - 0.5 * (a * dx * dx + 2 * bdy * dx + c * dy * dy))], dim=1)  # [R, 6, K]
-    feats = torch.stack([f.index_select(0, slab_gid).view(-1, chunk) for f in features], dim=1)  # [R, 5, K]
+    # Written straight into the [R, 6, K] layout: a, b, c, log o in log2 units (for exp2), d = mean - tile centre,
+    # exponent = log o - 1/2 (a (p - dx)^2 + 2 b (p - dx)(q - dy) + c (q - dy)^2).
+    coef = colors.new_empty((row_tile.shape[0], 6, chunk))
+    a, b, c = (torch.mul(t, _LOG2E).index_select(0, slab_gid).view(-1, chunk) for t in (ca, cb, cc))
+    dx = mx.index_select(0, slab_gid).view(-1, chunk).sub_(centre_x.view(-1, chunk))
+    dy = my.index_select(0, slab_gid).view(-1, chunk).sub_(centre_y.view(-1, chunk))
+    torch.mul(a, -0.5, out=coef[:, 0])
+    torch.neg(b, out=coef[:, 1])
+    torch.mul(c, -0.5, out=coef[:, 2])
+    lin_p = torch.addcmul(a * dx, b, dy, out=coef[:, 3])  # a dx + b dy
+    lin_q = torch.addcmul(c * dy, b, dx, out=coef[:, 4])  # b dx + c dy
+    torch.add(torch.mul(log_op, _LOG2E).index_select(0, slab_gid).view(-1, chunk),
+              torch.addcmul(dx * lin_p, dy, lin_q), alpha=-0.5, out=coef[:, 5])
+    feats = colors.new_empty((row_tile.shape[0], 5, chunk))  # [R, 5, K]
+    for j, f in enumerate(features):
+        feats[:, j] = f.index_select(0, slab_gid).view(-1, chunk)
 
     basis = tile_basis(tile, device, dtype).expand(block := max(1, BLOCK_ELEMENTS // (chunk * P)), P, 6)  # [B, P, 6]
     clamp_alpha = bool(proj.opacities.max() > ALPHA_MAX)  # else o exp(...) <= o is never above the clamp
