@@ -29,7 +29,7 @@ from .projection import ALPHA_MIN, ProjectedGaussians
 
 ALPHA_MAX = 0.999          # gsplat's clamp (the original 3DGS CUDA code uses 0.99)
 TRANSMITTANCE_MIN = 1e-4   # a pixel is finished once its transmittance would reach this
-TILE_SIZE = 8              # pixels per tile side: fewer (Gaussian, tile) pairs vs fewer wasted alpha evaluations
+TILE_SIZE = (8, 8)         # tile width, height in pixels: fewer (Gaussian, tile) pairs vs fewer wasted alpha evaluations
 CHUNK = 32                 # Gaussians per tile per step
 BLOCK_ELEMENTS = 1 << 18   # alpha values per step, to keep the working set in cache
 _LEVEL_MARGIN = 1e-2       # added to the alpha >= 1/255 level of d^T Q d when culling tiles: float rounding
@@ -47,11 +47,11 @@ class RasterOutput:
     depth: Tensor  # [H, W] sum of w_i z_i (divide by alpha for the expected depth)
 
 
-def tile_basis(tile: int, device=None, dtype=torch.float32) -> Tensor:  # -> [P, 6]
+def tile_basis(tile: tuple[int, int], device=None, dtype=torch.float32) -> Tensor:  # (width, height) -> [P, 6]
     """Monomials (p^2, pq, q^2, p, q, 1) of the pixel centres about the tile centre;
-    p runs along x, q along y, pixel index = q_row * tile + p_col."""
-    offs = torch.arange(tile, device=device, dtype=dtype) + 0.5 - 0.5 * tile
-    q, p = torch.meshgrid(offs, offs, indexing="ij")
+    p runs along x, q along y, pixel index = q_row * width + p_col."""
+    offs_x, offs_y = (torch.arange(n, device=device, dtype=dtype) + 0.5 - 0.5 * n for n in tile)
+    q, p = torch.meshgrid(offs_y, offs_x, indexing="ij")
     p, q = p.reshape(-1), q.reshape(-1)
     return torch.stack((p * p, p * q, q * q, p, q, torch.ones_like(p)), dim=1)
 
@@ -80,12 +80,13 @@ def rasterize(
     width: int,
     height: int,
     *,
-    tile: int = TILE_SIZE,
+    tile: tuple[int, int] = TILE_SIZE,  # width, height
     chunk: int = CHUNK,
 ) -> RasterOutput:
     device, dtype = colors.device, colors.dtype
-    tiles_x, tiles_y = -(-width // tile), -(-height // tile)
-    n_tiles, P, M = tiles_x * tiles_y, tile * tile, len(proj)
+    tile_w, tile_h = tile
+    tiles_x, tiles_y = -(-width // tile_w), -(-height // tile_h)
+    n_tiles, P, M = tiles_x * tiles_y, tile_w * tile_h, len(proj)
     empty = RasterOutput(colors.new_zeros((height, width, 3)), colors.new_zeros((height, width)),
                          colors.new_zeros((height, width)))
     if M == 0:
@@ -105,8 +106,8 @@ def rasterize(
     x_hi = torch.floor(mx[:M] + radii[:, 0] - 0.5).clamp_max_(width - 1)
     y_lo = torch.ceil(my[:M] - radii[:, 1] - 0.5).clamp_min_(0)
     y_hi = torch.floor(my[:M] + radii[:, 1] - 0.5).clamp_max_(height - 1)
-    ty0 = torch.div(y_lo, tile, rounding_mode="floor")
-    n_rows = torch.where((x_lo <= x_hi) & (y_lo <= y_hi), torch.div(y_hi, tile, rounding_mode="floor") - ty0 + 1,
+    ty0 = torch.div(y_lo, tile_h, rounding_mode="floor")
+    n_rows = torch.where((x_lo <= x_hi) & (y_lo <= y_hi), torch.div(y_hi, tile_h, rounding_mode="floor") - ty0 + 1,
                          0).long()
     row_gid, row_local = _expand(n_rows)  # one entry per (Gaussian, tile row)
     if row_gid.shape[0] == 0:
@@ -125,8 +126,8 @@ def rasterize(
         return t.index_select(0, row_gid)
     row = per_row(ty0) + row_local
     centre_y = per_row(my[:M])
-    band_lo = row * tile + 0.5 - centre_y
-    band_hi = torch.clamp_max(row * tile + (tile - 0.5), height - 0.5) - centre_y
+    band_lo = row * tile_h + 0.5 - centre_y
+    band_hi = torch.clamp_max(row * tile_h + (tile_h - 0.5), height - 0.5) - centre_y
     reach, ext, sl, sp, bd = (per_row(t) for t in (y_reach, dy_extreme, slope, span, bend))
     dyl = torch.minimum(torch.maximum(ext, band_lo), band_hi)
     dyr = torch.minimum(torch.maximum(-ext, band_lo), band_hi)
@@ -135,8 +136,8 @@ def rasterize(
     right = centre_x + sl * dyr + torch.sqrt(torch.clamp_min(sp - bd * dyr * dyr, 0.0))
     col_lo = torch.maximum(torch.ceil(left - (0.5 + _PIXEL_MARGIN)), per_row(x_lo))
     col_hi = torch.minimum(torch.floor(right - (0.5 - _PIXEL_MARGIN)), per_row(x_hi))
-    tx0 = torch.div(col_lo, tile, rounding_mode="floor")
-    n_tiles_row = torch.div(col_hi, tile, rounding_mode="floor") - tx0 + 1
+    tx0 = torch.div(col_lo, tile_w, rounding_mode="floor")
+    n_tiles_row = torch.div(col_hi, tile_w, rounding_mode="floor") - tx0 + 1
     inside = (band_lo <= reach) & (band_hi >= -reach) & (col_lo <= col_hi)
     pair_row, pair_local = _expand(torch.where(inside, n_tiles_row, 0).long())
     total = pair_row.shape[0]
@@ -165,8 +166,8 @@ def rasterize(
     slab_gid = gid.new_full((row_tile.shape[0] * chunk,), M).index_copy_(0, slot, gid)
 
     # Exponent coefficients over the basis (p^2, pq, q^2, p, q, 1), in slab layout [R, 6, K].
-    centre_x = ((row_tile % tiles_x).to(dtype) * tile + 0.5 * tile).repeat_interleave(chunk)
-    centre_y = (torch.div(row_tile, tiles_x, rounding_mode="floor").to(dtype) * tile + 0.5 * tile).repeat_interleave(chunk)
+    centre_x = ((row_tile % tiles_x).to(dtype) * tile_w + 0.5 * tile_w).repeat_interleave(chunk)
+    centre_y = (torch.div(row_tile, tiles_x, rounding_mode="floor").to(dtype) * tile_h + 0.5 * tile_h).repeat_interleave(chunk)
     # Written straight into the [R, 6, K] layout: a, b, c, log o in log2 units (for exp2), d = mean - tile centre,
     # exponent = log o - 1/2 (a (p - dx)^2 + 2 b (p - dx)(q - dy) + c (q - dy)^2).
     coef = colors.new_empty((row_tile.shape[0], 6, chunk))
@@ -227,7 +228,8 @@ def rasterize(
             trans.index_copy_(0, tiles, t[:, :, -1])
         first += int(level_rows[level])
 
-    # Channel-first image: copying runs of `tile` floats is cheap, moving 5-float channels last is not.
-    image = accum.view(tiles_y, tiles_x, 5, tile, tile).permute(2, 0, 3, 1, 4).reshape(5, tiles_y * tile, tiles_x * tile)
+    # Channel-first image: copying runs of `tile_w` floats is cheap, moving 5-float channels last is not.
+    image = accum.view(tiles_y, tiles_x, 5, tile_h, tile_w).permute(2, 0, 3, 1, 4).reshape(5, tiles_y * tile_h,
+                                                                                         tiles_x * tile_w)
     image = image[:, :height, :width].permute(1, 2, 0)  # [H, W, 5] view
     return RasterOutput(image[..., :3], image[..., 4], image[..., 3])
