@@ -100,10 +100,10 @@ def project_gaussians(
     pick = (lambda t: t.index_select(0, sel)) if sel.shape[0] < good.shape[0] else (lambda t: t)
     a, b, c, det, u, v, rx, ry, z, opacities = (pick(t) for t in (a, b, c, det, u, v, rx, ry, z, opacities))
     inv_det = 1.0 / det
-    return ProjectedGaussians(
+    return ProjectedGaussians(  # [M, k] fields as transposes of [k, M]: the rasteriser reads them by column
         ids=pick(ids),
-        means2d=torch.stack((u, v), dim=1), conics=torch.stack((c * inv_det, -b * inv_det, a * inv_det), dim=1),
-        depths=z, radii=torch.stack((rx, ry), dim=1), opacities=opacities,
+        means2d=torch.stack((u, v)).T, conics=torch.stack((c * inv_det, -b * inv_det, a * inv_det)).T,
+        depths=z, radii=torch.stack((rx, ry)).T, opacities=opacities,
     )
 
 

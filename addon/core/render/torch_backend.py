@@ -94,18 +94,20 @@ def rasterize(
 
     # Per-Gaussian columns in depth order, plus one padding Gaussian (index M) of zero alpha.
     order = depth_order(proj.depths)
-    unsorted = (*proj.means2d.T, *proj.conics.T, proj.opacities.log(), *colors.T, proj.depths,
-                torch.ones_like(proj.depths))
-    pad = (0.0,) * 5 + (-100.0,) + (0.0,) * 5  # padding Gaussian: log opacity -100, alpha 0
-    mx, my, ca, cb, cc, log_op, *features = (  # features: r, g, b, depth, 1
-        torch.cat((col.index_select(0, order), col.new_full((1,), value))) for col, value in zip(unsorted, pad))
-    radii = proj.radii.index_select(0, order)
+    table = colors.new_zeros((13, M + 1))  # [13, M + 1] one row per quantity; column M: the padding Gaussian
+    for i, column in enumerate((*proj.means2d.T, *proj.conics.T, proj.opacities.log(), *colors.T, proj.depths,
+                                torch.ones_like(proj.depths), *proj.radii.T)):
+        table[i, :M] = column
+    table[5, M] = -100.0  # padding Gaussian: log opacity -100, alpha 0
+    table = table.index_select(1, torch.cat((order, order.new_full((1,), M))))
+    mx, my, ca, cb, cc, log_op, *features = table[:11]  # features: r, g, b, depth, 1
+    radii_x, radii_y = table[11:, :M]
 
     # Tile rows that each Gaussian's pixel bounding box touches.
-    x_lo = torch.ceil(mx[:M] - radii[:, 0] - 0.5).clamp_min_(0)
-    x_hi = torch.floor(mx[:M] + radii[:, 0] - 0.5).clamp_max_(width - 1)
-    y_lo = torch.ceil(my[:M] - radii[:, 1] - 0.5).clamp_min_(0)
-    y_hi = torch.floor(my[:M] + radii[:, 1] - 0.5).clamp_max_(height - 1)
+    x_lo = torch.ceil(mx[:M] - radii_x - 0.5).clamp_min_(0)
+    x_hi = torch.floor(mx[:M] + radii_x - 0.5).clamp_max_(width - 1)
+    y_lo = torch.ceil(my[:M] - radii_y - 0.5).clamp_min_(0)
+    y_hi = torch.floor(my[:M] + radii_y - 0.5).clamp_max_(height - 1)
     ty0 = torch.div(y_lo, tile_h, rounding_mode="floor")
     n_rows = torch.where((x_lo <= x_hi) & (y_lo <= y_hi), torch.div(y_hi, tile_h, rounding_mode="floor") - ty0 + 1,
                          0).long()
