@@ -8,7 +8,7 @@ from .base import SegmentResult
 
 WORK_SIDE = 640       # GrabCut runs on a copy whose longer side is at most this (cost ~ pixels x iterations)
 ITERATIONS = 5
-CLICK_RADIUS = 0.012  # hard-label disk radius, as a fraction of the working image's longer side
+CLICK_RADIUS = 0.016  # hard-label disk radius, as a fraction of the working image's longer side
 MORPH_RADIUS = 0.004  # clean-up disk radius, same unit: removes specks, keeps the outline
 GROW = 0.35           # points-only box: the points' bounding box grown by this fraction of the image side
 
@@ -60,16 +60,19 @@ class GrabCutSegmenter:
             # Degenerate colour models (e.g. a flat image): fall back to the seed itself.
             pass
         raw = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
-        clean = _clean(raw, pts[labels == 1], max(1, round(MORPH_RADIUS * max(sw, sh))))
+        clean = _clean(raw, pts[labels == 1], pts[labels != 1], max(1, round(MORPH_RADIUS * max(sw, sh))))
         score = _agreement(raw, clean)
         if scale != 1.0:
             clean = cv2.resize(clean.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR) >= 0.5
         return SegmentResult(clean, score)
 
 
-def _clean(mask: np.ndarray, fg_points: np.ndarray, radius: int) -> np.ndarray:  # bool [h, w] -> bool [h, w]
+def _clean(mask: np.ndarray,       # bool [h, w]
+           fg_points: np.ndarray,  # float [F, 2] foreground clicks (x, y)
+           bg_points: np.ndarray,  # float [B, 2] background clicks (x, y)
+           radius: int) -> np.ndarray:  # -> bool [h, w]
     """Open then close with a small disk, keep the components holding a foreground click (else the
-    largest one), and fill holes."""
+    largest one), and fill holes, except holes the artist marked as background."""
     import cv2
 
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
@@ -86,6 +89,10 @@ def _clean(mask: np.ndarray, fg_points: np.ndarray, radius: int) -> np.ndarray: 
     # Fill holes: background not connected to the border becomes foreground.
     flood = np.pad(1 - m, 1, constant_values=1)
     cv2.floodFill(flood, None, (0, 0), 2)
+    for x, y in bg_points:  # a background click inside a hole keeps that hole open
+        seed = (int(np.clip(x, 0, m.shape[1] - 1)) + 1, int(np.clip(y, 0, m.shape[0] - 1)) + 1)
+        if flood[seed[1], seed[0]] == 1:
+            cv2.floodFill(flood, None, seed, 2)
     return (flood[1:-1, 1:-1] != 2)
 
 
