@@ -19,6 +19,7 @@ Algorithm (no Python loop over Gaussians):
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import torch
@@ -34,6 +35,8 @@ CHUNK = 32                 # Gaussians per tile per step
 BLOCK_ELEMENTS = 1 << 18   # alpha values per step, to keep the working set in cache
 _LEVEL_MARGIN = 1e-2       # added to the alpha >= 1/255 level of d^T Q d when culling tiles: float rounding
 _PIXEL_MARGIN = 1e-2       # pixels, likewise
+
+SCRATCH_KEPT_MAX = 1 << 26  # floats (256 MiB): larger per-frame coefficient buffers are not kept between frames
 
 _LOG2E = 1.0 / math.log(2.0)  # exponents are kept in log2 units: exp2 is faster than exp
 _LOG2_ALPHA_MAX = math.log2(ALPHA_MAX)
@@ -54,6 +57,22 @@ def tile_basis(tile: tuple[int, int], device=None, dtype=torch.float32) -> Tenso
     q, p = torch.meshgrid(offs_y, offs_x, indexing="ij")
     p, q = p.reshape(-1), q.reshape(-1)
     return torch.stack((p * p, p * q, q * q, p, q, torch.ones_like(p)), dim=1)
+
+
+_scratch_local = threading.local()
+
+
+def _scratch(numel: int, like: Tensor) -> Tensor:  # -> [numel] uninitialised, like's dtype and device
+    """A CPU buffer kept per thread between frames. A fresh multi-megabyte tensor costs a page
+    fault per 4 KiB on every frame (measured about 10 ms of a 512^2 frame, more inside a VM);
+    CUDA's caching allocator already reuses memory."""
+    if like.device.type != "cpu" or numel > SCRATCH_KEPT_MAX:
+        return like.new_empty(numel)
+    buf = getattr(_scratch_local, "buf", None)
+    if buf is None or buf.numel() < numel or buf.dtype != like.dtype:
+        buf = like.new_empty(int(numel * 1.25))  # headroom: the next frame's slab is usually a little larger
+        _scratch_local.buf = buf
+    return buf[:numel]
 
 
 def depth_order(depths: Tensor) -> Tensor:  # [M] positive -> [M] long
@@ -172,7 +191,8 @@ def rasterize(
     centre_y = (torch.div(row_tile, tiles_x, rounding_mode="floor").to(dtype) * tile_h + 0.5 * tile_h).repeat_interleave(chunk)
     # Written straight into the [R, 6, K] layout: a, b, c, log o in log2 units (for exp2), d = mean - tile centre,
     # exponent = log o - 1/2 (a (p - dx)^2 + 2 b (p - dx)(q - dy) + c (q - dy)^2).
-    coef = colors.new_empty((row_tile.shape[0], 6, chunk))
+    slab = _scratch(row_tile.shape[0] * 11 * chunk, colors)
+    coef = slab[:row_tile.shape[0] * 6 * chunk].view(-1, 6, chunk)  # [R, 6, K]
     a, b, c = (torch.mul(t, _LOG2E).index_select(0, slab_gid).view(-1, chunk) for t in (ca, cb, cc))
     dx = mx.index_select(0, slab_gid).view(-1, chunk).sub_(centre_x.view(-1, chunk))
     dy = my.index_select(0, slab_gid).view(-1, chunk).sub_(centre_y.view(-1, chunk))
@@ -183,7 +203,7 @@ def rasterize(
     lin_q = torch.addcmul(c * dy, b, dx, out=coef[:, 4])  # b dx + c dy
     torch.add(torch.mul(log_op, _LOG2E).index_select(0, slab_gid).view(-1, chunk),
               torch.addcmul(dx * lin_p, dy, lin_q), alpha=-0.5, out=coef[:, 5])
-    feats = colors.new_empty((row_tile.shape[0], 5, chunk))  # [R, 5, K]
+    feats = slab[row_tile.shape[0] * 6 * chunk:].view(-1, 5, chunk)  # [R, 5, K]
     for j, f in enumerate(features):
         feats[:, j] = f.index_select(0, slab_gid).view(-1, chunk)
 
