@@ -36,7 +36,7 @@ from torch import Tensor
 from . import quaternion
 from .gaussians import Gaussians
 
-CHUNK = 1 << 16  # Gaussians per LBS chunk
+CHUNK = 1 << 14  # Gaussians per LBS chunk: its [chunk, 29] intermediates stay in L2
 
 
 @dataclass
@@ -47,6 +47,8 @@ class SkinBinding:
     # Per-Gaussian factors of the Gaussians last deformed with this binding (see
     # `_gaussian_factors`); rebuilt whenever those tensors change.
     _factors: tuple | None = field(default=None, repr=False, compare=False)
+    # [P, 2] long, each True pair (a < b) of `shared` once; built on first use.
+    _shared_pairs: Tensor | None = field(default=None, repr=False, compare=False)
 
     @property
     def k(self) -> int:
@@ -134,7 +136,7 @@ def deform(
     table = control_table(rest, deformed, rotations, quats).to(g.means.device)
     spread, own_length = _gaussian_factors(g, binding)
     sums = _constants(g.means.device).sums
-    flagged = _flipped_controls(table, binding.shared)
+    flagged = _flipped_controls(table, binding)
     means = torch.empty_like(g.means)
     quats = torch.empty_like(g.quats)
     # In chunks: the [chunk, 29] intermediates stay cache-sized and their memory is
@@ -149,18 +151,18 @@ def deform(
         # elementwise product, then one matmul that sums the groups, written transposed so
         # that its result is component-major ([8, n]) and the rest are row operations.
         # (torch's CPU kernels for ops over a trailing dim of 3 or 4 are 5-20x slower.)
-        out = sums @ blended.mul_(spread[rows]).T                                 # [8, n]
+        out = torch.mm(sums, blended.mul_(spread[rows]).T)                        # [8, n]
         unnormalised = out[3:7]                                                   # (sum w Q) ⊗ q
-        length = (unnormalised.square().sum(0) / own_length[rows]).sqrt()         # |sum w Q|
-        scale = torch.where(out[7] < 0, -1.0, 1.0) / length                       # normalise, w >= 0
-        quats[rows] = (unnormalised * scale).T
+        # |q| / |(sum w Q) ⊗ q| = 1 / |sum w Q|, with the sign that makes the blended w >= 0
+        scale = (unnormalised * unnormalised).sum(0).rsqrt_().mul_(own_length[rows]).copysign_(out[7])
+        quats[rows] = unnormalised.mul_(scale).T
         means[rows] = out[0:3].T
     return g.replace(means=means, quats=quats)
 
 
 def _gaussian_factors(g: Gaussians, binding: SkinBinding) -> tuple[Tensor, Tensor]:
     """[N, 29] per-Gaussian factors of the blended table columns (mu_b for R's column b,
-    1 for t, q_j for block j, 1 for the sign column) and [N] |q|^2; cached on the
+    1 for t, q_j for block j, 1 for the sign column) and [N] |q|; cached on the
     binding for as long as g's means and quaternions are the same, unchanged tensors."""
     key = (g.means.data_ptr(), g.means._version, g.quats.data_ptr(), g.quats._version, len(g))
     if binding._factors is None or binding._factors[0] != key:
@@ -168,7 +170,7 @@ def _gaussian_factors(g: Gaussians, binding: SkinBinding) -> tuple[Tensor, Tenso
         ones = torch.ones_like(mu[:, :1])
         spread = torch.cat([mu[:, b:b + 1].expand(-1, 3) for b in range(3)] + [ones.expand(-1, 3)]
                            + [q[:, j:j + 1].expand(-1, 4) for j in range(4)] + [ones], dim=1).contiguous()
-        binding._factors = (key, spread, q.square().sum(1))
+        binding._factors = (key, spread, q.square().sum(1).sqrt())
     return binding._factors[1], binding._factors[2]
 
 
@@ -189,12 +191,21 @@ def _constants(device: torch.device):
     return SimpleNamespace(sums=sums.to(device))
 
 
-def _flipped_controls(table: Tensor, shared: Tensor) -> Tensor | None:
+def _flipped_controls(table: Tensor, binding: SkinBinding) -> Tensor | None:
     """[M] bool: controls whose quaternion lies on the opposite hemisphere from one it
-    shares a Gaussian with (None when there are none, the usual case)."""
+    shares a Gaussian with (None when there are none, the usual case). Only the shared
+    pairs are tested (a few per control, not all M^2)."""
+    if binding._shared_pairs is None:
+        binding._shared_pairs = torch.nonzero(torch.triu(binding.shared, diagonal=1))
+    a, b = binding._shared_pairs.T
     control_q = table[:, 12:16]
-    opposite = (control_q @ control_q.T < 0) & shared                   # [M, M]
-    return opposite.any(1) if bool(opposite.any()) else None
+    opposite = (control_q[a] * control_q[b]).sum(1) < 0                 # [P]
+    if not bool(opposite.any()):
+        return None
+    flagged = torch.zeros(table.shape[0], dtype=torch.bool, device=table.device)
+    flagged[a[opposite]] = True
+    flagged[b[opposite]] = True
+    return flagged
 
 
 def _realign_signs(blended: Tensor, indices: Tensor, weights: Tensor, flagged: Tensor, table: Tensor) -> None:
