@@ -178,13 +178,14 @@ def rasterize(
     counts = torch.bincount(tile_id, minlength=n_tiles)
     levels = -(-int(counts.max()) // chunk)
     has_level = counts[None, :] > chunk * torch.arange(levels, device=device)[:, None]  # [C, n_tiles]
-    rank = torch.cumsum(has_level.view(-1).long(), 0).view(levels, n_tiles) - 1  # row of (level, tile)
     level_rows = has_level.sum(1)
-    row_tile = has_level.nonzero()[:, 1]  # [R] tile of every row, rows in (level, tile) order
-    position = torch.arange(total, device=device) - (torch.cumsum(counts, 0) - counts).index_select(0, tile_id)
-    level_of = torch.div(position, chunk, rounding_mode="floor")
-    slot = rank.view(-1).index_select(0, level_of * n_tiles + tile_id) * chunk + (position - level_of * chunk)
-    slab_gid = gid.new_full((row_tile.shape[0] * chunk,), M).index_copy_(0, slot, gid)
+    row_level, row_tile = has_level.nonzero().unbind(1)  # [R] level and tile of every row, in (level, tile) order
+    # Row (c, t) holds entries c K ... c K + K - 1 of tile t's list; slots past its end hold the padding Gaussian.
+    ends = torch.cumsum(counts, 0)
+    first_entry = (ends - counts).index_select(0, row_tile) + row_level * chunk  # [R]
+    entry = first_entry[:, None] + torch.arange(chunk, device=device)  # [R, K]
+    entry = torch.where(entry < ends.index_select(0, row_tile)[:, None], entry, total)
+    slab_gid = torch.cat((gid, gid.new_full((1,), M))).index_select(0, entry.view(-1))  # [R K]
 
     # Exponent coefficients over the basis (p^2, pq, q^2, p, q, 1), in slab layout [R, 6, K].
     centre_x = ((row_tile % tiles_x).to(dtype) * tile_w + 0.5 * tile_w).repeat_interleave(chunk)
