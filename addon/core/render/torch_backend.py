@@ -1,16 +1,18 @@
 """Pure-torch tile rasteriser (CPU or any torch device), classic 3DGS rules.
 
 Algorithm (no Python loop over Gaussians):
-1. Sort the projected Gaussians by camera depth (stable).
-2. Bin them into small square tiles by their pixel bounding boxes; a stable sort
-   by tile id keeps each tile's list in depth order.
+1. Sort the projected Gaussians by camera depth (stable; two 16-bit radix passes).
+2. Bin them into small tiles: per Gaussian and tile row, the x extent of the
+   ellipse where alpha >= 1/255 gives the tiles it can reach (tighter than its
+   bounding box, and exact: tiles left out would only see alphas that are skipped);
+   a stable sort by tile id keeps each tile's list in depth order.
 3. Per (Gaussian, tile) pair, write the exponent ln(o) - 1/2 d^T Sigma^-1 d as a
    quadratic in tile-centred pixel coordinates, so that a whole chunk of
    exponents comes out of one small matrix product with a fixed [P, 6] basis.
 4. Lay every tile's list out in chunks of CHUNK Gaussians, level by level
    (level c = the c-th chunk of every tile long enough to have one), so that a
    level is a contiguous slab and the walk front to back needs no gathers.
-5. Per slab block (sized to stay in cache): alpha = min(0.999, exp(...)), skipped
+5. Per slab block (sized to stay in cache): alpha = min(0.999, exp2(...)), skipped
    below 1/255; transmittance from a cumulative product; a Gaussian whose
    contribution would take the transmittance to 1e-4 or below is excluded, and so
    is everything behind it (gsplat's rule). Tiles whose pixels have all finished
@@ -33,7 +35,7 @@ TRANSMITTANCE_MIN = 1e-4   # a pixel is finished once its transmittance would re
 TILE_SIZE = (8, 8)         # tile width, height in pixels: fewer (Gaussian, tile) pairs vs fewer wasted alpha evaluations
 CHUNK = 32                 # Gaussians per tile per step
 BLOCK_ELEMENTS = 1 << 18   # alpha values per step, to keep the working set in cache
-_LEVEL_MARGIN = 1e-2       # added to the alpha >= 1/255 level of d^T Q d when culling tiles: float rounding
+_LEVEL_MARGIN = 1e-2       # added to the alpha >= 1/255 bound on d^T Q d when culling tiles: float rounding
 _PIXEL_MARGIN = 1e-2       # pixels, likewise
 
 SCRATCH_KEPT_MAX = 1 << 26  # floats (256 MiB): larger per-frame coefficient buffers are not kept between frames
@@ -134,14 +136,14 @@ def rasterize(
     if row_gid.shape[0] == 0:
         return empty
 
-    # Per Gaussian, the ellipse where alpha >= 1/255: d^T Q d <= level, with a small margin for float rounding.
+    # Per Gaussian, the ellipse where alpha >= 1/255: d^T Q d <= q_max, with a small margin for float rounding.
     a, b, c = ca[:M], cb[:M], cc[:M]
-    level = 2.0 * (log_op[:M] - math.log(ALPHA_MIN)) + _LEVEL_MARGIN
+    q_max = 2.0 * (log_op[:M] - math.log(ALPHA_MIN)) + _LEVEL_MARGIN
     det = a * c - b * b
-    y_reach = torch.sqrt(level * a / det)  # half extent in y
-    x_reach = torch.sqrt(level * c / det)
+    y_reach = torch.sqrt(q_max * a / det)  # half extent in y
+    x_reach = torch.sqrt(q_max * c / det)
     dy_extreme = b * x_reach / c  # the leftmost point is at (-x_reach, dy_extreme), the rightmost at the mirror
-    slope, span, bend = -b / a, level / a, det / (a * a)  # x(dy) = slope dy -/+ sqrt(span - bend dy^2)
+    slope, span, bend = -b / a, q_max / a, det / (a * a)  # x(dy) = slope dy -/+ sqrt(span - bend dy^2)
     # Per (Gaussian, tile row): the ellipse's x extent over the band of pixel-centre rows -> the tiles it touches.
     def per_row(t: Tensor) -> Tensor:
         return t.index_select(0, row_gid)
