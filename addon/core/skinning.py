@@ -36,7 +36,7 @@ from torch import Tensor
 from . import quaternion
 from .gaussians import Gaussians
 
-CHUNK = 1 << 14  # Gaussians per LBS chunk: its [chunk, 29] intermediates stay in L2
+CHUNK = 1 << 15  # Gaussians per LBS chunk: its [chunk, 29] intermediates stay in the last-level cache
 
 
 @dataclass
@@ -155,8 +155,10 @@ def deform(
         unnormalised = out[3:7]                                                   # (sum w Q) ⊗ q
         # |q| / |(sum w Q) ⊗ q| = 1 / |sum w Q|, with the sign that makes the blended w >= 0
         scale = (unnormalised * unnormalised).sum(0).rsqrt_().mul_(own_length[rows]).copysign_(out[7])
-        quats[rows] = unnormalised.mul_(scale).T
-        means[rows] = out[0:3].T
+        # Written through transposed views of the outputs: torch copies [c, n] -> [n, c] several
+        # times faster in that direction than from a transposed source.
+        torch.mul(unnormalised, scale, out=quats[rows].T)
+        means[rows].T.copy_(out[0:3])
     return g.replace(means=means, quats=quats)
 
 
