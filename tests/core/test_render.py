@@ -329,3 +329,39 @@ def test_sh_matches_gsplat_torch_reference(degree):
     ours = sh_to_rgb(g.sh, g.means, center)
     theirs = torch.clamp_min(_torch_impl._spherical_harmonics(degree, g.means - center, g.sh) + 0.5, 0.0)
     assert torch.allclose(ours, theirs, atol=1e-6)
+
+
+def test_depth_order_is_a_stable_argsort_including_ties():
+    from uplift.core.render.torch_backend import depth_order
+
+    gen = torch.Generator().manual_seed(3)
+    depths = torch.rand(5000, generator=gen) * 50 + 0.01
+    depths[::7] = depths[3]  # many exact ties
+    expected = torch.sort(depths, stable=True)[1]
+    assert torch.equal(depth_order(depths), expected)
+
+
+@pytest.mark.parametrize("tile", [(8, 4), (16, 8), (4, 4)])
+def test_other_tile_shapes_match_the_default(monkeypatch, tile):
+    """The tile size is a speed choice only: every shape draws the same image."""
+    from uplift.core.render import torch_backend
+
+    g = random_scene(200, seed=11)
+    cam = look_at_camera(50, 38)
+    default = render(g, cam, backend="torch").rgba
+    rasterize = torch_backend.rasterize
+    monkeypatch.setattr(torch_backend, "rasterize", lambda *a, **k: rasterize(*a, **{**k, "tile": tile}))
+    assert torch.allclose(render(g, cam, backend="torch").rgba, default, atol=1e-5)
+
+
+def test_ellipse_tile_culling_drops_nothing_visible(monkeypatch):
+    """Culling tiles outside each Gaussian's alpha >= 1/255 ellipse must not change the image:
+    with the margin made huge, every tile of the bounding box is kept."""
+    from uplift.core.render import torch_backend
+
+    g = random_scene(300, seed=13, degree=1)
+    cam = look_at_camera(70, 50)
+    culled = render(g, cam, backend="torch").rgba
+    monkeypatch.setattr(torch_backend, "_LEVEL_MARGIN", 1e6)
+    unculled = render(g, cam, backend="torch").rgba
+    assert torch.allclose(culled, unculled, atol=1e-6)
