@@ -30,13 +30,18 @@ def server_client(context=None):
     return UpliftClient(prefs.server_url.strip(), prefs.token or None, loopback_only=not bpy.app.online_access)
 
 
+def explain(cls, ok: bool, reason: str) -> bool:
+    """For polls: `ok`, and when it is False, show `reason` on the greyed-out button.
+    Chain with `and` so later checks only run once earlier ones pass."""
+    if not ok:
+        cls.poll_message_set(reason)
+    return bool(ok)
+
+
 def poll_dependencies(cls) -> bool:
     """For polls: False (with the reason shown) when required packages are missing."""
     message = dependencies.missing_message()
-    if message:
-        cls.poll_message_set(message)
-        return False
-    return True
+    return explain(cls, not message, message)
 
 
 class Task:

@@ -90,15 +90,9 @@ class UPLIFT_OT_compose_export(bpy.types.Operator, jobs.BackgroundStep):
 
     @classmethod
     def poll(cls, context):
-        if not jobs.poll_dependencies(cls):
-            return False
-        if not scene_io.roots(context.scene):
-            cls.poll_message_set("Lift an object first")
-            return False
-        if context.scene.uplift.photo_image is None:
-            cls.poll_message_set("Load a photo first")
-            return False
-        return True
+        return (jobs.poll_dependencies(cls)
+                and jobs.explain(cls, bool(scene_io.roots(context.scene)), "Lift an object first")
+                and jobs.explain(cls, context.scene.uplift.photo_image is not None, "Load a photo first"))
 
     def prepare(self, context) -> ComposeJob:
         scene = context.scene

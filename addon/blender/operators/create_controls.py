@@ -15,12 +15,9 @@ class UPLIFT_OT_create_controls(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        if not jobs.poll_dependencies(cls):
-            return False
-        if scene_io.active_root(context) is None:
-            cls.poll_message_set("Lift an object first, or make a lifted object active")
-            return False
-        return True
+        return (jobs.poll_dependencies(cls)
+                and jobs.explain(cls, scene_io.active_root(context) is not None,
+                                 "Lift an object first, or make a lifted object active"))
 
     def execute(self, context):
         root = scene_io.active_root(context)

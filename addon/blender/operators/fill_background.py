@@ -19,12 +19,9 @@ class UPLIFT_OT_fill_background(bpy.types.Operator, jobs.BackgroundStep):
 
     @classmethod
     def poll(cls, context):
-        if not jobs.poll_dependencies(cls):
-            return False
-        if not any(root.uplift.mask_image is not None for root in scene_io.roots(context.scene)):
-            cls.poll_message_set("Lift an object first: its region is what gets filled")
-            return False
-        return True
+        return (jobs.poll_dependencies(cls)
+                and jobs.explain(cls, any(root.uplift.mask_image is not None for root in scene_io.roots(context.scene)),
+                                 "Lift an object first: its region is what gets filled"))
 
     def prepare(self, context):
         scene = context.scene

@@ -15,12 +15,9 @@ class UPLIFT_OT_lift(bpy.types.Operator, jobs.BackgroundStep):
 
     @classmethod
     def poll(cls, context):
-        if not jobs.poll_dependencies(cls):
-            return False
-        if context.scene.uplift.mask_image is None:
-            cls.poll_message_set("Select the object first (Select Object)")
-            return False
-        return True
+        return (jobs.poll_dependencies(cls)
+                and jobs.explain(cls, context.scene.uplift.mask_image is not None,
+                                 "Select the object first (Select Object)"))
 
     def prepare(self, context):
         scene = context.scene

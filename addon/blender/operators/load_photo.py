@@ -8,7 +8,7 @@ from bpy.props import StringProperty
 from bpy_extras.io_utils import ImportHelper
 
 from ...core.errors import ImageFormatError, UpliftError
-from .. import dependencies, images, scene_io
+from .. import images, jobs, scene_io
 
 CAMERA_NAME = "Uplift Camera"
 
@@ -24,13 +24,8 @@ class UPLIFT_OT_load_photo(bpy.types.Operator, ImportHelper):
 
     @classmethod
     def poll(cls, context):
-        if context.scene is None:
-            cls.poll_message_set("No scene to add the camera to")
-            return False
-        if dependencies.missing_message():
-            cls.poll_message_set(dependencies.missing_message())
-            return False
-        return True
+        return (jobs.explain(cls, context.scene is not None, "No scene to add the camera to")
+                and jobs.poll_dependencies(cls))
 
     def execute(self, context):
         try:

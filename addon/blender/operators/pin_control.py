@@ -27,12 +27,8 @@ class UPLIFT_OT_pin_control(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        if not jobs.poll_dependencies(cls):
-            return False
-        if not selected_controls(context):
-            cls.poll_message_set("Select one or more control empties")
-            return False
-        return True
+        return (jobs.poll_dependencies(cls)
+                and jobs.explain(cls, bool(selected_controls(context)), "Select one or more control empties"))
 
     def execute(self, context):
         self.report({"INFO"}, f"Pinned {set_pinned(context, True)} controls")

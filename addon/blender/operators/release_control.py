@@ -15,12 +15,9 @@ class UPLIFT_OT_release_control(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        if not jobs.poll_dependencies(cls):
-            return False
-        if not any(ob.uplift.pinned for ob in selected_controls(context)):
-            cls.poll_message_set("Select pinned control empties")
-            return False
-        return True
+        return (jobs.poll_dependencies(cls)
+                and jobs.explain(cls, any(ob.uplift.pinned for ob in selected_controls(context)),
+                                 "Select pinned control empties"))
 
     def execute(self, context):
         self.report({"INFO"}, f"Released {set_pinned(context, False)} controls")

@@ -69,12 +69,9 @@ class UPLIFT_OT_select_object(bpy.types.Operator, jobs.BackgroundStep):
 
     @classmethod
     def poll(cls, context):
-        if not jobs.poll_dependencies(cls):
-            return False
-        if context.scene.uplift.photo_image is None or context.scene.uplift.camera is None:
-            cls.poll_message_set("Load a photo first")
-            return False
-        return True
+        return (jobs.poll_dependencies(cls)
+                and jobs.explain(cls, context.scene.uplift.photo_image is not None
+                                 and context.scene.uplift.camera is not None, "Load a photo first"))
 
     # -- the step -------------------------------------------------------------------
     def _next_prompt(self, context, prompt: Prompt) -> Prompt:

@@ -26,10 +26,8 @@ class UPLIFT_OT_test_connection(bpy.types.Operator, jobs.BackgroundStep):
 
     @classmethod
     def poll(cls, context):
-        if not preferences.get(context).server_url.strip():
-            cls.poll_message_set("Set the server URL in Uplift's preferences")
-            return False
-        return True
+        return jobs.explain(cls, bool(preferences.get(context).server_url.strip()),
+                            "Set the server URL in Uplift's preferences")
 
     def prepare(self, context):
         return jobs.server_client(context)
