@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from uplift_bpy_harness import REPO, Server, build_extension  # noqa: E402,F401  (REPO: tests that `from conftest import REPO`)
+from uplift_bpy_harness import Server, build_extension  # noqa: E402
 
 
 @pytest.fixture(scope="session")

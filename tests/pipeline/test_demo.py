@@ -2,6 +2,8 @@
 checks what it leaves behind."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import re
 import subprocess
 import sys
@@ -9,10 +11,11 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO
 from uplift.core.image_io import load_image, load_mask
 from uplift.pipeline.edit import STAGES
 from uplift.pipeline.keep import KEPT_FILES
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
 

@@ -2,6 +2,8 @@
 ground-truth scenes whose edited pose means what `uplift edit` means."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import json
 import subprocess
 import sys
@@ -11,7 +13,8 @@ import numpy as np
 import pytest
 
 from bench.quality import fit_mask_similarity, iou, psnr, warp_cutout
-from conftest import REPO
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def ellipse_mask(h=120, w=160, center=(70, 60), axes=(40, 18), angle=0.0) -> np.ndarray:
