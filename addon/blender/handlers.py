@@ -321,7 +321,6 @@ def _apply(root: bpy.types.Object, session: state.ObjectSession, result: state.L
         proxy.data.update()
     if result.rgba is not None:
         show_render(root, result.rgba)
-        session.shown_scale = result.request.scale
         session.full_due = (time.monotonic() + preferences.get().full_render_delay
                             if result.request.scale < 1.0 else None)
 

@@ -76,7 +76,6 @@ class ObjectSession:
     generation: int = 0
     applied_generation: int = -1
     full_due: float | None = None     # time.monotonic() when a full-resolution render is due
-    shown_scale: float = 0.0          # scale of the render on display
     converged: bool = False           # the last solve ran ARAP to convergence (batch)
     cold: bool = False                # pose restored without a solve: the solver has no warm start
     needs_restore: bool = False       # rebuilt from the .blend or undone: re-skin from the empties' pose

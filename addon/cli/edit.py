@@ -124,7 +124,8 @@ def make_services(args):
 
 def run(args) -> int:
     from ..core.image_io import load_image, load_mask
-    from ..services.options import refuse_overwriting_input, write_png
+    from ..services.options import refuse_overwriting_input
+    from ..core.image_io import save_png
     from ..core.photo import camera_from_photo
     from ..pipeline.edit import EditConfig, EditRequest, EditSpec, run_edit
     from ..pipeline.keep import write_kept
@@ -152,7 +153,7 @@ def run(args) -> int:
         services = make_services(args)
     result = run_edit(request, edit, services, config, stage=progress.stage)
     with progress.stage("write"):
-        write_png(args.output, result.final)
+        save_png(args.output, result.final)
         if args.keep is not None:
             write_kept(result, args.keep, photo_name=args.photo.name, edit=edit, config=config)
     if not args.quiet:

@@ -20,7 +20,8 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..core.image_io import load_image, load_mask
-    from ..services.options import refuse_overwriting_input, services_from_args, write_png
+    from ..services.options import refuse_overwriting_input, services_from_args
+    from ..core.image_io import save_png
     from .progress import Progress
 
     refuse_overwriting_input(args.output, args.photo, args.mask)
@@ -32,6 +33,6 @@ def run(args) -> int:
         services = services_from_args(args, "inpaint")
     with progress.stage("inpaint"):
         plate = services.inpaint(image, mask, mode=args.mode, dilate=args.dilate, prompt=args.prompt)
-    write_png(args.output, plate)
+    save_png(args.output, plate)
     print(f"wrote {args.output}")
     return 0

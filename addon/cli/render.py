@@ -44,7 +44,8 @@ def run(args) -> int:
     from ..core.ply import read_ply
     from ..core.render import render
     from ..core.atomic import write_bytes_atomic
-    from ..services.options import refuse_overwriting_input, write_png
+    from ..services.options import refuse_overwriting_input
+    from ..core.image_io import save_png
     from .progress import Progress
 
     if not str(args.output).lower().endswith(".png"):
@@ -60,7 +61,7 @@ def run(args) -> int:
         result = render(gaussians, camera, backend=args.backend, background=args.background, scale=args.scale)
     with progress.stage("write"):
         rgba = result.rgba.detach().cpu().numpy()
-        write_png(args.output, to_uint8(np.clip(rgba, 0.0, 1.0)))
+        save_png(args.output, to_uint8(np.clip(rgba, 0.0, 1.0)))
         if args.depth:
             buf = io.BytesIO()
             np.save(buf, result.depth.detach().cpu().numpy().astype(np.float32))

@@ -46,7 +46,8 @@ def run(args) -> int:
     import numpy as np
 
     from ..core.image_io import load_image
-    from ..services.options import refuse_overwriting_input, services_from_args, write_png
+    from ..services.options import refuse_overwriting_input, services_from_args
+    from ..core.image_io import save_png
     from .progress import Progress
 
     if args.box is None and not args.point:
@@ -63,6 +64,6 @@ def run(args) -> int:
         result = services.segment(image, points, labels, args.box)
     if not result.mask.any():
         raise UpliftError("the segmenter found nothing at those prompts; try a box or more points")
-    write_png(args.output, result.mask)
+    save_png(args.output, result.mask)
     print(f"wrote {args.output} ({int(result.mask.sum())} pixels, score {result.score:.3f})")
     return 0

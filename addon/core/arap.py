@@ -48,7 +48,6 @@ a leading one.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import warnings
 from dataclasses import dataclass
@@ -57,6 +56,7 @@ from types import SimpleNamespace
 import torch
 from torch import Tensor
 
+from .device import torch_cpu_threads
 from .graph import ControlGraph
 from .quaternion import canonical_sign
 
@@ -183,25 +183,10 @@ def svd_rotations(S: Tensor) -> Tensor:  # S: [9, M] as above -> [9, M] flat R =
     return R.reshape(-1, 9).T.contiguous()
 
 
-@contextlib.contextmanager
 def single_threaded(device: torch.device):
-    """Run a small CPU problem on one thread.
-
-    Every tensor here is tiny (M≈512): splitting an operation across threads costs
-    more than it saves, and when another process holds the second core an OpenMP
-    region waits a whole scheduler slice (~12 ms measured on the 2-core build machine)
-    for its sleeping worker. torch's thread count is process-wide, so it is restored
-    right after the solve.
-    """
-    threads = torch.get_num_threads()
-    if device.type != "cpu" or threads == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+    """One CPU thread for a solve (every tensor is tiny, M≈512; ~12 ms stalls were measured
+    with two threads on the busy 2-core build machine); no change on CUDA."""
+    return torch_cpu_threads(1 if device.type == "cpu" else 0)
 
 
 @dataclass

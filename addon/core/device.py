@@ -1,6 +1,7 @@
 """Pick the compute device once; every hot-path tensor lives there as float32."""
 from __future__ import annotations
 
+import contextlib
 import functools
 
 from .errors import ConfigError
@@ -23,3 +24,25 @@ def pick_device(preference: str = "auto"):
     if preference == "auto":
         preference = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(preference)
+
+
+@contextlib.contextmanager
+def torch_cpu_threads(count: int):
+    """Run with `count` torch CPU threads (0: leave the setting alone).
+
+    Small problems (ARAP at M≈512, one preview frame) lose more to thread hand-offs than
+    they gain, most of all when another process holds the second core and an OpenMP
+    region waits a scheduler slice for its sleeping worker. torch's thread count is
+    process-wide, so it is restored right after.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    change = bool(count) and count != before
+    if change:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        if change:
+            torch.set_num_threads(before)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import write_bytes_atomic
 from .errors import ImageFormatError
 
 _MAGIC = 20000630
@@ -78,7 +79,4 @@ def write_multilayer_exr(path: str | Path, layers: dict[str, np.ndarray]) -> Non
     body = bytearray()
     for y in range(height):
         body += struct.pack("<ii", y, row_bytes) + rows[y].tobytes()
-    path = Path(path)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(header + offsets.astype("<u8").tobytes() + bytes(body))
-    tmp.replace(path)
+    write_bytes_atomic(path, header + offsets.astype("<u8").tobytes() + bytes(body))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.atomic import write_bytes_atomic
 from ..core.image_io import save_png, to_uint8
 from .edit import STAGES, EditConfig, EditResult, EditSpec
 
@@ -72,6 +73,4 @@ def write_kept(result: EditResult, folder: str | Path, *, photo_name: str, edit:
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(text)
-    tmp.replace(path)
+    write_bytes_atomic(path, text.encode())

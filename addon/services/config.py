@@ -70,6 +70,3 @@ class ServerConfig:
         for backend, (field_name, path_field, hint) in required.items():
             if getattr(self, field_name) == backend and getattr(self, path_field) is None:
                 raise ConfigError(f"the {backend} {field_name} backend needs {hint}; nothing is downloaded")
-
-    def replace(self, **changes) -> "ServerConfig":
-        return dataclasses.replace(self, **changes)

@@ -66,14 +66,6 @@ def services_from_args(args: argparse.Namespace, kind: str):
     return LocalServices(ServerConfig(**fields))
 
 
-def write_png(path, array) -> None:
-    """Encode and write atomically (never a half file at `path`)."""
-    from ..core.atomic import write_bytes_atomic
-    from ..core.image_io import encode_png
-
-    write_bytes_atomic(path, encode_png(array))
-
-
 def refuse_overwriting_input(output, *inputs) -> None:
     """Never let an output path replace one of the command's inputs."""
     from pathlib import Path

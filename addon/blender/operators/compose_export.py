@@ -11,7 +11,6 @@ from bpy.props import IntProperty
 from .. import compositor, handlers, images, jobs, preferences, scene_io, state
 
 # Files written to the export folder (documented in README "Compose & Export").
-OUTPUT_FILES = ("plate.png", "object.png", "seam_mask.png", "seam_fill.png", "final.png", "layers.exr")
 
 
 @dataclass(frozen=True)

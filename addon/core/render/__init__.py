@@ -13,7 +13,6 @@ colour = max(0, 0.5 + SH(view direction)), near-plane culling.
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +20,7 @@ import torch
 from torch import Tensor
 
 from ..camera import Camera
+from ..device import torch_cpu_threads
 from ..errors import ConfigError, RenderBackendError
 from ..gaussians import Gaussians
 
@@ -103,7 +103,7 @@ def render(
 
         color, alpha, depth_sum = rasterize_gsplat(g, cam)
     else:
-        with _cpu_threads(config.cpu_threads if g.device.type == "cpu" else 0):
+        with torch_cpu_threads(config.cpu_threads if g.device.type == "cpu" else 0):
             color, alpha, depth_sum = _rasterize_torch(g, cam)
 
     visible = alpha > 0
@@ -119,17 +119,6 @@ def render(
     return RenderResult(rgba=rgba.float().contiguous(), depth=depth.float().contiguous(), camera=cam)
 
 
-@contextlib.contextmanager
-def _cpu_threads(count: int):
-    """Run with `count` torch CPU threads (0: unchanged), restoring the setting after."""
-    before = torch.get_num_threads()
-    if count and count != before:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        if count and count != before:
-            torch.set_num_threads(before)
 
 
 def _rasterize_torch(g: Gaussians, cam: Camera) -> tuple[Tensor, Tensor, Tensor]:

@@ -103,7 +103,3 @@ class SamSegmenter:
             raise BackendFailedError(f"SAM returned masks of shape {masks.shape} for a {image.shape[1]}x{image.shape[0]} image")
         best = int(np.argmax(scores))
         return SegmentResult(masks[best].astype(bool), float(np.clip(scores[best], 0.0, 1.0)))
-
-    @property
-    def embedding_cached_for(self) -> str | None:
-        return self._image_key
