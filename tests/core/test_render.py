@@ -178,10 +178,11 @@ def test_hard_cases_match_reference(device):
 
 
 def test_dense_scene_terminates_like_reference():
-    """Many opaque layers: most pixels stop at T <= 1e-4, exercising the exclusion rule."""
+    """Many opaque layers: pixels reach the T <= 1e-4 stop, exercising the exclusion rule."""
     g = random_scene(400, seed=7, spread=0.4)
     g = g.replace(opacity_logits=torch.full((400,), 4.0))
-    compare(g, look_at_camera(40, 40), "cpu")
+    _, ref, _ = compare(g, look_at_camera(40, 40), "cpu")
+    assert (ref[..., 3] > 0.9998).mean() > 0.05  # the stop rule (T ~ 1e-4) is really reached
 
 
 def test_background_matches_reference():
@@ -199,7 +200,8 @@ def test_depth_matches_reference():
 
 def test_tile_edges_and_odd_sizes():
     """Image sizes that are not tile multiples; Gaussians straddling tile borders."""
-    compare(random_scene(80, seed=11), look_at_camera(37, 29, fov=45), "cpu")
+    _, ref, _ = compare(random_scene(80, seed=11), look_at_camera(37, 29, fov=45), "cpu")
+    assert ref[..., 3].max() > 0.9  # something was drawn
 
 
 def test_nothing_in_view_is_transparent():
