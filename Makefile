@@ -1,5 +1,6 @@
 # Uplift — every set-up step lives here, so a fresh machine needs only `make test` or `make demo`.
-PYTHON ?= python3.11
+# Python 3.13 (Blender 5.1+); pyenv installs it off PATH, so look there too.
+PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python) $(shell for p in python3.13; do $$p -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null && command -v $$p; done))
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -8,9 +9,9 @@ STAMP  := $(VENV)/.installed
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt constraints.txt pyproject.toml
+$(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements.txt -c constraints.txt
+	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements.txt
 	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
 	@touch $@
 
