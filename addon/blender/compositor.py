@@ -88,7 +88,9 @@ def build(scene: bpy.types.Scene, folder: str | Path):
     if "Straight Alpha" in over.inputs:
         over.inputs["Straight Alpha"].default_value = True
     else:
-        over.use_premultiply = True  # 4.x: "Convert Premultiplied" = the foreground is straight
+        # 4.x: images reach the compositor premultiplied already (Blender converts a straight
+        # PNG on load), so "Convert Premultiplied" would multiply by alpha a second time.
+        over.use_premultiply = False
     if "Background" in over.inputs:
         background, foreground = over.inputs["Background"], over.inputs["Foreground"]
     else:  # 4.x: Fac, Image (background), Image (foreground)

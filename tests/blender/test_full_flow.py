@@ -295,11 +295,11 @@ emit()
 
 
 @pytest.fixture(scope="module")
-def flow(extension_zip, live_server, shared_data, tmp_path_factory):
+def flow(extension_zip, blender_python, live_server, shared_data, tmp_path_factory):
     work = tmp_path_factory.mktemp("flow")
     header = (f"SERVER = {live_server.url!r}\nPHOTO = {str(shared_data / 'photos' / 'dog.jpg')!r}\n"
               f"WORK = {str(work)!r}\nDOG_BOX = {DOG_BOX!r}\nBOWL_BOX = {BOWL_BOX!r}\n")
-    return run_blender(header + FLOW, extension_zip, work), work
+    return run_blender(header + FLOW, extension_zip, work, blender_python), work
 
 
 def test_panel_follows_the_steps(flow):

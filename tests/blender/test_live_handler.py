@@ -152,8 +152,8 @@ emit()
 """
 
 
-def test_handler_logic(extension_zip, tmp_path):
-    out = run_blender(SCRIPT, extension_zip, tmp_path)
+def test_handler_logic(extension_zip, blender_python, tmp_path):
+    out = run_blender(SCRIPT, extension_zip, tmp_path, blender_python)
     assert out["counts"] == [24, 24]
     assert out["roots_local_centre"] < 0.3     # controls live in the root's local frame, round its centre
     assert out["no_handles_rest"] < 1e-6

@@ -48,8 +48,20 @@ def build_extension(out_dir: Path) -> Path:
     return next(out_dir.glob("uplift-*.zip"))
 
 
-def run_blender(script: str, zip_path: Path, workdir: Path, timeout: float = 600, prefix: str = "") -> dict:
-    """Run `script` (after the preamble; it sets `out` entries and calls `emit()`)."""
+def package_shim(folder: Path) -> Path:
+    """A folder whose `uplift` is this checkout's addon/, for PYTHONPATH in an environment
+    that did not install the package (the older Blender lines)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    link = folder / "uplift"
+    if not link.exists():
+        link.symlink_to(REPO / "addon", target_is_directory=True)
+    return folder
+
+
+def run_blender(script: str, zip_path: Path, workdir: Path, python: str, timeout: float = 600,
+                prefix: str = "") -> dict:
+    """Run `script` (after the preamble; it sets `out` entries and calls `emit()`) with the
+    interpreter `python` (one Blender line: see conftest's `blender_python`)."""
     resources = workdir / "blender-user"
     resources.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, BLENDER_USER_RESOURCES=str(resources), BLENDER_USER_CONFIG=str(resources / "config"),
@@ -59,7 +71,7 @@ def run_blender(script: str, zip_path: Path, workdir: Path, timeout: float = 600
     path.write_text(source)
     # Output goes to files (not pipes) so a long run can be followed with `tail -f workdir/stderr.txt`.
     with open(workdir / "stdout.txt", "w") as stdout, open(workdir / "stderr.txt", "w") as stderr:
-        code = subprocess.run([sys.executable, str(path)], stdout=stdout, stderr=stderr, env=env, cwd=workdir,
+        code = subprocess.run([python, str(path)], stdout=stdout, stderr=stderr, env=env, cwd=workdir,
                               timeout=timeout).returncode
     out_text, err_text = (workdir / "stdout.txt").read_text(), (workdir / "stderr.txt").read_text()
     lines = [line for line in out_text.splitlines() if line.startswith("RESULT ")]

@@ -1,0 +1,60 @@
+"""No exception leaves an Uplift operator as a traceback.
+
+`guard(cls)` wraps the class's `execute`, `invoke` and `modal` (its own or inherited) so
+that any exception becomes one `self.report({'ERROR'}, ...)` line and `{'CANCELLED'}`.
+An `UpliftError` is the user's to fix and reads as its message; anything else is a bug,
+so the report names its type and the full traceback goes to the system console.
+Registration guards every operator class, so a new operator cannot forget it.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+import traceback
+
+from ..core.errors import UpliftError
+
+GUARDED_METHODS = ("execute", "invoke", "modal")
+
+
+def message(exc: BaseException) -> str:
+    """One line for the report."""
+    if isinstance(exc, UpliftError):
+        text = str(exc)
+    else:
+        text = f"unexpected {type(exc).__name__}: {exc} (details in the system console)"
+    return " ".join(text.split()) or type(exc).__name__
+
+
+def _guarded(method):
+    @functools.wraps(method)
+    def wrapper(self, context, *args):
+        try:
+            return method(self, context, *args)
+        except Exception as exc:  # noqa: BLE001 - the point: nothing escapes to Blender
+            if not isinstance(exc, UpliftError):
+                traceback.print_exc(file=sys.stderr)
+            cleanup = getattr(self, "cleanup_after_error", None)
+            if cleanup is not None:
+                try:
+                    cleanup(context)
+                except Exception:  # noqa: BLE001 - the first error is the one to report
+                    traceback.print_exc(file=sys.stderr)
+            self.report({"ERROR"}, message(exc))
+            return {"CANCELLED"}
+
+    wrapper.uplift_guarded = True
+    return wrapper
+
+
+def guard(cls):
+    """Wrap `cls`'s operator entry points (idempotent); returns `cls`."""
+    for name in GUARDED_METHODS:
+        method = getattr(cls, name, None)
+        if method is not None and not getattr(method, "uplift_guarded", False):
+            setattr(cls, name, _guarded(method))
+    return cls
+
+
+def is_guarded(cls) -> bool:
+    return all(getattr(getattr(cls, name, None), "uplift_guarded", True) for name in GUARDED_METHODS)
