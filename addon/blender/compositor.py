@@ -28,6 +28,13 @@ def _load(path: Path, name: str) -> bpy.types.Image:
     return image
 
 
+def scene_tree(scene: bpy.types.Scene):
+    """The scene's compositor node tree on this Blender version (None when it has none)."""
+    if hasattr(scene, "compositing_node_group"):  # Blender 5.0+
+        return scene.compositing_node_group
+    return scene.node_tree
+
+
 def _tree(scene: bpy.types.Scene):
     """(node tree, output node) for this Blender version, emptied of an earlier Uplift tree."""
     if hasattr(scene, "compositing_node_group"):  # Blender 5.0+

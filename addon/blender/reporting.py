@@ -26,23 +26,35 @@ def message(exc: BaseException) -> str:
     return " ".join(text.split()) or type(exc).__name__
 
 
-def _guarded(method):
-    @functools.wraps(method)
-    def wrapper(self, context, *args):
+def _fail(self, context, exc: Exception) -> set[str]:
+    if not isinstance(exc, UpliftError):
+        traceback.print_exc(file=sys.stderr)
+    cleanup = getattr(self, "cleanup_after_error", None)
+    if cleanup is not None:
         try:
-            return method(self, context, *args)
-        except Exception as exc:  # noqa: BLE001 - the point: nothing escapes to Blender
-            if not isinstance(exc, UpliftError):
-                traceback.print_exc(file=sys.stderr)
-            cleanup = getattr(self, "cleanup_after_error", None)
-            if cleanup is not None:
-                try:
-                    cleanup(context)
-                except Exception:  # noqa: BLE001 - the first error is the one to report
-                    traceback.print_exc(file=sys.stderr)
-            self.report({"ERROR"}, message(exc))
-            return {"CANCELLED"}
+            cleanup(context)
+        except Exception:  # noqa: BLE001 - the first error is the one to report
+            traceback.print_exc(file=sys.stderr)
+    self.report({"ERROR"}, message(exc))
+    return {"CANCELLED"}
 
+
+def _guarded(method):
+    # Blender checks each entry point's argument count, so each keeps its exact signature.
+    if method.__name__ == "execute":
+        @functools.wraps(method)
+        def wrapper(self, context):
+            try:
+                return method(self, context)
+            except Exception as exc:  # noqa: BLE001 - the point: nothing escapes to Blender
+                return _fail(self, context, exc)
+    else:
+        @functools.wraps(method)
+        def wrapper(self, context, event):
+            try:
+                return method(self, context, event)
+            except Exception as exc:  # noqa: BLE001
+                return _fail(self, context, exc)
     wrapper.uplift_guarded = True
     return wrapper
 

@@ -44,3 +44,7 @@ class ConfigError(UpliftError):
 
 class OutputWriteError(UpliftError):
     """An output file that cannot be written (missing folder, no permission, disk full, ...)."""
+
+
+class DependencyError(UpliftError):
+    """Python packages that cannot be installed or imported here (pip failed, offline, wrong Python)."""

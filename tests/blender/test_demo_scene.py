@@ -64,7 +64,7 @@ out["camera"] = scene.camera.name
 out["resolution"] = [scene.render.resolution_x, scene.render.resolution_y]
 out["plate_layer"] = scene.camera.data.background_images[0].image == scene.uplift.plate_image
 out["controls"] = len(controls)
-out["tree_nodes"] = len(scene.compositing_node_group.nodes)
+out["tree_nodes"] = len(importlib.import_module(M + ".blender.compositor").scene_tree(scene).nodes)
 out["render_layer"] = root.uplift.render_image is not None
 handlers.flush(full=True)
 before = images.read_rgba(root.uplift.render_image)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from uplift_bpy_harness import REPO, run_blender
+from uplift_bpy_harness import REPO, run_blender, tiny_wheel
 
 pytestmark = pytest.mark.bpy
 
@@ -105,25 +105,8 @@ def test_registers_without_torch_and_says_what_is_missing(extension_zip, blender
     assert out["torch_imported"] is False
 
 
-def _tiny_wheel(folder):
-    """A real (pure-Python) wheel file, the kind `make extension` bundles from vendor/."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "upliftvendortest-0.1-py3-none-any.whl"
-    info = "upliftvendortest-0.1.dist-info"
-    files = {
-        "upliftvendortest/__init__.py": "ANSWER = 42\n",
-        f"{info}/METADATA": "Metadata-Version: 2.1\nName: upliftvendortest\nVersion: 0.1\n",
-        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    with zipfile.ZipFile(path, "w") as zf:
-        for name, text in files.items():
-            zf.writestr(name, text)
-        zf.writestr(f"{info}/RECORD", "".join(f"{n},,\n" for n in files) + f"{info}/RECORD,,\n")
-    return path
-
-
 def test_vendor_wheels_are_bundled_and_installed(blender_python, tmp_path):
-    wheel = _tiny_wheel(tmp_path / "vendor")
+    wheel = tiny_wheel(tmp_path / "vendor", "upliftvendortest", "ANSWER = 42\n")
     out_dir = tmp_path / "dist"
     done = subprocess.run([sys.executable, str(REPO / "scripts" / "build_extension.py"), "--out", str(out_dir),
                            "--vendor", str(wheel.parent)], capture_output=True, text=True, cwd=REPO)

@@ -15,6 +15,7 @@ import sys
 import textwrap
 import time
 import urllib.request
+import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,7 +30,7 @@ assert result == {{"FINISHED"}}, result
 assert {module!r} in bpy.context.preferences.addons, "the extension did not enable"
 import importlib
 ext = importlib.import_module({module!r})
-out = {{}}
+out = {{"blender_version": list(bpy.app.version[:2])}}
 import time as _time
 _t0 = _time.monotonic()
 def step(name):
@@ -37,6 +38,14 @@ def step(name):
 def emit():
     print("RESULT " + json.dumps(out))
 """
+
+
+def compositor_nodes(blender_version) -> set[str]:
+    """Node types `compositor.build` must create on that Blender: 5.0+ builds a node group with
+    a Group Output and shader Mix nodes, 4.x the scene's own tree with a Composite node."""
+    if tuple(blender_version) >= (5, 0):
+        return {"CompositorNodeAlphaOver", "ShaderNodeMix", "NodeGroupOutput"}
+    return {"CompositorNodeAlphaOver", "CompositorNodeMixRGB", "CompositorNodeComposite"}
 
 
 def build_extension(out_dir: Path) -> Path:
@@ -79,6 +88,24 @@ def run_blender(script: str, zip_path: Path, workdir: Path, python: str, timeout
         f"Blender script failed (exit {code})\n--- stdout ---\n{out_text[-6000:]}"
         f"\n--- stderr ---\n{err_text[-6000:]}")
     return json.loads(lines[-1][len("RESULT "):])
+
+
+def tiny_wheel(folder: Path, name: str, source: str) -> Path:
+    """A real pure-Python wheel of one module `name` (its __init__ is `source`), built without
+    pip or the network: what `make extension` bundles and Install Dependencies' tests install."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}-0.1-py3-none-any.whl"
+    info = f"{name}-0.1.dist-info"
+    files = {
+        f"{name}/__init__.py": source,
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    with zipfile.ZipFile(path, "w") as zf:
+        for member, text in files.items():
+            zf.writestr(member, text)
+        zf.writestr(f"{info}/RECORD", "".join(f"{m},,\n" for m in files) + f"{info}/RECORD,,\n")
+    return path
 
 
 def free_port() -> int:
