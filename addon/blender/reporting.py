@@ -69,4 +69,6 @@ def guard(cls):
 
 
 def is_guarded(cls) -> bool:
-    return all(getattr(getattr(cls, name, None), "uplift_guarded", True) for name in GUARDED_METHODS)
+    """Every entry point `cls` has is wrapped."""
+    methods = [getattr(cls, name, None) for name in GUARDED_METHODS]
+    return all(getattr(method, "uplift_guarded", False) for method in methods if method is not None)
