@@ -155,7 +155,7 @@ def rows() -> list[Row]:
             ms, _, mb, _ = measure(g.to("cuda"), cam, "gsplat", 20)
             out.append(Row("render", name, ms, "ms", f"peak +{mb:.0f} MB GPU"
                            + ("; aim < 10 ms on an H100" if (size, count) == (1080, 500_000) else "")))
-    garden = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "splats" / "test_garden.npz"
+    garden = Path(__file__).resolve().parents[1] / "tests" / "data" / "splats" / "test_garden.npz"
     if garden.exists():
         g, cam = garden_scene(garden)
         ms, cpu, mb, _ = measure(g, cam, "torch", 5)
