@@ -134,6 +134,24 @@ def test_a_drag_moves_the_grabbed_part_and_pins_the_far_side(prepared):
     assert (after[near, 2] - rest[near, 2]).mean() > 0.1 * frame.size
 
 
+def test_prepared_reuses_its_deformer_and_an_edit_never_depends_on_the_one_before(prepared):
+    from uplift.core.deformer import DeformConfig
+    from uplift.pipeline.edit import deform
+
+    config = EditConfig(deform=DeformConfig(num_controls=128))
+    lift_roof = EditSpec(drags=(Drag((0.4, -0.1, 0.0), (0.4, -0.3, 0.0)),))
+    push_back = EditSpec(drags=(Drag((-0.3, 0.0, 0.0), (-0.3, 0.0, 0.2)),))
+    first = deform(prepared, lift_roof, config)[0]
+    deformer = prepared.deformer(config.deform)
+    deform(prepared, push_back, config)
+    again = deform(prepared, lift_roof, config)[0]
+    assert prepared.deformer(config.deform) is deformer  # FPS, graph and binding built once
+    size = prepared.frame.size
+    assert (first.means - prepared.gaussians.means).abs().max() > 0.05 * size
+    assert (again.means - first.means).abs().max() <= 1e-6 * size  # solved from rest, not from push_back
+    assert prepared.deformer(DeformConfig(num_controls=64)) is not deformer  # another config, another deformer
+
+
 def test_drags_far_from_the_object_are_refused(prepared, services):
     with pytest.raises(ControlError, match="object size"):
         apply_edit(prepared, EditSpec(drags=(Drag((3, 0, 0), (3, -1, 0)),)), services, EditConfig())
@@ -218,6 +236,12 @@ def test_camera_must_match_the_photo(small_truck):
 def test_absurd_edits_are_refused(bad):
     with pytest.raises(ConfigError):
         EditSpec(**bad)
+
+
+@pytest.mark.parametrize("ends", [((0, 0, 0), (1e30, 0, 0)), ((0, 0, 0), (0, 101, 0)), ((0, 0, 0), (0, 0, float("nan")))])
+def test_absurd_drags_are_refused(ends):
+    with pytest.raises(ControlError, match="object sizes|finite"):
+        Drag(*ends)
 
 
 def test_bad_config_is_refused():
