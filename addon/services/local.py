@@ -30,7 +30,7 @@ class LocalServices:
     # -- backends -------------------------------------------------------------------
     def backend(self, kind: str):
         """The loaded backend for 'segment' | 'lift' | 'inpaint', loading it on first use."""
-        from .backends import base
+        from .backends.registry import BUILDERS
 
         with self._lock:
             if self._backends[kind] is None:
@@ -38,9 +38,7 @@ class LocalServices:
                 if name == "none":
                     raise BackendNotLoadedError(f"this Uplift service runs without a {kind} backend "
                                                 f"(started with --{kind} none)")
-                build = {"segment": base.build_segmenter, "lift": base.build_lifter,
-                         "inpaint": base.build_inpainter}[kind]
-                self._backends[kind] = build(self.config)
+                self._backends[kind] = BUILDERS[kind](self.config)
             return self._backends[kind]
 
     def load_all(self) -> None:
