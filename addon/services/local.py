@@ -11,10 +11,11 @@ import threading
 import numpy as np
 
 from ..core.errors import BackendFailedError, CameraError, ImageFormatError, MaskError, UpliftError
+from ..core.image_io import check_pixel_count
 from . import protocol as P
 from .api import SegmentResult
 from .config import ServerConfig
-from .errors import BackendNotLoadedError, BackendOutOfMemoryError, ImageTooLargeError, InvalidRequestError
+from .errors import BackendNotLoadedError, BackendOutOfMemoryError, InvalidRequestError
 
 SEAM_WIDTH = 4        # default seam-ring half-width in pixels when `dilate` is 0
 MAX_DILATE = 1024     # pixels; larger asks are refused as absurd
@@ -110,9 +111,7 @@ class LocalServices:
         h, w = image.shape[:2]
         if h == 0 or w == 0:
             raise ImageFormatError("the image is empty (0x0 pixels)")
-        if h * w > self.config.max_pixels:
-            raise ImageTooLargeError(f"the image is {w}x{h} = {w * h:,} pixels, over this service's limit "
-                                     f"of {self.config.max_pixels:,}")
+        check_pixel_count(w, h, "image", self.config.max_pixels)
 
     @staticmethod
     def check_mask(mask, image) -> np.ndarray:
