@@ -93,6 +93,15 @@ def load_mask(source: str | Path | bytes, *, shape: tuple[int, int] | None = Non
     return mask
 
 
+def union_mask(sources, shape: tuple[int, int], *, what: str = "a mask") -> np.ndarray:
+    """bool [H, W]: the union of the masks in `sources` (paths or PNG bytes), each checked for
+    `shape`; all False when there are none."""
+    union = np.zeros(shape, dtype=bool)
+    for source in sources:
+        union |= load_mask(source, shape=shape, what=what, allow_empty=True)
+    return union
+
+
 def encode_png(array: np.ndarray, compress_level: int = 6) -> bytes:
     """uint8 [H, W] / [H, W, 3] / [H, W, 4] or bool [H, W] -> PNG bytes. compress_level 0-9
     (zlib): 1 is about 3x faster than 6 for ~10% more bytes, the right trade on loopback."""

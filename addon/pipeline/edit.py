@@ -213,7 +213,10 @@ class Composite:
     """Output of `compose`, all at the photo's size."""
 
     final: np.ndarray          # uint8 [H, W, 3]
-    object_rgba: np.ndarray    # float32 [H, W, 4] straight alpha: what was composited over the plate
+    object_rgba: np.ndarray    # float32 [H, W, 4] straight alpha on the 8-bit grid: what was composited
+                               # over the plate (exactly object.png)
+    seam_fill: np.ndarray      # uint8 [H, W, 3] object over plate after the seam pass, before the photo
+                               # is put back outside the region
     silhouette: np.ndarray     # bool [H, W] new object mask (alpha > threshold)
     region: np.ndarray         # bool [H, W] pixels that may differ from the photo
     seam_mask: np.ndarray      # bool [H, W] ring the seam pass inpainted
@@ -322,6 +325,23 @@ def prepare(request: EditRequest, services, config: EditConfig = EditConfig(),
     return Prepared(request.image, request.camera, work_camera, mask, work_mask, gaussians, plate, score, timings)
 
 
+def prepared_from_layers(image: np.ndarray, plate: np.ndarray, mask: np.ndarray, camera: Camera,
+                         gaussians: Gaussians) -> Prepared:
+    """A `Prepared` for an object segmented, lifted and filled elsewhere (the Blender
+    extension's scene), everything at the photo's size, so `render_object` and `compose`
+    serve it as they serve `uplift edit`.
+    image, plate: uint8 [H, W, 3]; mask: bool [H, W] the object(s) the plate removed."""
+    h, w = image.shape[:2]
+    for name, array, shape in (("plate", plate, (h, w, 3)), ("mask", mask, (h, w))):
+        if array.shape != shape:
+            raise ConfigError(f"the {name} is {array.shape[1]}x{array.shape[0]} but the photo is {w}x{h}")
+    if (camera.width, camera.height) != (w, h):
+        raise ConfigError(f"the camera renders {camera.width}x{camera.height} but the photo is {w}x{h}: keep the "
+                          "render resolution equal to the photo's")
+    mask = np.asarray(mask, dtype=bool)
+    return Prepared(image, camera, camera, mask, mask, gaussians, plate, None)
+
+
 def drag_handles(deformer, drags: tuple[Drag, ...], frame: ObjectFrame, camera: Camera,
                  pin_radius: float) -> tuple[np.ndarray, np.ndarray]:
     """Object-frame drags -> ARAP handles (handle_idx [H], targets [H, 3] world), by the
@@ -369,7 +389,7 @@ def compose(prepared: Prepared, object_rgba: np.ndarray, services, config: EditC
     the plate, seam it, and keep the photo outside the edited region."""
     image, (H, W) = prepared.image, prepared.image.shape[:2]
     scale = prepared.work_scale
-    rgba = _resize_rgba(object_rgba, W, H)
+    rgba = to_float(to_uint8(_resize_rgba(object_rgba, W, H)))  # the 8-bit layer export and compositor read
     sil = rgba[..., 3] > config.silhouette_threshold
     hole = dilate(prepared.mask, _full_radius(config.hole_dilate, scale))
     region = hole | dilate(sil, _full_radius(config.silhouette_dilate, scale))
@@ -381,7 +401,7 @@ def compose(prepared: Prepared, object_rgba: np.ndarray, services, config: EditC
         seam_mask = seam_ring(grown, width)  # inside the region: width + offset <= silhouette_dilate
         composite = services.inpaint(composite, grown, mode="seam", dilate=width, prompt=config.inpaint_prompt)
     final = np.where(region[..., None], composite, image)
-    return Composite(final, rgba, sil, region, seam_mask)
+    return Composite(final, rgba, composite, sil, region, seam_mask)
 
 
 def apply_edit(prepared: Prepared, edit: EditSpec, services, config: EditConfig = EditConfig(),

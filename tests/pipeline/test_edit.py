@@ -211,6 +211,16 @@ def test_keep_writes_every_intermediate_with_a_readme(prepared, services, tmp_pa
     info = json.loads((tmp_path / "edit.json").read_text())
     assert set(info["timings_s"]) == set(STAGES) and info["edit"]["rotate_deg"] == [10.0, 0.0, 0.0]
     assert not list(tmp_path.glob("*.part"))
+    # The compositor tree's formula over the kept layers rebuilds final.png (8-bit rounding only).
+    layer = {name: load_image(tmp_path / f"{name}.png") for name in ("photo", "plate", "seam_fill")}
+    from uplift.core.image_io import load_rgba
+
+    obj = load_rgba(tmp_path / "object.png") / 255.0
+    over = np.rint((obj[..., :3] * obj[..., 3:] + layer["plate"] / 255.0 * (1 - obj[..., 3:])) * 255)
+    seam = load_mask(tmp_path / "seam_mask.png", allow_empty=True)[..., None]
+    region = load_mask(tmp_path / "region.png")[..., None]
+    rebuilt = np.where(region, np.where(seam, layer["seam_fill"], over), layer["photo"])
+    assert np.abs(rebuilt - result.final.astype(np.float64)).max() <= 1
 
 
 @pytest.mark.parametrize("bad, error", [
