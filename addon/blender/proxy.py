@@ -68,6 +68,11 @@ def create(root: bpy.types.Object, gaussians, collection: bpy.types.Collection) 
     modifier = ob.modifiers.new("Uplift Points", "NODES")
     modifier.node_group = _point_nodes()
     extent = float(np.ptp(means, axis=0).max()) if len(means) else 1.0
-    modifier[modifier.node_group.interface.items_tree["Radius"].identifier] = max(extent / 300.0, 1e-4)
+    identifier = modifier.node_group.interface.items_tree["Radius"].identifier
+    radius = max(extent / 300.0, 1e-4)
+    if hasattr(modifier, "properties"):  # Blender 5.2: inputs are RNA, not ID properties
+        getattr(modifier.properties.inputs, identifier).value = radius
+    else:
+        modifier[identifier] = radius
     collection.objects.link(ob)
     return ob
