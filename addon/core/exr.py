@@ -46,6 +46,13 @@ def exr_channels(layers: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
+def exr_available() -> bool:
+    """Whether the `OpenEXR` package can be imported here (a plain Blender may lack it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("OpenEXR") is not None
+
+
 def write_multilayer_exr(path: str | Path, layers: dict[str, np.ndarray]) -> None:
     """layers: name -> float [H, W] | [H, W, 3] | [H, W, 4]. Written atomically. Needs the `OpenEXR` package."""
     channels = exr_channels(layers)

@@ -48,8 +48,9 @@ def readme_text(photo_name: str) -> str:
 
 
 def write_layers(folder: str | Path, prepared: Prepared, composite: Composite) -> list[Path]:
-    """Write LAYER_FILES into `folder` (which must exist); returns the paths written."""
-    from ..core.exr import srgb_to_linear, write_multilayer_exr
+    """Write LAYER_FILES into `folder` (which must exist); returns the paths written.
+    layers.exr is left out (and any earlier one removed) where `OpenEXR` is not installed."""
+    from ..core.exr import exr_available, srgb_to_linear, write_multilayer_exr
 
     folder = Path(folder)
     c = composite
@@ -57,6 +58,11 @@ def write_layers(folder: str | Path, prepared: Prepared, composite: Composite) -
                         ("seam_mask", c.seam_mask), ("seam_fill", c.seam_fill), ("region", c.region),
                         ("final", c.final)):
         save_png(folder / f"{name}.png", array)
+    written = [folder / f"{name}.png" for name in ("photo", "plate", "object", "seam_mask", "seam_fill", "region",
+                                                   "final")]
+    if not exr_available():
+        (folder / "layers.exr").unlink(missing_ok=True)  # never leave a stale EXR beside new PNGs
+        return written
     straight = c.object_rgba
     write_multilayer_exr(folder / "layers.exr", {
         "plate": srgb_to_linear(to_float(prepared.plate)),
@@ -65,7 +71,7 @@ def write_layers(folder: str | Path, prepared: Prepared, composite: Composite) -
         "region": c.region.astype(np.float32),
         "final": srgb_to_linear(to_float(c.final)),
     })
-    return [folder / name for name in LAYER_FILES]
+    return written + [folder / "layers.exr"]
 
 
 def write_kept(result: EditResult, folder: str | Path, *, photo_name: str, edit: EditSpec,

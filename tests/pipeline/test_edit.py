@@ -261,3 +261,15 @@ def test_bad_config_is_refused():
         EditConfig(seam_width=4, seam_offset=1, silhouette_dilate=4)
     assert EditSpec().is_identity and EditSpec(drags=(Drag((0, 0, 0), (0, 0, 0)),)).is_identity
     assert not EditSpec(scale=1.5).is_identity
+
+
+def test_layers_without_openexr_skip_the_exr_and_remove_a_stale_one(prepared, services, tmp_path, monkeypatch):
+    from uplift.core import exr
+    from uplift.pipeline.keep import write_layers
+
+    result = apply_edit(prepared, EditSpec(scale=1.1), services, EditConfig())
+    (tmp_path / "layers.exr").write_bytes(b"stale")
+    monkeypatch.setattr(exr, "exr_available", lambda: False)
+    written = write_layers(tmp_path, prepared, result.composite)
+    assert "layers.exr" not in [p.name for p in written] and not (tmp_path / "layers.exr").exists()
+    assert all(p.is_file() for p in written) and len(written) == 7

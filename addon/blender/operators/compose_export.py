@@ -37,7 +37,7 @@ def export_folder(context) -> Path:
 
 
 def compose(job: ComposeJob):
-    """Render, composite, seam and write every layer (off the main thread) -> pipeline Composite."""
+    """Render, composite, seam and write every layer (off the main thread) -> the paths written."""
     from ...core.gaussians import concat
     from ...core.image_io import load_image, union_mask
     from ...core.transforms import apply_similarity
@@ -55,8 +55,7 @@ def compose(job: ComposeJob):
         job.folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise scene_io.SceneStateError(f"cannot write the export to {job.folder}: {exc.strerror or exc}") from None
-    write_layers(job.folder, prepared, composite)
-    return composite
+    return write_layers(job.folder, prepared, composite)
 
 
 class UPLIFT_OT_compose_export(bpy.types.Operator, jobs.BackgroundStep):
@@ -102,13 +101,16 @@ class UPLIFT_OT_compose_export(bpy.types.Operator, jobs.BackgroundStep):
                           export_folder(context))
 
     def work(self, job: ComposeJob):
-        compose(job)
-        return job.folder
+        return job.folder, [path.name for path in compose(job)]
 
-    def apply(self, context, folder: Path) -> None:
+    def apply(self, context, result) -> None:
+        folder, written = result
         compositor.build(context.scene, folder)
         context.scene.uplift.export_dir = str(folder)
         self.report({"INFO"}, f"Exported to {folder} and built the '{compositor.TREE_NAME}' compositor tree")
+        if "layers.exr" not in written:
+            self.report({"WARNING"}, "layers.exr was not written: install the Python package 'OpenEXR' in "
+                                     "Blender's Python for the multilayer EXR (the PNG layers are complete)")
 
 
 CLASSES = (UPLIFT_OT_compose_export,)
