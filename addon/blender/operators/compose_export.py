@@ -10,9 +10,10 @@ import bpy
 from bpy.props import IntProperty
 
 from .. import compositor, handlers, images, jobs, preferences, scene_io, state
-from ...pipeline.edit import EditConfig
 
-_DEFAULTS = EditConfig()
+# pipeline.edit.EditConfig().seam_width, written out: importing the pipeline needs torch, which the
+# extension must register without (tests/blender/test_compose_matches_edit.py fails if they differ).
+SEAM_WIDTH = 2
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class ComposeJob:
     photo_png: bytes
     plate_png: bytes
     mask_pngs: tuple          # each lifted object's selection mask (PNG bytes)
-    config: EditConfig
+    config: object            # pipeline.edit.EditConfig
     folder: Path
 
 
@@ -65,7 +66,7 @@ class UPLIFT_OT_compose_export(bpy.types.Operator, jobs.BackgroundStep):
     bl_options = {"REGISTER", "UNDO"}
     busy_text = "Composing"
 
-    seam_width: IntProperty(name="Seam Width", default=_DEFAULTS.seam_width, min=1, max=64, subtype="PIXEL",
+    seam_width: IntProperty(name="Seam Width", default=SEAM_WIDTH, min=1, max=64, subtype="PIXEL",
                             description="Pixels on each side of the object's outline that are re-inpainted "
                                         "(as uplift edit)")
 
@@ -80,8 +81,10 @@ class UPLIFT_OT_compose_export(bpy.types.Operator, jobs.BackgroundStep):
 
         import numpy as np
 
+        from ...pipeline.edit import EditConfig
         from ...services.api import HttpServices
 
+        defaults = EditConfig()
         scene = context.scene
         handlers.flush()  # finish any pending live solve so the export shows the current pose
         objects, masks = [], []
@@ -93,8 +96,8 @@ class UPLIFT_OT_compose_export(bpy.types.Operator, jobs.BackgroundStep):
                 masks.append(images.file_bytes(root.uplift.mask_image))
         plate = scene.uplift.plate_image or scene.uplift.photo_image
         # The seam ring must stay inside the composited region (EditConfig checks it).
-        dilate = max(_DEFAULTS.silhouette_dilate, self.seam_width + _DEFAULTS.seam_offset)
-        config = dataclasses.replace(_DEFAULTS, seam_width=self.seam_width, silhouette_dilate=dilate,
+        dilate = max(defaults.silhouette_dilate, self.seam_width + defaults.seam_offset)
+        config = dataclasses.replace(defaults, seam_width=self.seam_width, silhouette_dilate=dilate,
                                      render_backend=preferences.get(context).render_backend)
         return ComposeJob(HttpServices(jobs.server_client(context)), tuple(objects), scene_io.camera_of(scene),
                           scene_io.photo_bytes(scene), images.file_bytes(plate), tuple(masks), config,
