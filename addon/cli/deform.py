@@ -26,7 +26,8 @@ def drag_argument(text: str):
 
 
 DRAG_HELP = (f"grab the control nearest FROM and move it by TO - FROM (FROM == TO pins it); a drag must start "
-             f"within {DRAG_REACH:g} object sizes of the object and move less than {MAX_DRAG_SIZES:g}; repeatable")
+             f"within {DRAG_REACH:g} object sizes of the object and move at most {MAX_DRAG_SIZES:g} object sizes; "
+             "repeatable")
 
 
 def allow_negative_values(parser: argparse.ArgumentParser) -> None:
