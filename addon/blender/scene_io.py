@@ -143,7 +143,7 @@ def session_for(root: bpy.types.Object, context=None) -> state.ObjectSession:
     """The runtime session of `root`, rebuilt from the .blend when missing (after a reload)."""
     session = state.get(root.uplift.uid)
     settings = deform_settings(root, context)
-    if session is not None and session.settings == settings:
+    if session is not None and (session.settings == settings or session.adopt(settings)):
         return session
     session = state.put(state.ObjectSession(root.uplift.uid, load_gaussians(root), settings))
     if settings.control_count > 0:

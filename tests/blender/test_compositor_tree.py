@@ -39,14 +39,17 @@ def test_tree_reproduces_the_numpy_composite(extension_zip, blender_python, tmp_
     obj[:, : w // 3, 3] = 0          # fully transparent, fully opaque and partial alpha regions
     obj[:, 2 * w // 3:, 3] = 255
     seam_fill = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    photo = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
     seam = np.zeros((h, w), dtype=bool)
     seam[10:20, 5:60] = True
-    for name, array in (("plate", plate), ("object", obj), ("seam_fill", seam_fill),
-                        ("seam_mask", seam.astype(np.uint8) * 255)):
+    region = np.zeros((h, w), dtype=bool)
+    region[5:40, 3:62] = True
+    for name, array in (("photo", photo), ("plate", plate), ("object", obj), ("seam_fill", seam_fill),
+                        ("seam_mask", seam.astype(np.uint8) * 255), ("region", region.astype(np.uint8) * 255)):
         Image.fromarray(array).save(tmp_path / f"{name}.png")
     a = obj[..., 3:4] / 255.0
     over = np.clip(np.rint((obj[..., :3] / 255.0 * a + plate / 255.0 * (1 - a)) * 255), 0, 255)
-    expected = np.where(seam[..., None], seam_fill, over)
+    expected = np.where(region[..., None], np.where(seam[..., None], seam_fill, over), photo)
 
     out_png = tmp_path / "render.png"
     out = run_blender(f"FOLDER = {str(tmp_path)!r}\nOUT = {str(out_png)!r}\n" + SCRIPT, extension_zip, tmp_path, blender_python)

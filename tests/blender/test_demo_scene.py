@@ -34,7 +34,9 @@ def make_keep_folder(folder):
     mask[30:90, 40:120] = 255
     Image.fromarray(mask).save(folder / "mask.png")
     Image.fromarray(np.roll(mask, 3, axis=0)).save(folder / "seam_mask.png")
-    Image.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)).save(folder / "final.png")
+    for name in ("final", "photo", "seam_fill"):
+        Image.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)).save(folder / f"{name}.png")
+    Image.fromarray(np.roll(mask, 5, axis=1)).save(folder / "region.png")
     return folder
 
 
