@@ -20,6 +20,7 @@ class Requirement:
     module: str        # import name
     package: str       # pip name
     needed_for: str    # what stops working without it
+    optional: bool = False  # installed by the button, but no step is disabled without it
 
 
 REQUIREMENTS = (
@@ -28,6 +29,7 @@ REQUIREMENTS = (
     Requirement("PIL", "pillow", "reading photos and masks"),
     Requirement("scipy", "scipy", "building the control graph"),
     Requirement("cv2", "opencv-python-headless", "mask dilation and compositing"),
+    Requirement("OpenEXR", "OpenEXR", "the multilayer layers.exr of Compose & Export", optional=True),
 )
 
 _cache: tuple[Requirement, ...] | None = None
@@ -113,7 +115,7 @@ def install_hint() -> str:
 
 def missing_message() -> str:
     """One line for a poll message or report; empty when nothing is missing."""
-    absent = missing()
+    absent = [r for r in missing() if not r.optional]
     if not absent:
         return ""
     names = ", ".join(r.package for r in absent)

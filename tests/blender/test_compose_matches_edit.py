@@ -10,12 +10,12 @@ import cv2
 import numpy as np
 import pytest
 
-from uplift_bpy_harness import REPO, run_blender
+from uplift_bpy_harness import REPO, package_shim, run_blender
 
 pytestmark = [pytest.mark.bpy, pytest.mark.slow]
 
 
-def test_compose_export_equals_uplift_edit(extension_zip, live_server, shared_data, tmp_path):
+def test_compose_export_equals_uplift_edit(extension_zip, blender_python, live_server, shared_data, tmp_path):
     from uplift.cli.main import main
     from uplift.core.image_io import load_image, save_png
 
@@ -30,8 +30,9 @@ def test_compose_export_equals_uplift_edit(extension_zip, live_server, shared_da
     blend = tmp_path / "edit.blend"  # the edited pose, plate, mask and camera of the --keep folder
     code = (f"from uplift.blender.demo_scene import write_demo_blend\n"
             f"write_demo_blend({str(keep)!r}, {str(blend)!r}, photo_path={str(photo)!r}, control_count=16)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
-                          env=dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "res")))
+    done = subprocess.run([blender_python, "-c", code], capture_output=True, text=True, cwd=REPO,
+                          env=dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "res"),
+                                   PYTHONPATH=str(package_shim(tmp_path / "shim"))))
     assert done.returncode == 0, done.stdout + done.stderr
 
     out = run_blender(f"BLEND = {str(blend)!r}\nSERVER = {live_server.url!r}\n" + r"""
@@ -45,7 +46,7 @@ bpy.ops.wm.open_mainfile(filepath=BLEND)
 out["result"] = sorted(bpy.ops.uplift.compose_export())
 out["export_dir"] = bpy.context.scene.uplift.export_dir
 emit()
-""", extension_zip, tmp_path)
+""", extension_zip, tmp_path, blender_python)
     assert out["result"] == ["FINISHED"]
     exported = load_image(os.path.join(out["export_dir"], "final.png")).astype(np.int16)
     by_cli = load_image(tmp_path / "final.png").astype(np.int16)
