@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import handlers, panels, preferences, properties, state
+from . import handlers, panels, preferences, properties, splat_draw, state
 from .operators import (
     compose_export,
     create_controls,
@@ -38,9 +38,11 @@ def register() -> None:
 
         dependencies.add_search_path(bpy.path.abspath(prefs.extra_python_path))
     handlers.register()
+    splat_draw.register()
 
 
 def unregister() -> None:
+    splat_draw.unregister()
     handlers.unregister()
     properties.detach()
     for cls in reversed(_classes()):

@@ -150,17 +150,39 @@ class SplatTextures:
         _quad_batch().draw_instanced(sh, instance_start=0, instance_count=self.count)
 
 
+def _offscreen(width: int, height: int, draw, passes: int) -> list[np.ndarray]:
+    """Run `draw(pass_index)` into a cleared RGBA32F offscreen per pass; the images read
+    back as [H, W, 4] float32, top row first."""
+    import gpu
+
+    require_gpu()
+    limit = gpu.capabilities.max_texture_size_get()
+    if max(width, height) > limit:
+        raise RenderBackendError(f"the viewport renderer draws at most {limit} pixels a side, got {width}x{height}")
+    offscreen = gpu.types.GPUOffScreen(width, height, format="RGBA32F")
+    images = []
+    try:
+        with offscreen.bind():
+            fb = gpu.state.active_framebuffer_get()
+            gpu.state.depth_test_set("NONE")
+            gpu.state.depth_mask_set(False)
+            gpu.state.blend_set("ALPHA_PREMULT")
+            for index in range(passes):
+                fb.clear(color=(0.0, 0.0, 0.0, 0.0))
+                draw(index)
+                # GL rows run bottom-up; image rows top-down.
+                images.append(np.asarray(fb.read_color(0, 0, width, height, 4, 0, "FLOAT"))[::-1].copy())
+            gpu.state.blend_set("NONE")
+    finally:
+        offscreen.free()
+    return images
+
+
 def render_offscreen(gaussians, camera, depth: bool = True):
     """Render `gaussians` (world frame) through `camera` (core.camera.Camera) offscreen.
     Returns numpy (color [H, W, 3] premultiplied, alpha [H, W], depth_sum [H, W] or None),
     the same sums the other backends return."""
-    import gpu
-
     require_gpu()
-    width, height = int(camera.width), int(camera.height)
-    limit = gpu.capabilities.max_texture_size_get()
-    if max(width, height) > limit:
-        raise RenderBackendError(f"the viewport renderer draws at most {limit} pixels a side, got {width}x{height}")
     view = SplatView.from_camera(camera)
     splats = SplatTextures(len(gaussians))
     planes = splat_pack.pack_geometry(gaussians)
@@ -168,25 +190,19 @@ def render_offscreen(gaussians, camera, depth: bool = True):
     splats.upload(planes)
     means = gaussians.means.detach().cpu().numpy()
     splats.upload_order(splat_pack.back_to_front(splat_pack.camera_depths(means, view.view_model)))
-    offscreen = gpu.types.GPUOffScreen(width, height, format="RGBA32F")
-    try:
-        passes = [False, True] if depth else [False]
-        images = []
-        with offscreen.bind():
-            fb = gpu.state.active_framebuffer_get()
-            gpu.state.depth_test_set("NONE")
-            gpu.state.depth_mask_set(False)
-            gpu.state.blend_set("ALPHA_PREMULT")
-            for depth_pass in passes:
-                fb.clear(color=(0.0, 0.0, 0.0, 0.0))
-                splats.draw(view, depth_pass=depth_pass)
-                # GL rows run bottom-up; image rows top-down.
-                images.append(np.asarray(fb.read_color(0, 0, width, height, 4, 0, "FLOAT"))[::-1].copy())
-            gpu.state.blend_set("NONE")
-    finally:
-        offscreen.free()
-    color, alpha = images[0][..., :3], images[0][..., 3]
-    return color, alpha, (images[1][..., 0] if depth else None)
+    images = _offscreen(view.width, view.height, lambda i: splats.draw(view, depth_pass=i == 1), 2 if depth else 1)
+    return images[0][..., :3], images[0][..., 3], (images[1][..., 0] if depth else None)
+
+
+def render_shown(uid: str, camera, model=None) -> np.ndarray:
+    """What the draw handler shows of object `uid` through `camera`, with the object's world
+    matrix `model` (identity by default): [H, W, 4] premultiplied RGBA. The same per-view
+    path as a 3D view (cached order, re-sort rules), drawn offscreen: for tests and scripts."""
+    drawn = _objects.get(uid)
+    if drawn is None:
+        raise RenderBackendError(f"no splats are shown for object {uid!r}")
+    view = SplatView.from_camera(camera, model)
+    return _offscreen(view.width, view.height, lambda _i: drawn.draw(("offscreen", uid), view), 1)[0]
 
 
 # -- the 3D view draw handler -----------------------------------------------------------------------
@@ -208,14 +224,14 @@ class _DrawnObject:
         self.textures.upload(planes)
         if not self.view_dependent:
             self.textures.upload({"color": splat_pack.pack_color(gaussians, np.zeros(3))})
-        self.views: dict[int, _ViewCache] = {}
+        self.views: dict[object, _ViewCache] = {}  # by 3D view (its region_data pointer)
 
     def update(self, gaussians, planes: dict[str, np.ndarray], version: int) -> None:
         """A new pose: only the geometry planes go to the GPU; every view re-sorts on its next draw."""
         self.gaussians, self.means, self.version = gaussians, gaussians.means.detach().cpu().numpy(), version
         self.textures.upload({k: planes[k] for k in splat_pack.GEOMETRY_PLANES})
 
-    def draw(self, key: int, view: SplatView) -> None:
+    def draw(self, key, view: SplatView) -> None:
         cache = self.views.pop(key, None) or _ViewCache()
         self.views[key] = cache  # most recent last
         while len(self.views) > MAX_VIEWS:
@@ -234,6 +250,7 @@ class _DrawnObject:
 
 _objects: dict[str, _DrawnObject] = {}
 _handle = None
+off_reason = {"text": ""}  # why GPU drawing is off ("" while on)
 
 
 def active() -> bool:
@@ -305,10 +322,14 @@ def register() -> str | None:
     global _handle
     import bpy
 
+    from . import state
+
     unregister()
     reason = unavailable_reason()
     if reason is None:
         _handle = bpy.types.SpaceView3D.draw_handler_add(_draw_view, (), "WINDOW", "POST_VIEW")
+        state.pack_splat_planes = True
+    off_reason["text"] = reason or ""
     return reason
 
 
@@ -316,6 +337,9 @@ def unregister() -> None:
     global _handle, _shader, _quad
     import bpy
 
+    from . import state
+
+    state.pack_splat_planes = False
     if _handle is not None:
         bpy.types.SpaceView3D.draw_handler_remove(_handle, "WINDOW")
         _handle = None
