@@ -10,6 +10,8 @@ CPU when the object deformed or the view turned (`ViewState`). Where the GPU can
 """
 from __future__ import annotations
 
+import atexit
+
 import numpy as np
 
 from ..core.errors import RenderBackendError
@@ -333,8 +335,19 @@ def register() -> str | None:
     return reason
 
 
+def release() -> None:
+    """Free every GPU object this module holds (also at exit: GPU textures that outlive
+    Blender's GPU context crash the process on the way out)."""
+    global _shader, _quad
+    forget()
+    _shader = _quad = None
+
+
+atexit.register(release)
+
+
 def unregister() -> None:
-    global _handle, _shader, _quad
+    global _handle
     import bpy
 
     from . import state
@@ -343,5 +356,4 @@ def unregister() -> None:
     if _handle is not None:
         bpy.types.SpaceView3D.draw_handler_remove(_handle, "WINDOW")
         _handle = None
-    forget()
-    _shader = _quad = None
+    release()

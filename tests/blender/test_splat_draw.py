@@ -223,11 +223,21 @@ def test_draw_handler_follows_the_extension_and_the_live_loop(extension_zip, tmp
             g = Gaussians.from_colors(means, torch.rand(800, 3, generator=gen), torch.full((800, 3), 0.02),
                                       torch.full((800,), 0.9))
             settings = state.DeformSettings(16, 8, 4, 3, "cpu", "torch")
+            # No point proxy: the splat draw is what is under test (and it replaces the proxy).
+            lifted.proxy.create = lambda *args: None
             root = lifted.create_object(bpy.context.scene, g, None, settings)
             lifted.create_controls(root, settings)
             bpy.context.view_layer.update()
             handlers.flush()
             out["shown"] = sorted(splat_draw._objects) == [root.uplift.uid]
+            shown = splat_draw._objects[root.uplift.uid]
+            version = shown.version
+            controls = importlib.import_module(M + ".blender.scene_io").controls_of(root)
+            controls[0].location = controls[0].location + __import__("mathutils").Vector((0.0, 0.0, 0.3))
+            bpy.context.view_layer.update()
+            handlers.flush()
+            out["pose_uploaded"] = splat_draw._objects[root.uplift.uid].version > version
+            del shown  # the script's own reference would outlive the GPU context at exit
         cycles = []
         for _ in range(2):
             bpy.ops.preferences.addon_disable(module=M)
@@ -245,4 +255,4 @@ def test_draw_handler_follows_the_extension_and_the_live_loop(extension_zip, tmp
         assert out["on"] == [False, False]
         pytest.skip(f"gpu.init() is unavailable here, so the draw handler stays off: {out['reason']}")
     assert out["on"] == [True, True]
-    assert out["shown"]
+    assert out["shown"] and out["pose_uploaded"]
