@@ -271,16 +271,42 @@ def show(uid: str, gaussians, planes: dict[str, np.ndarray] | None, version: int
     planes = planes if planes is not None else splat_pack.pack_geometry(gaussians)
     if drawn is None or len(drawn.means) != len(gaussians):
         _objects[uid] = _DrawnObject(uid, gaussians, planes, version)
+        _show_proxy(uid, False)  # the splats replace the point proxy while they are drawn
     else:
         drawn.update(gaussians, planes, version)
 
 
-def forget(uid: str | None = None) -> None:
-    """Drop one object's (or, with None, every object's) GPU data."""
-    if uid is None:
-        _objects.clear()
-    else:
-        _objects.pop(uid, None)
+def forget(uid: str | None = None, restore_proxies: bool = True) -> list[str]:
+    """Drop one object's (or, with None, every object's) GPU data; its point proxy shows
+    again unless `restore_proxies` is off. Returns the uids dropped."""
+    dropped = [key for key in (list(_objects) if uid is None else [uid]) if _objects.pop(key, None) is not None]
+    if restore_proxies:
+        for key in dropped:
+            _show_proxy(key, True)
+    return dropped
+
+
+def _show_proxy(uid: str, visible: bool) -> None:
+    """Switch the point proxy's viewport display (its point-drawing modifier) of object `uid`."""
+    import bpy
+
+    objects = getattr(bpy.data, "objects", None)  # absent while Blender restricts data access
+    for ob in objects or ():
+        props = getattr(ob, "uplift", None)
+        if props is not None and props.role == "PROXY" and props.uid == uid:
+            for modifier in ob.modifiers:
+                if modifier.type == "NODES" and modifier.show_viewport != visible:
+                    modifier.show_viewport = visible
+
+
+def _restore_proxies_later(uids: list[str]) -> None:
+    import bpy
+
+    def restore() -> None:
+        for uid in uids:
+            _show_proxy(uid, True)
+
+    bpy.app.timers.register(restore, first_interval=0.0)
 
 
 def _roots_by_uid(context) -> dict:
@@ -313,7 +339,7 @@ def _draw_view() -> None:
         from . import handlers
 
         handlers.last_error["text"] = f"splat drawing failed: {exc}"
-        forget()
+        _restore_proxies_later(forget(restore_proxies=False))  # no data writes while drawing
     finally:
         gpu.state.blend_set("NONE")
         gpu.state.depth_test_set("NONE")
@@ -335,15 +361,15 @@ def register() -> str | None:
     return reason
 
 
-def release() -> None:
+def release(restore_proxies: bool = True) -> None:
     """Free every GPU object this module holds (also at exit: GPU textures that outlive
     Blender's GPU context crash the process on the way out)."""
     global _shader, _quad
-    forget()
+    forget(restore_proxies=restore_proxies)
     _shader = _quad = None
 
 
-atexit.register(release)
+atexit.register(release, restore_proxies=False)
 
 
 def unregister() -> None:

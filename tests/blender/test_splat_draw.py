@@ -223,8 +223,12 @@ def test_draw_handler_follows_the_extension_and_the_live_loop(extension_zip, tmp
             g = Gaussians.from_colors(means, torch.rand(800, 3, generator=gen), torch.full((800, 3), 0.02),
                                       torch.full((800,), 0.9))
             settings = state.DeformSettings(16, 8, 4, 3, "cpu", "torch")
-            # No point proxy: the splat draw is what is under test (and it replaces the proxy).
-            lifted.proxy.create = lambda *args: None
+            def stand_in_proxy(root, local, collection):  # a proxy with a point-drawing modifier, no settings
+                ob = bpy.data.objects.new("proxy", bpy.data.meshes.new("proxy"))
+                ob.uplift.role, ob.uplift.uid = "PROXY", root.uplift.uid
+                ob.modifiers.new("Uplift Points", "NODES")
+                collection.objects.link(ob)
+            lifted.proxy.create = stand_in_proxy
             root = lifted.create_object(bpy.context.scene, g, None, settings)
             lifted.create_controls(root, settings)
             bpy.context.view_layer.update()
@@ -238,6 +242,8 @@ def test_draw_handler_follows_the_extension_and_the_live_loop(extension_zip, tmp
             handlers.flush()
             out["pose_uploaded"] = splat_draw._objects[root.uplift.uid].version > version
             del shown  # the script's own reference would outlive the GPU context at exit
+            proxy = bpy.data.objects["proxy"]
+            out["proxy_while_drawn"] = proxy.modifiers[0].show_viewport
         cycles = []
         for _ in range(2):
             bpy.ops.preferences.addon_disable(module=M)
@@ -246,6 +252,8 @@ def test_draw_handler_follows_the_extension_and_the_live_loop(extension_zip, tmp
             bpy.ops.preferences.addon_enable(module=M)
             fresh = importlib.import_module(M + ".blender.splat_draw")
             cycles.append({"off": off, "on": fresh.active() == (reason is None)})
+            if reason is None and "proxy_back" not in out:
+                out["proxy_back"] = bpy.data.objects["proxy"].modifiers[0].show_viewport
         out["cycles"] = cycles
         emit()
     """, extension_zip, tmp_path)
@@ -256,3 +264,4 @@ def test_draw_handler_follows_the_extension_and_the_live_loop(extension_zip, tmp
         pytest.skip(f"gpu.init() is unavailable here, so the draw handler stays off: {out['reason']}")
     assert out["on"] == [True, True]
     assert out["shown"] and out["pose_uploaded"]
+    assert out["proxy_while_drawn"] is False and out["proxy_back"] is True  # the proxy is only a fallback
