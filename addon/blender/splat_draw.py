@@ -310,8 +310,10 @@ def _restore_proxies_later(uids: list[str]) -> None:
 
 
 def _roots_by_uid(context) -> dict:
-    objects = getattr(context, "visible_objects", None) or ()
-    return {ob.uplift.uid: ob for ob in objects if ob.uplift.role == "ROOT"}
+    """The lifted objects' roots visible in the drawing view layer, by uid."""
+    view_layer = context.view_layer
+    return {ob.uplift.uid: ob for ob in view_layer.objects
+            if ob.uplift.role == "ROOT" and ob.visible_get(view_layer=view_layer)}
 
 
 def _draw_view() -> None:
