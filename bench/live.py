@@ -74,7 +74,7 @@ def rows() -> list[Row]:
         return session.compute(handlers._pending.pop(root.uplift.uid))
 
     from uplift.blender import splat_draw
-    from uplift.core.render import splat_pack
+    from uplift.core import splat_pack
 
     uid = root.uplift.uid
 

@@ -37,7 +37,8 @@ def rows() -> list[Row]:
         return [Row(SECTION, name, None, "ms", reason) for name in names]
     import gpu
 
-    from uplift.core.render import render, splat_pack
+    from uplift.core import splat_pack
+    from uplift.core.render import render
 
     load = f"load {os.getloadavg()[0]:.1f}, {gpu.platform.renderer_get()}"
     out = []

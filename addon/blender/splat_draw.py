@@ -2,7 +2,7 @@
 'viewport' render backend) and a POST_VIEW draw handler showing every lifted object in
 every 3D view, depth-tested against Blender's depth buffer.
 
-The bpy-free half (texture planes, sort, view maths) is `core/render/splat_pack.py`; the
+The bpy-free half (texture planes, sort, view maths) is `core/splat_pack.py`; the
 GLSL is `splat_shader.py`. The live loop hands each posed set over with `show()` (planes
 packed on the worker thread, uploaded here on the main thread); each view re-sorts on the
 CPU when the object deformed or the view turned (`ViewState`). Where the GPU cannot draw
@@ -15,8 +15,8 @@ import atexit
 import numpy as np
 
 from ..core.errors import RenderBackendError
-from ..core.render import splat_pack
-from ..core.render.splat_pack import PLANES, SplatView, ViewState
+from ..core import splat_pack
+from ..core.splat_pack import PLANES, SplatView, ViewState
 
 MAX_VIEWS = 8  # per object: sorted orders kept for this many 3D views (oldest dropped)
 

@@ -92,7 +92,7 @@ void main() {
 def defines() -> dict[str, str]:
     """Constants shared with the torch renderer, as GLSL literals."""
     from ..core.render.projection import ALPHA_MIN, EPS2D, MAX_EXTEND, NEAR_PLANE
-    from ..core.render.splat_pack import TEX_WIDTH
+    from ..core.splat_pack import TEX_WIDTH
     from ..core.render.torch_backend import ALPHA_MAX
 
     return {"TEX_WIDTH": str(TEX_WIDTH), "NEAR_PLANE": repr(float(NEAR_PLANE)), "ALPHA_MIN": repr(float(ALPHA_MIN)),

@@ -49,7 +49,7 @@ class LiveResult:
     rgba: np.ndarray | None       # [h, w, 4] float32 straight alpha, None without a camera
     posed: object = None          # core.gaussians.Gaussians (local) of this pose, for the GPU splat draw
     pose_version: int = 0         # increases with each new pose of the session
-    splat_planes: dict | None = None  # packed geometry planes (core.render.splat_pack), when drawing on
+    splat_planes: dict | None = None  # packed geometry planes (core.splat_pack), when drawing on
 
 
 # Set by blender.splat_draw while its draw handler is on: the worker then packs the splat
@@ -158,7 +158,7 @@ class ObjectSession:
     def _splat_planes(self, current) -> dict:
         """Geometry planes of the current pose, packed once per pose."""
         if self.packed is None or self.packed[0] != self.pose_version:
-            from ..core.render.splat_pack import pack_geometry
+            from ..core.splat_pack import pack_geometry
 
             self.packed = (self.pose_version, pack_geometry(current))
         return self.packed[1]

@@ -38,7 +38,7 @@ from uplift.blender import splat_draw
 from uplift.core.camera import Camera
 from uplift.core.gaussians import Gaussians
 from uplift.core.render import render
-from uplift.core.render.splat_pack import pack_geometry
+from uplift.core.splat_pack import pack_geometry
 
 out = {}
 

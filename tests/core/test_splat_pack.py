@@ -12,8 +12,8 @@ import torch
 from uplift.core.camera import Camera
 from uplift.core.errors import ConfigError, RenderBackendError
 from uplift.core.gaussians import Gaussians
-from uplift.core.render import splat_pack
-from uplift.core.render.splat_pack import SplatView, ViewState
+from uplift.core import splat_pack
+from uplift.core.splat_pack import SplatView, ViewState
 
 
 def _gaussians(n: int, degree: int = 0, seed: int = 0) -> Gaussians:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError, RenderBackendError
+from .errors import ConfigError, RenderBackendError
 
 TEX_WIDTH = 4096                 # texels per row of every plane texture
 MAX_SPLATS = 1 << 24             # splat indices travel as float32 in the order texture: exact below 2^24
@@ -77,7 +77,7 @@ def pack_color(gaussians, eye_local) -> np.ndarray:  # eye_local: [3] camera cen
     renderers: `sh.sh_to_rgb`). Degree 0 does not depend on the eye."""
     import torch
 
-    from .sh import sh_to_rgb
+    from .render.sh import sh_to_rgb
 
     eye = torch.as_tensor(np.asarray(eye_local, dtype=np.float32))
     rgb = sh_to_rgb(gaussians.sh.float(), gaussians.means.float(), eye.to(gaussians.device))
