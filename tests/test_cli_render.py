@@ -111,3 +111,41 @@ def test_console_script_runs(scene, tmp_path):
                            "-o", str(out), "--backend", "torch"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert out.exists()
+
+
+def _cli_subprocess(args: list[str], block_bpy: bool) -> subprocess.CompletedProcess:
+    """`uplift render` in a fresh process (bpy, when imported, stays out of the test process)."""
+    prefix = "import sys; sys.modules['bpy'] = None; " if block_bpy else "import sys; "
+    code = prefix + f"from uplift.cli.main import main; sys.exit(main({args!r}))"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+
+
+def test_viewport_backend_without_bpy_is_a_one_line_error(scene, tmp_path):
+    ply, cam_path, _ = scene
+    done = _cli_subprocess(["render", str(ply), "--camera", str(cam_path), "-o", str(tmp_path / "out.png"),
+                            "--backend", "viewport"], block_bpy=True)
+    assert done.returncode != 0
+    assert "viewport renderer needs Blender's bpy module" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_viewport_backend_renders_like_torch(scene, tmp_path):
+    pytest.importorskip("bpy", reason="the viewport backend needs the bpy module")
+    ply, cam_path, cam = scene
+    probe = subprocess.run([sys.executable, "-c", "from uplift.blender.splat_draw import unavailable_reason as r; "
+                            "print('REASON', r())"], capture_output=True, text=True, timeout=300)
+    reason = next(line[7:] for line in probe.stdout.splitlines() if line.startswith("REASON "))
+    if reason != "None":
+        pytest.skip(f"gpu.init() is unavailable here, so the viewport backend cannot run: {reason}")
+    out = tmp_path / "out.png"
+    done = _cli_subprocess(["render", str(ply), "--camera", str(cam_path), "-o", str(out), "--backend", "viewport"],
+                           block_bpy=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    img = np.asarray(Image.open(out)).astype(int)
+    expected = to_uint8(np.clip(render(read_ply(ply), cam, backend="torch").rgba.numpy(), 0, 1)).astype(int)
+    assert img.shape == expected.shape and 0 < img[..., 3].mean() < 255
+    # 8-bit straight alpha: colour is only defined where there is coverage.
+    covered = expected[..., 3] > 32
+    assert np.abs(img[..., 3] - expected[..., 3]).max() <= 2
+    assert np.abs(img[covered, :3] - expected[covered, :3]).max() <= 2

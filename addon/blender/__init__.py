@@ -5,7 +5,7 @@ import os
 
 import bpy
 
-from . import dependencies, handlers, panels, preferences, properties, reporting, state
+from . import dependencies, handlers, panels, preferences, properties, reporting, splat_draw, state
 from .operators import (
     compose_export,
     create_controls,
@@ -44,9 +44,11 @@ def register() -> None:
     if prefs.extra_python_path:
         dependencies.use_folder(bpy.path.abspath(prefs.extra_python_path))
     handlers.register()
+    splat_draw.register()
 
 
 def unregister() -> None:
+    splat_draw.unregister()
     handlers.unregister()
     properties.detach()
     for cls in reversed(_classes()):

@@ -365,6 +365,10 @@ def _apply(root: bpy.types.Object, session: state.ObjectSession, result: state.L
     if proxy is not None and proxy.type == "MESH" and len(proxy.data.vertices) == len(result.means):
         proxy.data.vertices.foreach_set("co", np.ascontiguousarray(result.means, dtype=np.float32).ravel())
         proxy.data.update()
+    if result.posed is not None:
+        from . import splat_draw
+
+        splat_draw.show(root.uplift.uid, result.posed, result.splat_planes, result.pose_version)
     if result.rgba is not None:
         show_render(root, result.rgba)
         session.full_due = (time.monotonic() + preferences.get().full_render_delay

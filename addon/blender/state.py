@@ -48,6 +48,14 @@ class LiveResult:
     rotations: np.ndarray | None  # [M, 4] wxyz ARAP rotation of each control, None without controls
     means: np.ndarray             # [N, 3] deformed Gaussian centres (local) for the proxy
     rgba: np.ndarray | None       # [h, w, 4] float32 straight alpha, None without a camera
+    posed: object = None          # core.gaussians.Gaussians (local) of this pose, for the GPU splat draw
+    pose_version: int = 0         # increases with each new pose of the session
+    splat_planes: dict | None = None  # packed geometry planes (core.splat_pack), when drawing on
+
+
+# Set by blender.splat_draw while its draw handler is on: the worker then packs the splat
+# geometry planes, so the main thread only uploads them.
+pack_splat_planes = False
 
 
 def similarity_from_matrix(matrix: np.ndarray):
@@ -79,6 +87,8 @@ class ObjectSession:
     full_due: float | None = None     # time.monotonic() when a full-resolution render is due
     converged: bool = False           # the last solve ran ARAP to convergence (batch)
     cold: bool = False                # pose restored without a solve: the solver has no warm start
+    pose_version: int = 0             # increases with each solve or restore (the GPU draw re-uploads then)
+    packed: tuple[int, dict] | None = None  # (pose_version, splat planes) packed last
     needs_restore: bool = False       # rebuilt from the .blend or undone: re-skin from the empties' pose
     handle_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # [H] of the last solve
     targets: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))               # [H, 3] of the last solve
@@ -143,7 +153,10 @@ class ObjectSession:
                     self.deformed = deformer.reset()
                     self.deformed_controls = self.rest_controls()
                     self.control_rotations = np.tile([1.0, 0.0, 0.0, 0.0], (len(self.deformed_controls), 1))
+            if req.restore is not None or req.solve:
+                self.pose_version += 1
             current = self.deformed if self.deformed is not None else self.gaussians
+            planes = self._splat_planes(current) if pack_splat_planes else None
             controls = self.deformed_controls if has_controls else None
             rgba = None
             if req.camera is not None:
@@ -155,7 +168,16 @@ class ObjectSession:
             means = current.means.detach().cpu().numpy()
         rotations = self.control_rotations if has_controls else None
         return LiveResult(req, None if controls is None else controls.copy(),
-                          None if rotations is None else rotations.copy(), means, rgba)
+                          None if rotations is None else rotations.copy(), means, rgba,
+                          current, self.pose_version, planes)
+
+    def _splat_planes(self, current) -> dict:
+        """Geometry planes of the current pose, packed once per pose."""
+        if self.packed is None or self.packed[0] != self.pose_version:
+            from ..core.splat_pack import pack_geometry
+
+            self.packed = (self.pose_version, pack_geometry(current))
+        return self.packed[1]
 
     def _restore(self, locations: np.ndarray, quats: np.ndarray) -> None:
         """Skin the Gaussians from control locations [M, 3] and wxyz rotations [M, 4] as stored

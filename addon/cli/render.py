@@ -26,7 +26,8 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT.png", help="image to write (atomically)")
     p.add_argument("--depth", metavar="OUT_DEPTH.npy", help="also write expected depth, float32 [H, W], 0 where empty")
     p.add_argument("--backend", choices=BACKENDS, default="auto",
-                   help="auto: gsplat on CUDA, else the pure-torch renderer (default)")
+                   help="auto: gsplat on CUDA, else the pure-torch renderer (default); viewport: the GLSL "
+                        "splat shader through Blender's gpu module (needs the bpy module, 5.2 or later)")
     p.add_argument("--background", type=parse_background, metavar="R,G,B",
                    help="opaque background colour in [0, 1] (default: transparent)")
     p.add_argument("--scale", type=float, default=1.0, help="render at this fraction of the camera's size")

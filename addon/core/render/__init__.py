@@ -3,7 +3,9 @@
 `render(g, cam, backend=...)` returns straight-alpha RGBA and expected depth.
 - 'gsplat': `gsplat.rasterization(..., rasterize_mode="classic")` on CUDA;
 - 'torch': the pure-torch tile rasteriser in `torch_backend.py` (CPU or CUDA);
-- 'auto': gsplat when CUDA is available, else torch.
+- 'viewport': the GLSL splat shader through Blender's `gpu` module, offscreen
+  (`viewport_backend.py`; needs bpy 5.2+, imported only then);
+- 'auto': gsplat when CUDA is available, else torch (never 'viewport').
 
 Both follow gsplat's classic 3DGS rules (see `projection.py` and
 `torch_backend.py`): EWA projection with 0.3 px^2 dilation, pixel centres at
@@ -24,12 +26,12 @@ from ..device import torch_cpu_threads
 from ..errors import ConfigError, RenderBackendError
 from ..gaussians import Gaussians
 
-BACKENDS = ("auto", "torch", "gsplat")
+BACKENDS = ("auto", "torch", "gsplat", "viewport")
 
 
 @dataclass(frozen=True)
 class RenderConfig:
-    backend: str = "auto"                 # 'auto' | 'torch' | 'gsplat'
+    backend: str = "auto"                 # 'auto' | 'torch' | 'gsplat' | 'viewport'
     background: tuple[float, float, float] | None = None  # RGB in [0, 1]; None: transparent
     scale: float = 1.0                    # preview scale of the output resolution, (0, 4]
     # CPU threads for the torch backend; 0 keeps torch's setting. One by default: the
@@ -64,11 +66,12 @@ class RenderResult:
 
 
 def resolve_backend(backend: str) -> str:
-    """'auto' -> 'gsplat' with CUDA and an importable gsplat, else 'torch'. Raises for gsplat without CUDA."""
+    """'auto' -> 'gsplat' with CUDA and an importable gsplat, else 'torch'; 'torch' and 'viewport'
+    as asked. Raises for gsplat without CUDA."""
     if backend not in BACKENDS:
         raise ConfigError(f"render backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
-    if backend == "torch":
-        return "torch"
+    if backend in ("torch", "viewport"):
+        return backend
     if not torch.cuda.is_available():
         if backend == "gsplat":
             raise RenderBackendError("the gsplat renderer needs a CUDA GPU and torch sees none; use --backend torch")
@@ -102,6 +105,10 @@ def render(
         from .gsplat_backend import rasterize_gsplat
 
         color, alpha, depth_sum = rasterize_gsplat(g, cam)
+    elif name == "viewport":
+        from .viewport_backend import rasterize_viewport
+
+        color, alpha, depth_sum = rasterize_viewport(g, cam)
     else:
         with torch_cpu_threads(config.cpu_threads if g.device.type == "cpu" else 0):
             color, alpha, depth_sum = _rasterize_torch(g, cam)

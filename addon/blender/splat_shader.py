@@ -1,0 +1,99 @@
+"""GLSL of the Gaussian splat draw (compiled through gpu.types.GPUShaderCreateInfo in
+`splat_draw.py`). The rules are the renderers' (`core/render/projection.py`,
+`torch_backend.py`), per instance: EWA 2D covariance J W Sigma W^T J^T + 0.3 px^2, Jacobian
+at the mean clamped to 1.3x the field of view, box of extend = min(3.33, sqrt(2 ln(255 o)))
+standard deviations, near-plane and off-screen culling; per fragment: alpha = min(0.999,
+o exp(-1/2 d^T Sigma^-1 d)), discarded below 1/255, output premultiplied for back-to-front
+'ALPHA_PREMULT' blending. Colours come evaluated per splat in the 'color' plane.
+
+Push constants fill exactly 128 bytes, the smallest limit a backend has (Vulkan, Metal).
+"""
+
+VERTEX = """
+ivec2 texel_of(int i) { return ivec2(i % TEX_WIDTH, i / TEX_WIDTH); }
+
+void main() {
+  int splat = int(texelFetch(order_tex, texel_of(gl_InstanceID), 0).r);
+  vec4 center = texelFetch(center_tex, texel_of(splat), 0);
+  vec4 q = texelFetch(rotation_tex, texel_of(splat), 0);
+  vec3 s = texelFetch(scale_tex, texel_of(splat), 0).xyz;
+  float opacity = center.w;
+  bool ortho = options.x != 0;
+  vec3 p = (view_model * vec4(center.xyz, 1.0)).xyz;
+  gl_Position = vec4(0.0, 0.0, 2.0, 1.0);  /* outside the clip volume: culled */
+  v_offset = vec2(0.0);
+  v_conic = vec3(0.0);
+  v_color = vec4(0.0);
+  if ((!ortho && p.z <= NEAR_PLANE) || opacity < ALPHA_MIN) {
+    return;
+  }
+  float w = q.x, x = q.y, y = q.z, z = q.w;
+  mat3 rot = mat3(  /* column-major: quaternion.to_matrix, columns scaled by the deviations */
+    vec3(1.0 - 2.0 * (y * y + z * z), 2.0 * (x * y + w * z), 2.0 * (x * z - w * y)) * s.x,
+    vec3(2.0 * (x * y - w * z), 1.0 - 2.0 * (x * x + z * z), 2.0 * (y * z + w * x)) * s.y,
+    vec3(2.0 * (x * z + w * y), 2.0 * (y * z - w * x), 1.0 - 2.0 * (x * x + y * y)) * s.z);
+  mat3 m = mat3(view_model) * rot;
+  float fx = intrinsics.x, fy = intrinsics.y;
+  vec3 jx, jy;
+  vec2 mean;
+  if (ortho) {
+    jx = vec3(fx, 0.0, 0.0);
+    jy = vec3(0.0, fy, 0.0);
+    mean = vec2(fx * p.x, fy * p.y) + intrinsics.zw;
+  }
+  else {
+    float rz = 1.0 / p.z;
+    float tx = clamp(p.x * rz, fov_limits.x, fov_limits.y);
+    float ty = clamp(p.y * rz, fov_limits.z, fov_limits.w);
+    jx = vec3(fx * rz, 0.0, -fx * tx * rz);
+    jy = vec3(0.0, fy * rz, -fy * ty * rz);
+    mean = vec2(fx * p.x * rz, fy * p.y * rz) + intrinsics.zw;
+  }
+  vec3 row_x = jx * m;  /* rows of J W R S */
+  vec3 row_y = jy * m;
+  float a = dot(row_x, row_x) + EPS2D;
+  float b = dot(row_x, row_y);
+  float c = dot(row_y, row_y) + EPS2D;
+  float det = a * c - b * b;
+  float extend = min(MAX_EXTEND, sqrt(2.0 * log(opacity / ALPHA_MIN)));
+  vec2 radius = ceil(extend * sqrt(max(vec2(a, c), 0.0)));
+  vec2 size = image.xy;
+  if (det <= 0.0 || (radius.x <= 0.0 && radius.y <= 0.0) || any(lessThanEqual(mean + radius, vec2(0.0)))
+      || any(greaterThanEqual(mean - radius, size))) {
+    return;
+  }
+  vec2 offset = corner * radius;
+  vec2 pixel = mean + offset;
+  float ndc_z = ortho ? image.z * p.z + image.w : image.z + image.w / p.z;
+  gl_Position = vec4(2.0 * pixel.x / size.x - 1.0, 1.0 - 2.0 * pixel.y / size.y, ndc_z, 1.0);
+  v_offset = offset;
+  v_conic = vec3(c, -b, a) / det;
+  vec3 rgb = options.y != 0 ? vec3(p.z, 0.0, 0.0) : texelFetch(color_tex, texel_of(splat), 0).rgb;
+  v_color = vec4(rgb, opacity);
+}
+"""
+
+FRAGMENT = """
+void main() {
+  vec2 d = v_offset;
+  float power = -0.5 * (v_conic.x * d.x * d.x + v_conic.z * d.y * d.y) - v_conic.y * d.x * d.y;
+  if (power > 0.0) {
+    discard;
+  }
+  float alpha = min(ALPHA_MAX, v_color.a * exp(power));
+  if (alpha < ALPHA_MIN) {
+    discard;
+  }
+  frag_color = vec4(v_color.rgb * alpha, alpha);
+}
+"""
+
+
+def defines() -> dict[str, str]:
+    """Constants shared with the torch renderer, as GLSL literals."""
+    from ..core.render.projection import ALPHA_MIN, EPS2D, MAX_EXTEND, NEAR_PLANE
+    from ..core.splat_pack import TEX_WIDTH
+    from ..core.render.torch_backend import ALPHA_MAX
+
+    return {"TEX_WIDTH": str(TEX_WIDTH), "NEAR_PLANE": repr(float(NEAR_PLANE)), "ALPHA_MIN": repr(float(ALPHA_MIN)),
+            "ALPHA_MAX": repr(float(ALPHA_MAX)), "EPS2D": repr(float(EPS2D)), "MAX_EXTEND": repr(float(MAX_EXTEND))}
