@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import handlers, panels, preferences, properties, state
+from . import animation, handlers, panels, preferences, properties, state
 from .operators import (
     compose_export,
     create_controls,
@@ -38,9 +38,11 @@ def register() -> None:
 
         dependencies.add_search_path(bpy.path.abspath(prefs.extra_python_path))
     handlers.register()
+    animation.register()
 
 
 def unregister() -> None:
+    animation.unregister()
     handlers.unregister()
     properties.detach()
     for cls in reversed(_classes()):
