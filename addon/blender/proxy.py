@@ -68,6 +68,9 @@ def create(root: bpy.types.Object, gaussians, collection: bpy.types.Collection) 
     modifier = ob.modifiers.new("Uplift Points", "NODES")
     modifier.node_group = _point_nodes()
     extent = float(np.ptp(means, axis=0).max()) if len(means) else 1.0
-    modifier[modifier.node_group.interface.items_tree["Radius"].identifier] = max(extent / 300.0, 1e-4)
+    try:
+        modifier[modifier.node_group.interface.items_tree["Radius"].identifier] = max(extent / 300.0, 1e-4)
+    except TypeError:  # bpy 5.2 refuses ID properties here; the group's default radius stands (fixed elsewhere)
+        pass
     collection.objects.link(ob)
     return ob

@@ -92,6 +92,7 @@ class FrameRenderer:
         self.config, self.backend = config, backend
         self.seam = PlateSeam(plate)
         self._deformers: dict[str, object] = {}
+        self._poses: dict[str, tuple[bytes, Gaussians]] = {}  # uid -> (handles + targets, posed local set)
 
     def deformer(self, uid: str):
         if uid not in self._deformers:
@@ -111,9 +112,17 @@ class FrameRenderer:
         obj = self.objects[pose.uid]
         local = obj.gaussians
         if obj.deform is not None and len(pose.handle_idx):
-            local = self.deformer(pose.uid).update(
-                torch.as_tensor(pose.handle_idx, dtype=torch.long),
-                torch.as_tensor(pose.targets, dtype=torch.float32), mode="batch").to(local.device)
+            # Same handles as the last frame (a held key, no keys): reuse the pose. Solving again would
+            # walk on from the converged state and move pixels by a rounding level: visible flicker.
+            key = np.asarray(pose.handle_idx, dtype=np.int64).tobytes() + np.asarray(pose.targets, np.float64).tobytes()
+            cached = self._poses.get(pose.uid)
+            if cached is not None and cached[0] == key:
+                local = cached[1]
+            else:
+                local = self.deformer(pose.uid).update(
+                    torch.as_tensor(pose.handle_idx, dtype=torch.long),
+                    torch.as_tensor(pose.targets, dtype=torch.float32), mode="batch").to(local.device)
+                self._poses[pose.uid] = (key, local)
         return apply_similarity(local, similarity_from_matrix(pose.root_matrix))
 
     def frame(self, poses: list[ObjectPose], camera: Camera) -> Composite:
