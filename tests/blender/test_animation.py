@@ -86,7 +86,8 @@ def _png(path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)
 
 
-def test_keyed_control_renders_a_stable_sequence(extension_zip, tmp_path):
+def demo_blend(tmp_path):
+    """A saved .blend with a lifted object of 16 controls over a 160x120 photo (demo_scene)."""
     keep = make_keep_folder(tmp_path / "keep")
     blend = tmp_path / "anim.blend"
     code = (f"from uplift.blender.demo_scene import write_demo_blend\n"
@@ -94,6 +95,11 @@ def test_keyed_control_renders_a_stable_sequence(extension_zip, tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                           env=dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "res")))
     assert done.returncode == 0, done.stdout + done.stderr
+    return blend
+
+
+def test_keyed_control_renders_a_stable_sequence(extension_zip, tmp_path):
+    blend = demo_blend(tmp_path)
     out_dir = tmp_path / "frames"
     out_dir.mkdir()
     out = run_blender(f"BLEND = {str(blend)!r}\nOUT = {str(out_dir)!r}\n" + SCRIPT, extension_zip, tmp_path)
@@ -132,3 +138,41 @@ def test_keyed_control_renders_a_stable_sequence(extension_zip, tmp_path):
     still_scene = [_png(out_dir / f"still_scene_{f:04d}.png") for f in range(1, 4)]
     assert np.array_equal(still_scene[0], still_scene[1]) and np.array_equal(still_scene[1], still_scene[2])
     assert np.abs(still_scene[0] - seq[4]).mean() > 0.01  # the un-keyed pose was rendered, not a stale layer
+
+
+KEY_AND_SAVE = r"""
+import numpy as np
+bpy.ops.wm.open_mainfile(filepath=BLEND)
+scene_io = importlib.import_module("bl_ext.user_default.uplift.blender.scene_io")
+root = scene_io.roots(bpy.context.scene)[0]
+controls = scene_io.controls_of(root)
+ob = max(controls.values(), key=lambda c: c.location.x)
+ob.uplift.pinned = True
+ob.keyframe_insert("location", frame=1)
+ob.location.z += 0.12
+ob.keyframe_insert("location", frame=9)
+bpy.ops.wm.save_as_mainfile(filepath=BLEND)
+emit()
+"""
+
+
+def test_cli_renders_a_keyed_blend_headless(extension_zip, tmp_path):
+    blend = demo_blend(tmp_path)
+    run_blender(f"BLEND = {str(blend)!r}\n" + KEY_AND_SAVE, extension_zip, tmp_path)
+    env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "res"))
+    cli = [sys.executable, "-m", "uplift.cli.main", "animate", str(blend)]
+    done = subprocess.run(cli + ["--frames", "1-9", "-o", str(tmp_path / "out" / "f_####.png")],
+                          capture_output=True, text=True, cwd=REPO, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    frames = sorted((tmp_path / "out").glob("f_*.png"))
+    assert [f.name for f in frames] == [f"f_{i:04d}.png" for i in range(1, 10)]
+    seq = [_png(f) for f in frames]
+    assert seq[0].shape == (120, 160, 3)
+    assert np.abs(seq[8] - seq[0]).mean() > 0.05     # the keyed control moved the object
+    assert np.array_equal(seq[0][:, :20], seq[8][:, :20])  # far from it, nothing changed
+    bad = subprocess.run(cli + ["--frames", "9-1", "-o", str(tmp_path / "x_####.png")],
+                         capture_output=True, text=True, cwd=REPO, env=env)
+    assert bad.returncode == 2 and "comes before the first" in bad.stderr
+    no_hash = subprocess.run(cli + ["-o", str(tmp_path / "x.png")], capture_output=True, text=True, cwd=REPO,
+                             env=env)
+    assert no_hash.returncode == 2 and "####" in no_hash.stderr
