@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from test_demo_scene import make_keep_folder
+from test_demo_scene import demo_blend
 from uplift_bpy_harness import REPO, run_blender
 
 pytestmark = pytest.mark.bpy
@@ -84,18 +84,6 @@ emit()
 
 def _png(path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)
-
-
-def demo_blend(tmp_path):
-    """A saved .blend with a lifted object of 16 controls over a 160x120 photo (demo_scene)."""
-    keep = make_keep_folder(tmp_path / "keep")
-    blend = tmp_path / "anim.blend"
-    code = (f"from uplift.blender.demo_scene import write_demo_blend\n"
-            f"write_demo_blend({str(keep)!r}, {str(blend)!r}, control_count=16)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
-                          env=dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "res")))
-    assert done.returncode == 0, done.stdout + done.stderr
-    return blend
 
 
 def test_keyed_control_renders_a_stable_sequence(extension_zip, tmp_path):
