@@ -78,6 +78,14 @@ scene.frame_start, scene.frame_end = 1, 3
 scene.render.filepath = OUT + "/still_scene_####"
 bpy.ops.render.render(animation=True)
 out["error_nokeys"] = animation.last_error["text"]
+
+step("keyed root")
+root.keyframe_insert("location", frame=1)
+root.location.x += 0.1
+root.keyframe_insert("location", frame=3)
+scene.render.filepath = OUT + "/root_####"
+bpy.ops.render.render(animation=True)
+out["error_root"] = animation.last_error["text"]
 emit()
 """
 
@@ -126,6 +134,11 @@ def test_keyed_control_renders_a_stable_sequence(extension_zip, tmp_path):
     still_scene = [_png(out_dir / f"still_scene_{f:04d}.png") for f in range(1, 4)]
     assert np.array_equal(still_scene[0], still_scene[1]) and np.array_equal(still_scene[1], still_scene[2])
     assert np.abs(still_scene[0] - seq[4]).mean() > 0.01  # the un-keyed pose was rendered, not a stale layer
+
+    # A keyed root moves the whole object: frame 1 is the held pose, frame 3 shifted.
+    assert out["error_root"] == ""
+    roots = [_png(out_dir / f"root_{f:04d}.png") for f in (1, 3)]
+    assert np.array_equal(roots[0], still_scene[0]) and np.abs(roots[1] - roots[0]).mean() > 0.05
 
 
 KEY_AND_SAVE = r"""
