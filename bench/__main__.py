@@ -8,7 +8,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-MODULES = ("bench.deform", "bench.render", "bench.services", "bench.live", "bench.quaternion", "bench.viewport")
+MODULES = ("bench.deform", "bench.render", "bench.services", "bench.live", "bench.quaternion", "bench.viewport",
+           "bench.animate")
 
 
 def main(argv: list[str]) -> int:

@@ -5,7 +5,7 @@ import os
 
 import bpy
 
-from . import dependencies, handlers, panels, preferences, properties, reporting, splat_draw, state
+from . import animation, dependencies, handlers, panels, preferences, properties, reporting, splat_draw, state
 from .operators import (
     compose_export,
     create_controls,
@@ -45,9 +45,11 @@ def register() -> None:
         dependencies.use_folder(bpy.path.abspath(prefs.extra_python_path))
     handlers.register()
     splat_draw.register()
+    animation.register()
 
 
 def unregister() -> None:
+    animation.unregister()
     splat_draw.unregister()
     handlers.unregister()
     properties.detach()

@@ -78,12 +78,25 @@ def layer_files(folder: str | Path) -> dict[str, Path]:
 def build(scene: bpy.types.Scene, folder: str | Path):
     """Build the tree from `folder`'s layer PNGs (LAYERS); returns the tree."""
     files = layer_files(folder)
+    return wire(scene, {name: _load(files[name], name) for name in LAYERS})
+
+
+def layer_nodes(scene: bpy.types.Scene) -> dict:
+    """The Uplift tree's Image node of each layer (by label); empty when the scene uses another tree."""
+    tree = scene.compositing_node_group if hasattr(scene, "compositing_node_group") else scene.node_tree
+    if tree is None or (hasattr(scene, "compositing_node_group") and tree.name != TREE_NAME):
+        return {}
+    return {node.label: node for node in tree.nodes if node.bl_idname == "CompositorNodeImage" and node.label in LAYERS}
+
+
+def wire(scene: bpy.types.Scene, layer_images: dict):
+    """Build the tree over one Image datablock per layer (Non-Color, straight alpha); returns the tree."""
     tree, output = _tree(scene)
     nodes, links = tree.nodes, tree.links
     image_nodes = {}
     for i, name in enumerate(LAYERS):
         node = nodes.new("CompositorNodeImage")
-        node.image = _load(files[name], name)
+        node.image = layer_images[name]
         node.label = name
         node.location = (-600, 400 - 220 * i)
         image_nodes[name] = node

@@ -25,6 +25,13 @@ class DeformSettings:
     device: str = "auto"
     backend: str = "auto"
 
+    def deform_config(self):
+        """-> core.deformer.DeformConfig (the same controls for every deformer built from it)."""
+        from ..core.deformer import DeformConfig
+
+        return DeformConfig(num_controls=self.control_count, geodesic_k=self.graph_neighbours,
+                            skin_k=self.skin_neighbours, iterations=self.iterations, device=self.device)
+
 
 @dataclass(frozen=True)
 class LiveRequest:
@@ -59,14 +66,10 @@ pack_splat_planes = False
 
 
 def similarity_from_matrix(matrix: np.ndarray):
-    """A root's world matrix [4, 4] -> core.transforms.Similarity (mean scale if not uniform)."""
-    from ..core.transforms import Similarity
+    """A root's world matrix [4, 4] -> core.transforms.Similarity (torch is imported lazily)."""
+    from ..core.transforms import similarity_from_matrix as convert
 
-    M = np.asarray(matrix, dtype=np.float64)
-    scales = np.linalg.norm(M[:3, :3], axis=0)
-    rotation = M[:3, :3] / scales
-    u, _, vt = np.linalg.svd(rotation)  # re-orthonormalise float32 noise from Blender
-    return Similarity(u @ vt, M[:3, 3], float(scales.mean()))
+    return convert(matrix)
 
 
 @dataclass
@@ -112,16 +115,9 @@ class ObjectSession:
     def ensure_deformer(self):
         """Build the deformer (FPS controls, graph, skinning) on first use."""
         if self.deformer is None:
-            from ..core.deformer import DeformConfig, Deformer
+            from ..core.deformer import Deformer
 
-            config = DeformConfig(
-                num_controls=self.settings.control_count,
-                geodesic_k=self.settings.graph_neighbours,
-                skin_k=self.settings.skin_neighbours,
-                iterations=self.settings.iterations,
-                device=self.settings.device,
-            )
-            self.deformer = Deformer(self.gaussians, config)
+            self.deformer = Deformer(self.gaussians, self.settings.deform_config())
         return self.deformer
 
     def rest_controls(self) -> np.ndarray:  # [M, 3]

@@ -8,7 +8,7 @@ import sys
 from ..core.errors import UpliftError
 
 # Subcommand modules under uplift.cli, in the order `uplift --help` lists them.
-SUBCOMMANDS = ("edit", "segment", "lift", "deform", "render", "inpaint", "serve")
+SUBCOMMANDS = ("edit", "animate", "segment", "lift", "deform", "render", "inpaint", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

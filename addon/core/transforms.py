@@ -98,6 +98,15 @@ class Similarity:
                 and abs(self.scale - 1.0) <= atol)
 
 
+def similarity_from_matrix(matrix: np.ndarray) -> Similarity:
+    """A Blender object's world matrix [4, 4] -> Similarity (mean scale if not uniform)."""
+    M = np.asarray(matrix, dtype=np.float64)
+    scales = np.linalg.norm(M[:3, :3], axis=0)
+    rotation = M[:3, :3] / scales
+    u, _, vt = np.linalg.svd(rotation)  # re-orthonormalise float32 noise from Blender
+    return Similarity(u @ vt, M[:3, 3], float(scales.mean()))
+
+
 def sh_rotation_matrix(rotation: np.ndarray, degree: int) -> np.ndarray:
     """[K, K] (K = (degree+1)^2) mapping SH coefficients of a function f to those of
     f(R^T d), the function turned by `rotation` [3, 3]. Each band is closed under rotation,

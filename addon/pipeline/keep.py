@@ -47,6 +47,14 @@ def readme_text(photo_name: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def layer_arrays(photo: np.ndarray, plate: np.ndarray, composite: Composite) -> dict[str, np.ndarray]:
+    """The compositor tree's layers of one composite (LAYER_FILES' PNGs, final.png last), as written:
+    uint8 [H, W, 3|4] images and bool [H, W] masks."""
+    c = composite
+    return {"photo": photo, "plate": plate, "object": to_uint8(c.object_rgba), "seam_mask": c.seam_mask,
+            "seam_fill": c.seam_fill, "region": c.region, "final": c.final}
+
+
 def write_layers(folder: str | Path, prepared: Prepared, composite: Composite) -> list[Path]:
     """Write LAYER_FILES into `folder` (which must exist); returns the paths written.
     layers.exr is left out (and any earlier one removed) where `OpenEXR` is not installed."""
@@ -54,12 +62,10 @@ def write_layers(folder: str | Path, prepared: Prepared, composite: Composite) -
 
     folder = Path(folder)
     c = composite
-    for name, array in (("photo", prepared.image), ("plate", prepared.plate), ("object", to_uint8(c.object_rgba)),
-                        ("seam_mask", c.seam_mask), ("seam_fill", c.seam_fill), ("region", c.region),
-                        ("final", c.final)):
+    layers = layer_arrays(prepared.image, prepared.plate, c)
+    for name, array in layers.items():
         save_png(folder / f"{name}.png", array)
-    written = [folder / f"{name}.png" for name in ("photo", "plate", "object", "seam_mask", "seam_fill", "region",
-                                                   "final")]
+    written = [folder / f"{name}.png" for name in layers]
     if not exr_available():
         (folder / "layers.exr").unlink(missing_ok=True)  # never leave a stale EXR beside new PNGs
         return written

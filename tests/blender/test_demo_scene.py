@@ -40,16 +40,22 @@ def make_keep_folder(folder):
     return folder
 
 
-def test_demo_blend_opens_with_everything(extension_zip, blender_python, tmp_path):
+def demo_blend(tmp_path, blender_python):
+    """A .blend with a lifted object of 16 controls over a 160x120 photo, written as `make demo`
+    writes it: the plain `uplift` package in a bpy process of that Blender line."""
     keep = make_keep_folder(tmp_path / "keep")
     blend = tmp_path / "demo.blend"
-    # As `make demo` calls it: the plain `uplift` package in a bpy process.
     code = (f"from uplift.blender.demo_scene import write_demo_blend\n"
             f"print(write_demo_blend({str(keep)!r}, {str(blend)!r}, control_count=16))\n")
     done = subprocess.run([blender_python, "-c", code], capture_output=True, text=True, cwd=REPO,
                           env=dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "res"),
                                    PYTHONPATH=str(package_shim(tmp_path / "shim"))))
     assert done.returncode == 0, done.stdout + done.stderr
+    return blend
+
+
+def test_demo_blend_opens_with_everything(extension_zip, tmp_path):
+    blend = demo_blend(tmp_path)
     assert blend.exists()
 
     out = run_blender(f"BLEND = {str(blend)!r}\n" + r"""
