@@ -20,7 +20,7 @@ BREAK = {
     "uplift.create_controls": ("blender.lifted", "create_controls"),
     "uplift.pin_control": ("blender.operators.pin_control", "selected_controls"),
     "uplift.release_control": ("blender.operators.release_control", "set_pinned"),
-    "uplift.fill_background": ("blender.scene_io", "photo_size"),
+    "uplift.fill_background": ("blender.scene_io", "photo_bytes"),
     "uplift.compose_export": ("blender.handlers", "flush"),
     "uplift.test_connection": ("blender.jobs", "server_client"),
     "uplift.install_dependencies": ("blender.dependencies", "missing"),
