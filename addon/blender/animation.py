@@ -42,6 +42,10 @@ def layer_image(name: str, rgba: np.ndarray) -> bpy.types.Image:
         height, width = rgba.shape[:2]
         image = bpy.data.images.new(LAYER_IMAGE.format(name), width, height, alpha=True, float_buffer=True)
         image.colorspace_settings.name = "Non-Color"  # the tree composites the values as they are, like the PNGs
+    if bpy.app.version < (5, 0, 0) and rgba[..., 3].min() < 1.0:
+        # 4.x composites image buffers premultiplied (compositor.wire turns Alpha Over's
+        # conversion off for the exported PNGs, which 4.x premultiplies on load): match them.
+        rgba = np.concatenate([rgba[..., :3] * rgba[..., 3:], rgba[..., 3:]], axis=-1)
     return images.show_rgba(image.name, rgba, image)
 
 
@@ -66,10 +70,55 @@ def ensure_tree(scene: bpy.types.Scene) -> dict:
     return nodes
 
 
+def _animated(ob) -> bool:
+    data = ob.animation_data if ob is not None else None
+    return data is not None and (data.action is not None or len(data.drivers) > 0)
+
+
+def animated(scene: bpy.types.Scene) -> bool:
+    """Whether a key or driver moves a lifted object, one of its controls or the camera."""
+    obs = [scene.camera]
+    for root in scene_io.roots(scene):
+        obs += [root, *scene_io.controls_of(root).values()]
+    return any(_animated(ob) for ob in obs)
+
+
+def pose_fingerprint(scene: bpy.types.Scene) -> str:
+    """Changes whenever what a render of the scene shows could change: the lifted objects, their
+    controls, the camera and the plate. Stable across sessions (stored in the .blend)."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    cam = scene.camera
+    if cam is not None:
+        d, r = cam.data, scene.render
+        digest.update(np.array([*np.array(cam.matrix_world).ravel(), d.lens, d.sensor_width, d.sensor_height,
+                                d.shift_x, d.shift_y, r.resolution_x, r.resolution_y, r.resolution_percentage],
+                               dtype=np.float64).round(7).tobytes())
+        digest.update(f"{d.sensor_fit}|{d.type}".encode())
+    for root in sorted(scene_io.roots(scene), key=lambda ob: ob.uplift.uid):
+        count = root.uplift.control_count
+        present, pinned, locations, _ = scene_io.control_pose(root, count)
+        digest.update(root.uplift.uid.encode())
+        digest.update(np.array(root.matrix_world, dtype=np.float64).round(7).tobytes())
+        digest.update(present.tobytes() + pinned.tobytes() + locations.round(7).tobytes())
+    plate = scene.uplift.plate_image
+    digest.update((plate.name if plate is not None else "").encode())
+    return digest.hexdigest()
+
+
+def exported_still(scene: bpy.types.Scene) -> bool:
+    """True while the scene is not animated and shows exactly what Compose & Export last wrote:
+    then a render shows those layers, so F12 equals final.png (its seam pass included)."""
+    props = scene.uplift
+    return bool(props.export_pose) and not animated(scene) and props.export_pose == pose_fingerprint(scene)
+
+
 def active(scene: bpy.types.Scene) -> bool:
-    """Render frames through Uplift: lifted objects, a photo and the Uplift tree composites."""
+    """Render frames through Uplift: lifted objects, a photo and the Uplift tree composites, and
+    something changed since Compose & Export (a key, a moved control, the camera) or nothing was exported."""
     return (hasattr(scene, "uplift") and scene.uplift.photo_image is not None and bool(scene_io.roots(scene))
-            and scene.render.use_compositing and bool(compositor.layer_nodes(scene)))
+            and scene.render.use_compositing and bool(compositor.layer_nodes(scene)) and not exported_still(scene))
 
 
 def object_pose(root: bpy.types.Object):
@@ -127,6 +176,12 @@ def render_frame(scene: bpy.types.Scene):
     return composite
 
 
+def _showing_frames(scene: bpy.types.Scene) -> bool:
+    return hasattr(scene, "uplift") and any(
+        node.image is not None and node.image.name == LAYER_IMAGE.format(name)
+        for name, node in compositor.layer_nodes(scene).items())
+
+
 # -- handlers --------------------------------------------------------------------------
 @persistent
 def on_render_init(scene, *_args) -> None:
@@ -134,6 +189,12 @@ def on_render_init(scene, *_args) -> None:
     _rendering = True
     _renderer["job"] = None  # the scene may have changed since the last render
     last_error["text"] = ""
+    if _showing_frames(scene) and exported_still(scene):
+        try:
+            compositor.build(scene, scene.uplift.export_dir)  # back to the exported layers
+        except UpliftError as exc:
+            last_error["text"] = str(exc)
+            print(f"Uplift: {exc}", file=sys.stderr)
     if active(scene):
         try:
             ensure_tree(scene)

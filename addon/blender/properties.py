@@ -65,6 +65,8 @@ class UpliftSceneProps(bpy.types.PropertyGroup):
     mask_score: FloatProperty(name="Mask Score", default=0.0)
     active_root: PointerProperty(name="Active Object", type=bpy.types.Object)
     export_dir: StringProperty(name="Last Export", subtype="DIR_PATH", default="")
+    export_pose: StringProperty(name="Exported Pose", default="",
+                                description="Fingerprint of the pose, camera and plate Compose & Export last wrote")
     live_update: BoolProperty(name="Live Update", default=True,
                               description="Deform and re-render while controls, the object or the camera move")
 

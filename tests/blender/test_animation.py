@@ -94,11 +94,12 @@ def _png(path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)
 
 
-def test_keyed_control_renders_a_stable_sequence(extension_zip, tmp_path):
-    blend = demo_blend(tmp_path)
+def test_keyed_control_renders_a_stable_sequence(extension_zip, blender_python, tmp_path):
+    blend = demo_blend(tmp_path, blender_python)
     out_dir = tmp_path / "frames"
     out_dir.mkdir()
-    out = run_blender(f"BLEND = {str(blend)!r}\nOUT = {str(out_dir)!r}\n" + SCRIPT, extension_zip, tmp_path)
+    out = run_blender(f"BLEND = {str(blend)!r}\nOUT = {str(out_dir)!r}\n" + SCRIPT, extension_zip, tmp_path,
+                      blender_python)
     assert out["error"] == "" and out["error_nokeys"] == "" and out["live_error"] == "", out
     assert out["scrub_pending"] == 1 and out["scrub_moved"] > 0.01, out
 
@@ -158,8 +159,8 @@ emit()
 
 
 def test_cli_renders_a_keyed_blend_headless(extension_zip, tmp_path):
-    blend = demo_blend(tmp_path)
-    run_blender(f"BLEND = {str(blend)!r}\n" + KEY_AND_SAVE, extension_zip, tmp_path)
+    blend = demo_blend(tmp_path, sys.executable)  # `uplift animate` runs bpy in the main environment
+    run_blender(f"BLEND = {str(blend)!r}\n" + KEY_AND_SAVE, extension_zip, tmp_path, sys.executable)
     env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "res"))
     cli = [sys.executable, "-m", "uplift.cli.main", "animate", str(blend)]
     done = subprocess.run(cli + ["--frames", "1-9", "-o", str(tmp_path / "out" / "f_####.png")],

@@ -54,8 +54,8 @@ def demo_blend(tmp_path, blender_python):
     return blend
 
 
-def test_demo_blend_opens_with_everything(extension_zip, tmp_path):
-    blend = demo_blend(tmp_path)
+def test_demo_blend_opens_with_everything(extension_zip, blender_python, tmp_path):
+    blend = demo_blend(tmp_path, blender_python)
     assert blend.exists()
 
     out = run_blender(f"BLEND = {str(blend)!r}\n" + r"""

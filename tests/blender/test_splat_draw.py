@@ -205,7 +205,7 @@ def test_views_resort_when_turned_not_when_moved(gpu_results):
     assert gpu_results["resort"] == {"moved_kept_order": True, "turned_resorted": True}
 
 
-def test_draw_handler_follows_the_extension_and_the_live_loop(extension_zip, tmp_path):
+def test_draw_handler_follows_the_extension_and_the_live_loop(extension_zip, blender_python, tmp_path):
     out = run_blender("""
         import torch
         M = "bl_ext.user_default.uplift"
@@ -256,12 +256,12 @@ def test_draw_handler_follows_the_extension_and_the_live_loop(extension_zip, tmp
                 out["proxy_back"] = bpy.data.objects["proxy"].modifiers[0].show_viewport
         out["cycles"] = cycles
         emit()
-    """, extension_zip, tmp_path)
+    """, extension_zip, tmp_path, blender_python)
     for cycle in out["cycles"]:
         assert cycle == {"off": [True, 0, False, True], "on": True}
-    if out["reason"] is not None:
-        assert out["on"] == [False, False]
-        pytest.skip(f"gpu.init() is unavailable here, so the draw handler stays off: {out['reason']}")
+    if out["reason"] is not None:  # Blender before 5.2 (no GPU in background mode): the fallback, explained
+        assert out["on"] == [False, False] and out["reason"].strip(), out
+        return
     assert out["on"] == [True, True]
     assert out["shown"] and out["pose_uploaded"]
     assert out["proxy_while_drawn"] is False and out["proxy_back"] is True  # the proxy is only a fallback

@@ -9,7 +9,7 @@ from pathlib import Path
 import bpy
 from bpy.props import IntProperty
 
-from .. import compositor, handlers, images, jobs, preferences, scene_io, state
+from .. import animation, compositor, handlers, images, jobs, preferences, scene_io, state
 
 # pipeline.edit.EditConfig().seam_width, written out: importing the pipeline needs torch, which the
 # extension must register without (tests/blender/test_compose_matches_edit.py fails if they differ).
@@ -110,6 +110,7 @@ class UPLIFT_OT_compose_export(bpy.types.Operator, jobs.BackgroundStep):
         folder, written = result
         compositor.build(context.scene, folder)
         context.scene.uplift.export_dir = str(folder)
+        context.scene.uplift.export_pose = animation.pose_fingerprint(context.scene)
         self.report({"INFO"}, f"Exported to {folder} and built the '{compositor.TREE_NAME}' compositor tree")
         if "layers.exr" not in written:
             self.report({"WARNING"}, "layers.exr was not written: install the Python package 'OpenEXR' in "
