@@ -1,0 +1,233 @@
+"""Photo reprojection: a posed object shows the photo's own pixels wherever the photo saw it.
+
+Per Gaussian i (rest pose -> posed, same order):
+- visibility v_i in [0, 1]: its total compositing weight (T alpha summed over pixels) in the
+  photo-camera render of the rest Gaussians, over its unoccluded footprint o 2 pi sqrt(det Sigma2d),
+  relative to the front surface's typical value and through a ramp (`VISIBILITY_RAMP`), so that a
+  mostly visible Gaussian counts fully and one hidden behind another counts not at all. Computed once per lifted object (`photo_visibility`).
+- a per-splat affine map from the render to the photo: photo(p) = s_i + M_i (p - mu'_i), with
+  s_i the rest mean's photo projection, mu'_i the posed mean's render projection, and
+  M_i = D_i B_i^+ where B_i = J' R' S' (the posed splat's axes on the render screen) and
+  D_i = J_photo R S (the rest splat's axes on the photo): the least-squares map taking the
+  render footprint onto the photo footprint, i.e. the Gaussian conditional mean of the 3D
+  offset given the screen offset, carried back to rest and into the photo. At identity
+  (posed == rest, render camera == photo camera up to scale) M_i = scale * I and the source
+  coordinate is exactly the pixel itself.
+- a foreshortening fade f_i from M_i's condition number kappa (1 at identity, 1/cos(theta)
+  for a flat splat turned by theta, whether turned away or turned into view, and independent
+  of uniform scale): photo pixels of a surface the render sees much more obliquely, or much
+  more frontally, than the photo did are stretched or crushed, so the splat falls back to
+  its own colour; det M_i < 0 means it is seen from behind (f = 0).
+
+The source coordinate is linear in the pixel inside a splat, so the renderer composites the
+per-Gaussian features u_i = v_i f_i, u_i (s_i - M_i mu'_i) (2) and u_i M_i (4) as ordinary
+channels and each pixel evaluates source(p) = (offset(p) + Mbar(p) p) / U(p). Premultiplied
+colour = photo(source) U + sum_i w_i (1 - u_i) c_i: what the photo did not see keeps the
+lifted colour.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..camera import Camera
+from ..errors import ConfigError
+from ..gaussians import Gaussians
+
+VISIBILITY_RAMP = (0.1, 0.5)     # seen fraction over the front layer's typical one -> visibility 0 .. 1
+CONDITION_FADE = (2.0, 5.0)      # kappa(M): photo fully up to 2 (60 deg turn), none from 5 (78 deg)
+FEATURES = 7                     # u, u * offset (2), u * M (4)
+_SEEN_MIN = 1e-6                 # U below this: no photo colour at the pixel
+
+
+@dataclass
+class PhotoSource:
+    """The photo a posed object takes its colours from."""
+
+    image: Tensor          # [H, W, 3] float32 RGB in [0, 1] at the photo's full size
+    camera: Camera         # the photo's camera, at the image's size
+    rest: Gaussians        # the object at rest, in the order of the posed Gaussians rendered
+    visibility: Tensor     # [N] in [0, 1], `photo_visibility(rest, camera)`
+
+    def __post_init__(self) -> None:
+        image = torch.as_tensor(self.image)
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ConfigError(f"the photo must be an [H, W, 3] image, got shape {tuple(image.shape)}")
+        if image.dtype == torch.uint8:
+            image = image.float() / 255.0
+        if (image.shape[1], image.shape[0]) != (self.camera.width, self.camera.height):
+            raise ConfigError(f"the photo is {image.shape[1]}x{image.shape[0]} but its camera is "
+                              f"{self.camera.width}x{self.camera.height}")
+        if self.visibility.shape != (len(self.rest),):
+            raise ConfigError(f"visibility has shape {tuple(self.visibility.shape)}, expected ({len(self.rest)},)")
+        self.image = image.float().contiguous()
+        self._chw = None  # [1, 3, H, W] for grid_sample, made on first use per device
+
+    @classmethod
+    def from_photo(cls, image, camera: Camera, rest: Gaussians, backend: str = "auto") -> "PhotoSource":
+        """Visibility computed here (one photo-camera render of `rest`)."""
+        image = torch.as_tensor(np.ascontiguousarray(image)) if isinstance(image, np.ndarray) else image
+        return cls(image, camera, rest, photo_visibility(rest, camera, backend=backend))
+
+    def image_chw(self, device) -> Tensor:  # -> [1, 3, H, W]
+        if self._chw is None or self._chw.device != torch.device(device):
+            self._chw = self.image.to(device).permute(2, 0, 1)[None].contiguous()
+        return self._chw
+
+    def sample(self, source_xy: Tensor) -> Tensor:  # [..., 2] photo pixels (centres +0.5) -> [..., 3] bilinear
+        image = self.image_chw(source_xy.device)
+        H, W = image.shape[-2:]
+        grid = torch.stack((source_xy[..., 0] * (2.0 / W) - 1.0, source_xy[..., 1] * (2.0 / H) - 1.0), -1)
+        flat = grid.reshape(1, 1, -1, 2).float()
+        out = torch.nn.functional.grid_sample(image, flat, mode="bilinear", padding_mode="border", align_corners=False)
+        return out[0, :, 0].T.reshape(*source_xy.shape[:-1], 3)
+
+
+@dataclass
+class PhotoLayers:
+    """Per-pixel composited sums of a reprojecting render, premultiplied by the weights w."""
+
+    lifted: Tensor    # [H, W, 3] sum w (1 - u) c: colour of what the photo did not see
+    seen: Tensor      # [H, W] U = sum w u
+    offset: Tensor    # [H, W, 2] sum w u (s - M mu')
+    jacobian: Tensor  # [H, W, 4] sum w u M, row-major 2x2
+    alpha: Tensor     # [H, W] sum w
+
+    def source_xy(self) -> Tensor:  # -> [H, W, 2] photo pixel each render pixel shows (where seen > 0)
+        H, W = self.seen.shape
+        dev = self.seen.device
+        ys, xs = torch.meshgrid(torch.arange(H, device=dev) + 0.5, torch.arange(W, device=dev) + 0.5, indexing="ij")
+        return source_from_sums(self.offset, self.jacobian, self.seen, xs, ys)
+
+    def resized(self, width: int, height: int) -> "PhotoLayers":
+        """Bilinearly resampled to another resolution of the same view (pixel centres +0.5). The
+        offset and Jacobian sums are turned into the new pixel units, so the source field stays
+        exact inside each splat."""
+        H, W = self.seen.shape
+        sx, sy = W / width, H / height  # old pixels per new pixel
+        stack = torch.cat((self.lifted, self.seen[..., None], self.offset, self.jacobian, self.alpha[..., None]), -1)
+        out = torch.nn.functional.interpolate(stack.permute(2, 0, 1)[None].float(), size=(height, width),
+                                              mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
+        jac = out[..., 6:10] * out.new_tensor([sx, sy, sx, sy])  # d photo / d new pixel
+        return PhotoLayers(out[..., :3], out[..., 3], out[..., 4:6], jac, out[..., 10])
+
+
+def source_from_sums(offset: Tensor, jacobian: Tensor, seen: Tensor, xs: Tensor, ys: Tensor) -> Tensor:
+    """(offset + Mbar p) / U per pixel -> [H, W, 2]; pixels with U ~ 0 get their own position."""
+    safe = torch.where(seen > _SEEN_MIN, seen, torch.ones_like(seen))
+    sx = (offset[..., 0] + jacobian[..., 0] * xs + jacobian[..., 1] * ys) / safe
+    sy = (offset[..., 1] + jacobian[..., 2] * xs + jacobian[..., 3] * ys) / safe
+    seen_px = seen > _SEEN_MIN
+    return torch.stack((torch.where(seen_px, sx, xs), torch.where(seen_px, sy, ys)), -1)
+
+
+def resolve(layers: PhotoLayers, photo: PhotoSource) -> tuple[Tensor, Tensor]:
+    """-> (premultiplied RGB [H, W, 3] = photo(source) U + lifted, source_xy [H, W, 2])."""
+    source = layers.source_xy()
+    rgb = photo.sample(source) * layers.seen[..., None] + layers.lifted
+    return rgb, source
+
+
+# -- per-Gaussian quantities ------------------------------------------------------------
+
+def _screen_axes(g: Gaussians, cam: Camera) -> tuple[Tensor, Tensor]:
+    """-> (mean in pixels [N, 2], J R S [N, 2, 3]: the splat's scaled axes on the screen), unclamped Jacobian."""
+    from .. import quaternion
+
+    dev = g.device
+    R = torch.as_tensor(cam.world_to_camera[:3, :3], dtype=torch.float32, device=dev)
+    t = torch.as_tensor(cam.world_to_camera[:3, 3], dtype=torch.float32, device=dev)
+    fx, fy, cx, cy = (float(v) for v in (cam.K[0, 0], cam.K[1, 1], cam.K[0, 2], cam.K[1, 2]))
+    p = g.means.float() @ R.T + t  # [N, 3]
+    x, y, z = p.unbind(1)
+    z = z.clamp_min(1e-6)
+    rz = 1.0 / z
+    zero = torch.zeros_like(z)
+    J = torch.stack((torch.stack((fx * rz, zero, -fx * x * rz * rz), -1),
+                     torch.stack((zero, fy * rz, -fy * y * rz * rz), -1)), 1)  # [N, 2, 3]
+    axes = R @ quaternion.to_matrix(g.quats.float()) * g.scales.float()[:, None, :]  # [N, 3, 3] columns scaled
+    mean2d = torch.stack((fx * x * rz + cx, fy * y * rz + cy), -1)
+    return mean2d, J @ axes
+
+
+def photo_maps(posed: Gaussians, render_camera: Camera, photo: PhotoSource) -> tuple[Tensor, Tensor, Tensor]:
+    """-> (s - M mu' [N, 2], M [N, 2, 2] photo pixels per render pixel, fade [N] in [0, 1])."""
+    if len(posed) != len(photo.rest):
+        raise ConfigError(f"the posed object has {len(posed)} Gaussians but the photo's rest object has "
+                          f"{len(photo.rest)}; reprojection needs the same Gaussians in the same order")
+    rest = photo.rest.to(posed.device)
+    s, D = _screen_axes(rest, photo.camera)          # photo: rest mean, rest axes
+    mu, B = _screen_axes(posed, render_camera)        # render: posed mean, posed axes
+    BBt = B @ B.transpose(1, 2)                       # [N, 2, 2] undilated screen covariance
+    eps = 1e-6 * (BBt[:, 0, 0] + BBt[:, 1, 1]) + 1e-12
+    a, b, c = BBt[:, 0, 0] + eps, BBt[:, 0, 1], BBt[:, 1, 1] + eps
+    det = a * c - b * b
+    inv = torch.stack((torch.stack((c, -b), -1), torch.stack((-b, a), -1)), 1) / det[:, None, None]
+    M = D @ B.transpose(1, 2) @ inv                   # [N, 2, 2] = D B^+
+    offset = s - (M @ mu[..., None])[..., 0]
+    return offset, M, foreshortening_fade(M)
+
+
+def foreshortening_fade(M: Tensor) -> Tensor:  # [N, 2, 2] -> [N] in [0, 1]
+    """1 while the render-to-photo map is near-conformal (condition number <= CONDITION_FADE[0]),
+    0 beyond CONDITION_FADE[1] or when it mirrors (the splat is seen from behind)."""
+    det = M[:, 0, 0] * M[:, 1, 1] - M[:, 0, 1] * M[:, 1, 0]
+    frob2 = (M * M).sum((1, 2))
+    # singular values: s1^2 + s2^2 = frob2, s1 s2 = |det| -> kappa + 1/kappa = frob2 / |det|
+    r = frob2 / det.abs().clamp_min(1e-30)
+    kappa = 0.5 * (r + torch.sqrt((r * r - 4.0).clamp_min(0.0)))
+    lo, hi = CONDITION_FADE
+    fade = ((hi - kappa) / (hi - lo)).clamp(0.0, 1.0)
+    return torch.where((det > 0) & torch.isfinite(kappa), fade, torch.zeros_like(fade))
+
+
+def photo_features(posed: Gaussians, render_camera: Camera, photo: PhotoSource) -> Tensor:
+    """-> [N, FEATURES]: u, u (s - M mu'), u M (row-major), with u = visibility * fade."""
+    offset, M, fade = photo_maps(posed, render_camera, photo)
+    u = photo.visibility.to(posed.device).float() * fade
+    return torch.cat((u[:, None], u[:, None] * offset, u[:, None] * M.reshape(-1, 4)), 1)
+
+
+def visibility_from_weights(weight_sums: Tensor, opacities: Tensor, conics: Tensor) -> Tensor:
+    """Seen fraction of each Gaussian's footprint (weights over o 2 pi sqrt(det Sigma2d)), relative
+    to the typical front-surface Gaussian's, through the ramp. Splats of a surface overlap, so even
+    the front layer's seen fraction is well below 1 (about 0.38 for the inflate lifter: the first
+    splat in depth order at a pixel covers the next); the weighted median of the fractions (weighted
+    by the weights: the Gaussians that make the image) is that layer's value, while a Gaussian
+    behind an opaque surface sees about 1e-3 of it."""
+    a, b, c = conics.unbind(-1)
+    footprint = opacities * (2 * torch.pi) / torch.sqrt((a * c - b * b).clamp_min(1e-30))
+    fraction = weight_sums / footprint
+    total = float(weight_sums.sum())
+    if not total > 0:
+        return torch.zeros_like(fraction)
+    order = torch.argsort(fraction)
+    cumulative = torch.cumsum(weight_sums[order].double(), 0)
+    typical = float(fraction[order[int(torch.searchsorted(cumulative, cumulative.new_tensor(0.5 * total)))]])
+    lo, hi = VISIBILITY_RAMP
+    return ((fraction / max(typical, 1e-12) - lo) / (hi - lo)).clamp(0.0, 1.0)
+
+
+def photo_visibility(rest: Gaussians, camera: Camera, backend: str = "auto") -> Tensor:
+    """-> [N] float32 on rest's device: how much of each Gaussian the photo saw (see module doc)."""
+    from . import resolve_backend
+
+    if resolve_backend(backend) == "gsplat":
+        from .gsplat_backend import gsplat_visibility
+
+        return gsplat_visibility(rest, camera).to(rest.device)
+    from .projection import project_gaussians
+    from .torch_backend import rasterize
+
+    g = rest
+    w2c = torch.as_tensor(camera.world_to_camera, dtype=torch.float32, device=g.device)
+    K = torch.as_tensor(camera.K, dtype=torch.float32, device=g.device)
+    proj = project_gaussians(g.means.float(), g.quats.float(), g.scales.float(), g.opacities.float(),
+                             w2c, K, camera.width, camera.height)
+    out = rasterize(proj, g.means.new_zeros((len(proj), 0)), camera.width, camera.height, weight_sums=True)
+    vis = g.means.new_zeros(len(g))
+    vis[proj.ids] = visibility_from_weights(out.weight_sums, proj.opacities, proj.conics)
+    return vis
