@@ -128,8 +128,8 @@ def render(
             from .reprojection import PhotoLayers, resolve
 
             layers = PhotoLayers(color[..., :3], color[..., 3], color[..., 4:6], color[..., 6:10], alpha)
-            color, source_xy = resolve(layers, photo)
             seen = torch.where(alpha > 0, layers.seen / alpha.clamp_min(1e-12), torch.zeros_like(alpha)).clamp(0, 1)
+            color, alpha, source_xy = resolve(layers, photo)
 
     visible = alpha > 0
     safe = torch.where(visible, alpha, torch.ones_like(alpha))
