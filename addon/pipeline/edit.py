@@ -375,26 +375,41 @@ def render_object(g: Gaussians, camera: Camera, backend: str = "auto", *, photo=
     photo: a `core.render.reprojection.PhotoSource` whose rest Gaussians `g` is a posed copy of;
     the object then shows the photo's pixels where the photo saw it, sampled at the photo's
     own resolution even when `camera` is smaller (the source-coordinate field is upsampled)."""
+    return render_object_layers(g, camera, backend, photo=photo, output_size=output_size)[0]
+
+
+UNMOVED_PX = 0.5  # a pixel whose photo source lies closer than this to itself shows the photo unmoved
+
+
+def render_object_layers(g: Gaussians, camera: Camera, backend: str = "auto", *, photo=None,
+                         output_size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """`render_object`, plus (with a photo) bool [H, W] `unmoved`: pixels that show the photo's own
+    pixel at its own place (mostly seen, source within UNMOVED_PX), which `compose` keeps exactly."""
     from ..core.render import render
 
     result = render(g, camera, backend=backend, photo=photo)
     W, H = output_size if output_size is not None else (camera.width, camera.height)
-    if photo is not None and (W, H) != (camera.width, camera.height):
-        from ..core.device import torch_cpu_threads
-        from ..core.render.reprojection import resolve
-
-        with torch_cpu_threads(1):  # many small elementwise ops: see core.render.RenderConfig.cpu_threads
-            layers = result.layers.resampled(W, H)
-            premult, alpha, _ = resolve(layers, photo)
-        (x0, y0), (h, w) = layers.origin, alpha.shape
-        rgba = np.zeros((H, W, 4), np.float32)
-        rgba[y0:y0 + h, x0:x0 + w, :3] = _straight(premult, alpha)
-        rgba[y0:y0 + h, x0:x0 + w, 3] = alpha.clamp(0.0, 1.0).cpu().numpy()
-    else:
+    if photo is None:
         rgba = result.rgba.detach().cpu().numpy()
         if (W, H) != (camera.width, camera.height):
             rgba = _resize_rgba(np.clip(rgba, 0.0, 1.0), W, H)
-    return np.clip(np.asarray(rgba, dtype=np.float32), 0.0, 1.0)  # the renderer leaves RGB unclamped above
+        return np.clip(np.asarray(rgba, dtype=np.float32), 0.0, 1.0), None  # RGB is unclamped above
+    from ..core.device import torch_cpu_threads
+    from ..core.render.reprojection import resolve
+
+    with torch_cpu_threads(1):  # many small elementwise ops: see core.render.RenderConfig.cpu_threads
+        layers = result.layers if (W, H) == (camera.width, camera.height) else result.layers.resampled(W, H)
+        premult, alpha, source = resolve(layers, photo)
+        (x0, y0), (h, w) = layers.origin, alpha.shape
+        ys, xs = np.mgrid[y0:y0 + h, x0:x0 + w] + 0.5
+        moved = np.abs(source.cpu().numpy() - np.stack([xs, ys], -1)).max(-1)
+        seen = (layers.seen >= 0.5 * layers.alpha).cpu().numpy() & (layers.alpha > 0).cpu().numpy()
+        rgba = np.zeros((H, W, 4), np.float32)
+        rgba[y0:y0 + h, x0:x0 + w, :3] = _straight(premult, alpha)
+        rgba[y0:y0 + h, x0:x0 + w, 3] = alpha.clamp(0.0, 1.0).cpu().numpy()
+    unmoved = np.zeros((H, W), bool)
+    unmoved[y0:y0 + h, x0:x0 + w] = seen & (moved < UNMOVED_PX)
+    return np.clip(rgba, 0.0, 1.0), unmoved
 
 
 def _straight(premult, alpha) -> np.ndarray:  # [H, W, 3], [H, W] tensors -> straight RGB numpy
@@ -402,9 +417,12 @@ def _straight(premult, alpha) -> np.ndarray:  # [H, W, 3], [H, W] tensors -> str
     return (premult / safe).where(alpha[..., None] > 1e-6, premult.new_zeros(())).detach().cpu().numpy()
 
 
-def compose(prepared: Prepared, object_rgba: np.ndarray, services, config: EditConfig) -> Composite:
+def compose(prepared: Prepared, object_rgba: np.ndarray, services, config: EditConfig, *,
+            unmoved: np.ndarray | None = None) -> Composite:
     """Composite `object_rgba` (float [h, w, 4] straight alpha, working or photo size) over
-    the plate, seam it, and keep the photo outside the edited region."""
+    the plate, seam it, and keep the photo outside the edited region and at `unmoved` pixels
+    (bool [H, W] at the photo's size, from `render_object_layers`: the object shows the photo's
+    own pixel there, so neither the plate nor the seam pass may touch it)."""
     image, (H, W) = prepared.image, prepared.image.shape[:2]
     scale = prepared.work_scale
     rgba = _resize_rgba(object_rgba, W, H)
@@ -418,8 +436,9 @@ def compose(prepared: Prepared, object_rgba: np.ndarray, services, config: EditC
         grown = dilate(sil, _full_radius(config.seam_offset, scale))
         seam_mask = seam_ring(grown, width)  # inside the region: width + offset <= silhouette_dilate
         composite = services.inpaint(composite, grown, mode="seam", dilate=width, prompt=config.inpaint_prompt)
-    final = np.where(region[..., None], composite, image)
-    return Composite(final, rgba, sil, region, seam_mask)
+    changed = region if unmoved is None else region & ~unmoved
+    final = np.where(changed[..., None], composite, image)
+    return Composite(final, rgba, sil, changed, seam_mask)
 
 
 def apply_edit(prepared: Prepared, edit: EditSpec, services, config: EditConfig = EditConfig(),
@@ -430,10 +449,10 @@ def apply_edit(prepared: Prepared, edit: EditSpec, services, config: EditConfig 
         edited, sim = deform(prepared, edit, config)
     with _stage("render", timings, stage):
         photo = prepared.photo_source(config.render_backend) if config.reproject else None
-        rgba = render_object(edited, prepared.work_camera, config.render_backend, photo=photo,
-                             output_size=(prepared.camera.width, prepared.camera.height) if photo else None)
+        rgba, unmoved = render_object_layers(edited, prepared.work_camera, config.render_backend, photo=photo,
+                                             output_size=(prepared.camera.width, prepared.camera.height) if photo else None)
     with _stage("compose", timings, stage):
-        composite = compose(prepared, rgba, services, config)
+        composite = compose(prepared, rgba, services, config, unmoved=unmoved)
     return EditResult(prepared, edited, sim, composite, timings)
 
 
