@@ -65,10 +65,44 @@ def project_gaussians(
     if not everything:
         cam = cam.index_select(1, ids)
         quats, scales, opacities = (x.index_select(0, ids) for x in (quats, scales, opacities))
-    x, y, z = cam.unbind(0)
+    z = cam[2]
+    u, v, row_x, row_y = screen_axes(cam, quats, scales, R, K, width, height)
+    a = _dot3(row_x, row_x) + eps2d
+    b = _dot3(row_x, row_y)
+    c = _dot3(row_y, row_y) + eps2d
+    det = a * c - b * b
 
-    # Sigma_2d = (J R M)(J R M)^T with M = R_q S, so only the 2x3 factor J R M is formed;
-    # R R_q = R(q_view q), and multiplying by q_view on the left is a fixed 4x4 linear map.
+    extend = torch.sqrt(2.0 * torch.log(opacities / ALPHA_MIN)).clamp_max(MAX_EXTEND)
+    rx = torch.ceil(extend * a.clamp_min(0).sqrt())
+    ry = torch.ceil(extend * c.clamp_min(0).sqrt())
+    good = (det > 0) & ((rx > 0) | (ry > 0)) & (u + rx > 0) & (u - rx < width) & (v + ry > 0) & (v - ry < height)
+    sel = good.nonzero().squeeze(1)
+    pick = (lambda t: t.index_select(0, sel)) if sel.shape[0] < good.shape[0] else (lambda t: t)
+    a, b, c, det, u, v, rx, ry, z, opacities = (pick(t) for t in (a, b, c, det, u, v, rx, ry, z, opacities))
+    inv_det = 1.0 / det
+    return ProjectedGaussians(  # [M, k] fields as transposes of [k, M]: the rasteriser reads them by column
+        ids=pick(ids),
+        means2d=torch.stack((u, v)).T, conics=torch.stack((c * inv_det, -b * inv_det, a * inv_det)).T,
+        depths=z, radii=torch.stack((rx, ry)).T, opacities=opacities,
+    )
+
+
+def screen_axes(
+    cam: Tensor,     # [3, N] camera-space means
+    quats: Tensor,   # [N, 4] wxyz, world
+    scales: Tensor,  # [N, 3] standard deviations
+    R: Tensor,       # [3, 3] world-to-camera rotation
+    K: Tensor,       # [3, 3]
+    width: int,
+    height: int,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """-> (u [N], v [N] pixel means, row_x [3, N], row_y [3, N]): the rows of J R R_q S, each
+    Gaussian's scaled axes on the screen (Sigma_2d = J R M (J R M)^T undilated), with the
+    Jacobian's x/z, y/z clamped as gsplat does (`fov_limits`)."""
+    dtype = cam.dtype
+    x, y, z = cam.unbind(0)
+    # Only the 2x3 factor J R M is formed, M = R_q S; R R_q = R(q_view q), and multiplying by
+    # q_view on the left is a fixed 4x4 linear map.
     q_view = quaternion.from_matrix(R.double()[None]).to(dtype)[0]  # [4]
     q = _left_multiplication(q_view) @ quats.T  # [4, M]
     w, qx, qy, qz = q / _dot4(q).sqrt_().clamp_min_(1e-12)  # normalised as quaternion.to_matrix does
@@ -85,26 +119,7 @@ def project_gaussians(
     m2 = torch.stack((2 * (xz - wy) * sx, 2 * (yz + wx) * sy, (1 - 2 * (xx + yy)) * sz))
     row_x = (fx * rz) * torch.addcmul(m0, tx, m2, value=-1.0)  # [3, M] first row of J R M
     row_y = (fy * rz) * torch.addcmul(m1, ty, m2, value=-1.0)
-    a = _dot3(row_x, row_x) + eps2d
-    b = _dot3(row_x, row_y)
-    c = _dot3(row_y, row_y) + eps2d
-    det = a * c - b * b
-    u = fx * x * rz + cx
-    v = fy * y * rz + cy
-
-    extend = torch.sqrt(2.0 * torch.log(opacities / ALPHA_MIN)).clamp_max(MAX_EXTEND)
-    rx = torch.ceil(extend * a.clamp_min(0).sqrt())
-    ry = torch.ceil(extend * c.clamp_min(0).sqrt())
-    good = (det > 0) & ((rx > 0) | (ry > 0)) & (u + rx > 0) & (u - rx < width) & (v + ry > 0) & (v - ry < height)
-    sel = good.nonzero().squeeze(1)
-    pick = (lambda t: t.index_select(0, sel)) if sel.shape[0] < good.shape[0] else (lambda t: t)
-    a, b, c, det, u, v, rx, ry, z, opacities = (pick(t) for t in (a, b, c, det, u, v, rx, ry, z, opacities))
-    inv_det = 1.0 / det
-    return ProjectedGaussians(  # [M, k] fields as transposes of [k, M]: the rasteriser reads them by column
-        ids=pick(ids),
-        means2d=torch.stack((u, v)).T, conics=torch.stack((c * inv_det, -b * inv_det, a * inv_det)).T,
-        depths=z, radii=torch.stack((rx, ry)).T, opacities=opacities,
-    )
+    return fx * x * rz + cx, fy * y * rz + cy, row_x, row_y
 
 
 def _left_multiplication(p: Tensor) -> Tensor:  # [4] wxyz -> [4, 4] L with p * q = L @ q (quaternion.multiply)

@@ -66,6 +66,13 @@ class PhotoSource:
             raise ConfigError(f"visibility has shape {tuple(self.visibility.shape)}, expected ({len(self.rest)},)")
         self.image = image.float().contiguous()
         self._chw = None  # [1, 3, H, W] for grid_sample, made on first use per device
+        self._rest_axes = None  # the rest Gaussians on the photo: the same for every frame
+
+    def rest_axes(self, device) -> tuple[Tensor, Tensor, Tensor]:
+        """-> (photo projection of the rest means [2, N], rows of J R R_q S [3, N] each)."""
+        if self._rest_axes is None or self._rest_axes[0].device.type != torch.device(device).type:
+            self._rest_axes = _screen_axes(self.rest.to(device), self.camera)
+        return self._rest_axes
 
     @classmethod
     def from_photo(cls, image, camera: Camera, rest: Gaussians, backend: str = "auto") -> "PhotoSource":
@@ -74,7 +81,7 @@ class PhotoSource:
         return cls(image, camera, rest, photo_visibility(rest, camera, backend=backend))
 
     def image_chw(self, device) -> Tensor:  # -> [1, 3, H, W]
-        if self._chw is None or self._chw.device != torch.device(device):
+        if self._chw is None or self._chw.device.type != torch.device(device).type:
             self._chw = self.image.to(device).permute(2, 0, 1)[None].contiguous()
         return self._chw
 
@@ -160,24 +167,23 @@ def resolve(layers: PhotoLayers, photo: PhotoSource) -> tuple[Tensor, Tensor, Te
 
 # -- per-Gaussian quantities ------------------------------------------------------------
 
-def _screen_axes(g: Gaussians, cam: Camera) -> tuple[Tensor, Tensor]:
-    """-> (mean in pixels [N, 2], J R S [N, 2, 3]: the splat's scaled axes on the screen), unclamped Jacobian."""
-    from .. import quaternion
+def _screen_axes(g: Gaussians, cam: Camera) -> tuple[Tensor, Tensor, Tensor]:
+    """-> (mean in pixels [2, N], rows of J R R_q S [3, N] each): the splat's scaled axes on the
+    screen, as the projection forms them (same Jacobian clamp)."""
+    from .projection import screen_axes
 
     dev = g.device
     R = torch.as_tensor(cam.world_to_camera[:3, :3], dtype=torch.float32, device=dev)
     t = torch.as_tensor(cam.world_to_camera[:3, 3], dtype=torch.float32, device=dev)
-    fx, fy, cx, cy = (float(v) for v in (cam.K[0, 0], cam.K[1, 1], cam.K[0, 2], cam.K[1, 2]))
-    p = g.means.float() @ R.T + t  # [N, 3]
-    x, y, z = p.unbind(1)
-    z = z.clamp_min(1e-6)
-    rz = 1.0 / z
-    zero = torch.zeros_like(z)
-    J = torch.stack((torch.stack((fx * rz, zero, -fx * x * rz * rz), -1),
-                     torch.stack((zero, fy * rz, -fy * y * rz * rz), -1)), 1)  # [N, 2, 3]
-    axes = R @ quaternion.to_matrix(g.quats.float()) * g.scales.float()[:, None, :]  # [N, 3, 3] columns scaled
-    mean2d = torch.stack((fx * x * rz + cx, fy * y * rz + cy), -1)
-    return mean2d, J @ axes
+    K = torch.as_tensor(cam.K, dtype=torch.float32, device=dev)
+    p = torch.addmm(t[:, None], R, g.means.float().T)  # [3, N]
+    p[2].clamp_(min=1e-6)  # behind the camera: culled by the renderer anyway
+    u, v, row_x, row_y = screen_axes(p, g.quats.float(), g.scales.float(), R, K, cam.width, cam.height)
+    return torch.stack((u, v)), row_x, row_y
+
+
+def _dot(p: Tensor, q: Tensor) -> Tensor:  # [3, N] x [3, N] -> [N]
+    return torch.addcmul(torch.addcmul(p[0] * q[0], p[1], q[1]), p[2], q[2])
 
 
 def photo_maps(posed: Gaussians, render_camera: Camera, photo: PhotoSource) -> tuple[Tensor, Tensor, Tensor]:
@@ -185,16 +191,18 @@ def photo_maps(posed: Gaussians, render_camera: Camera, photo: PhotoSource) -> t
     if len(posed) != len(photo.rest):
         raise ConfigError(f"the posed object has {len(posed)} Gaussians but the photo's rest object has "
                           f"{len(photo.rest)}; reprojection needs the same Gaussians in the same order")
-    rest = photo.rest.to(posed.device)
-    s, D = _screen_axes(rest, photo.camera)          # photo: rest mean, rest axes
-    mu, B = _screen_axes(posed, render_camera)        # render: posed mean, posed axes
-    BBt = B @ B.transpose(1, 2)                       # [N, 2, 2] undilated screen covariance
-    eps = 1e-6 * (BBt[:, 0, 0] + BBt[:, 1, 1]) + 1e-12
-    a, b, c = BBt[:, 0, 0] + eps, BBt[:, 0, 1], BBt[:, 1, 1] + eps
-    det = a * c - b * b
-    inv = torch.stack((torch.stack((c, -b), -1), torch.stack((-b, a), -1)), 1) / det[:, None, None]
-    M = D @ B.transpose(1, 2) @ inv                   # [N, 2, 2] = D B^+
-    offset = s - (M @ mu[..., None])[..., 0]
+    s, dx, dy = photo.rest_axes(posed.device)        # photo: rest mean, rest axes D
+    mu, bx, by = _screen_axes(posed, render_camera)  # render: posed mean, posed axes B
+    # M = D B^T (B B^T)^-1 with B B^T the undilated screen covariance (tiny ridge for edge-on splats).
+    a, b, c = _dot(bx, bx), _dot(bx, by), _dot(by, by)
+    eps = 1e-6 * (a + c) + 1e-12
+    a, c = a + eps, c + eps
+    inv_det = 1.0 / (a * c - b * b)
+    p00, p01, p10, p11 = _dot(dx, bx), _dot(dx, by), _dot(dy, bx), _dot(dy, by)  # D B^T
+    m00, m01 = (p00 * c - p01 * b) * inv_det, (p01 * a - p00 * b) * inv_det
+    m10, m11 = (p10 * c - p11 * b) * inv_det, (p11 * a - p10 * b) * inv_det
+    M = torch.stack((m00, m01, m10, m11), 1).view(-1, 2, 2)
+    offset = torch.stack((s[0] - m00 * mu[0] - m01 * mu[1], s[1] - m10 * mu[0] - m11 * mu[1]), 1)
     return offset, M, foreshortening_fade(M)
 
 
