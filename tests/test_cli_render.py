@@ -111,3 +111,31 @@ def test_console_script_runs(scene, tmp_path):
                            "-o", str(out), "--backend", "torch"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert out.exists()
+
+
+def test_photo_reprojection_at_rest_shows_the_photo(scene, tmp_path, capsys):
+    """IN.ply == REST.ply through the photo's own camera: opaque pixels are the photo's, but for
+    the share of Gaussians the photo saw only in part (this cloud is a volume, not a surface)."""
+    ply, cam_path, cam = scene
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, size=(cam.height, cam.width, 3), dtype=np.uint8)
+    photo_path = tmp_path / "photo.png"
+    Image.fromarray(photo).save(photo_path)
+    out = tmp_path / "out.png"
+    assert main(["render", str(ply), "--camera", str(cam_path), "-o", str(out), "--backend", "torch",
+                 "--photo", str(photo_path), "--rest", str(ply), "--photo-camera", str(cam_path)]) == 0
+    rgba = np.asarray(Image.open(out))
+    solid = rgba[..., 3] == 255
+    assert solid.mean() > 0.05
+    error = np.abs(rgba[..., :3][solid].astype(int) - photo[solid])
+    assert np.median(error) <= 1 and error.mean() < 3
+    plain = tmp_path / "plain.png"
+    assert main(["render", str(ply), "--camera", str(cam_path), "-o", str(plain), "--backend", "torch"]) == 0
+    assert np.abs(np.asarray(Image.open(plain))[..., :3][solid].astype(int) - photo[solid]).mean() > 20
+
+
+def test_photo_without_rest_is_a_clear_error(scene, tmp_path, capsys):
+    ply, cam_path, _ = scene
+    assert main(["render", str(ply), "--camera", str(cam_path), "-o", str(tmp_path / "o.png"),
+                 "--photo", str(ply)]) != 0
+    assert "--rest" in capsys.readouterr().err
