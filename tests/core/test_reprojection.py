@@ -20,7 +20,7 @@ from uplift.core.camera import Camera
 from uplift.core.errors import ConfigError
 from uplift.core.gaussians import Gaussians
 from uplift.core.render import render
-from uplift.core.render.reprojection import (CONDITION_FADE, PhotoSource, photo_visibility,
+from uplift.core.render.reprojection import (CONDITION_FADE, PIXEL_SEEN_FULL, PhotoSource, photo_visibility,
                                              visibility_from_weights)
 from uplift.core.render.projection import project_gaussians
 from uplift.core.render.torch_backend import rasterize
@@ -138,9 +138,11 @@ def test_reprojection_matches_the_per_pixel_reference(yaw, scale, size):
     strong = U > 0.05
     err = np.abs(ours.source_xy.numpy() - src)[strong]
     assert err.max() < 2e-3, f"source coordinates off by {err.max():.2e} px"
-    # Straight colour: photo(source) U + lifted, over alpha (resolve's solid alpha scales both alike).
+    # Straight colour: photo(source) and the unseen share's lifted colour, by the seen fraction
+    # saturating at PIXEL_SEEN_FULL (resolve's solid alpha leaves straight colour alone).
     photo_at_src = photo.sample(torch.from_numpy(src).float()).double().numpy()
-    expected = (photo_at_src * U[..., None] + lifted) / np.maximum(alpha, 1e-12)[..., None]
+    share = np.clip(U / np.maximum(alpha, 1e-12) / PIXEL_SEEN_FULL, 0, 1)[..., None]
+    expected = share * photo_at_src + (1 - share) * lifted / np.maximum(alpha - U, 1e-12)[..., None]
     covered = alpha > 0.05
     assert np.abs(ours.rgba[..., :3].numpy() - expected)[covered].max() < 2e-3
 
@@ -203,6 +205,21 @@ def test_a_gaussian_hidden_from_the_photo_takes_no_photo_colour():
     # The same posed splat marked visible would take the photo's blue: the test can fail.
     seen = render(posed, photo_cam, backend="torch", photo=PhotoSource(blue, photo_cam, rest, torch.ones(2)))
     assert seen.rgba[H // 2, W // 2, 2] > 0.9
+
+
+def test_overlapping_splats_of_one_surface_all_count_as_seen():
+    """Coplanar overlapping splats sort arbitrarily, so most look covered by a neighbour; the
+    front-surface test still counts them seen, and a splat well behind the layer stays unseen."""
+    gen = torch.Generator().manual_seed(2)
+    n = 300
+    means = torch.rand(n, 3, generator=gen) * torch.tensor([1.2, 0.0, 0.8]) - torch.tensor([0.6, 0.0, 0.4])
+    means = torch.cat([means, torch.tensor([[0.0, 0.5, 0.0]])])  # behind the layer's centre
+    g = Gaussians.from_colors(means, torch.rand(n + 1, 3, generator=gen), torch.full((n + 1, 3), 0.06),
+                              torch.full((n + 1,), 0.9))
+    vis = photo_visibility(g, look_at_camera(W, H, eye=(0.0, -4.0, 0.0)), backend="torch")
+    inner = (means[:n, 0].abs() < 0.5) & (means[:n, 2].abs() < 0.3)
+    assert vis[:n][inner].min() == 1.0
+    assert vis[n] == 0.0
 
 
 @pytest.mark.parametrize("angle, photo_share", [(20.0, (0.99, 1.0)), (80.0, (0.0, 0.05))])

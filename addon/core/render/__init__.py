@@ -67,7 +67,7 @@ class RenderResult:
     # With a photo (reprojection): the photo pixel each pixel shows, the seen fraction of its
     # alpha (1: all photo, 0: all lifted colour), and the raw sums for resampling at another size.
     source_xy: Tensor | None = None  # [H, W, 2] photo pixels, centres at +0.5
-    seen: Tensor | None = None       # [H, W] in [0, 1]
+    seen: Tensor | None = None       # [H, W] in [0, 1] share of the colour the photo gives
     layers: "PhotoLayers | None" = None
 
     @property
@@ -125,10 +125,10 @@ def render(
             color, alpha, depth_sum = _rasterize_torch(g, cam, extra)
         layers = source_xy = seen = None
         if photo is not None:
-            from .reprojection import PhotoLayers, resolve
+            from .reprojection import PhotoLayers, photo_share, resolve
 
             layers = PhotoLayers(color[..., :3], color[..., 3], color[..., 4:6], color[..., 6:10], alpha)
-            seen = torch.where(alpha > 0, layers.seen / alpha.clamp_min(1e-12), torch.zeros_like(alpha)).clamp(0, 1)
+            seen = photo_share(layers)
             color, alpha, source_xy = resolve(layers, photo)
 
     visible = alpha > 0

@@ -61,22 +61,23 @@ def rasterize_gsplat(g: Gaussians, cam: Camera, extra: Tensor | None = None) -> 
     return out[0, ..., :-1], alphas[0, ..., 0], out[0, ..., -1]
 
 
-def gsplat_visibility(g: Gaussians, cam: Camera) -> Tensor:
-    """-> [N] visibility (see reprojection.photo_visibility): the per-Gaussian sum of compositing
-    weights is the gradient of the rendered sum of a ones channel with respect to that channel."""
+def gsplat_weight_sums(g: Gaussians, cam: Camera) -> tuple[Tensor, Tensor, Tensor]:
+    """-> (visibility from the weight ratio [N] (reprojection.visibility_from_weights), depth sum
+    [H, W], alpha [H, W]). The per-Gaussian sum of compositing weights is the gradient of the
+    rendered sum of a ones channel with respect to that channel."""
     from .reprojection import visibility_from_weights
 
     rasterization = _rasterization()
     ones = torch.ones((len(g), 1), device=g.device, requires_grad=True)
     with torch.enable_grad():
-        out, _, meta = rasterization(
+        out, alphas, meta = rasterization(
             means=g.means.float().detach(), quats=g.quats.float().detach(), scales=g.scales.float().detach(),
-            opacities=g.opacities.float().detach(), colors=ones, sh_degree=None, render_mode="RGB",
+            opacities=g.opacities.float().detach(), colors=ones, sh_degree=None, render_mode="RGB+D",
             **_camera_args(cam, g.device),
         )
-        out.sum().backward()
+        out[..., 0].sum().backward()
     weights = ones.grad[:, 0]
-    radii = meta["radii"][0]
-    projected = (radii > 0).reshape(len(g), -1).any(1)
+    projected = (meta["radii"][0] > 0).reshape(len(g), -1).any(1)
     vis = visibility_from_weights(weights, g.opacities.float(), meta["conics"][0].float())
-    return torch.where(projected, vis, torch.zeros_like(vis)).detach()
+    vis = torch.where(projected, vis, torch.zeros_like(vis)).detach()
+    return vis, out[0, ..., 1].detach(), alphas[0, ..., 0].detach()
