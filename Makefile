@@ -4,8 +4,15 @@ PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python) $(she
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The older Blender line the Blender tests also run on: bpy 4.2 LTS on Python 3.11.
+B42    := .venv-b42
+B42_STAMP := $(B42)/.installed
+# Which interpreter runs the headless-Blender tests of each line (tests/blender/blender_lines.py).
+BLENDER_LINES := 5.2=$(BIN)/python,4.2=$(B42)/bin/python
+# `make blender-env BLENDER_PYTHON=3.13` (or 3.11, or a path to a Python or to a Blender).
+BLENDER_PYTHON ?= 3.11
 
-.PHONY: venv test bench bench-quality demo extension validate-extension clean
+.PHONY: venv blender42 blender-env test bench bench-quality demo extension validate-extension clean
 
 venv: $(STAMP)
 
@@ -15,8 +22,17 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
 	@touch $@
 
-test: venv
-	$(BIN)/python -m pytest
+$(B42_STAMP): requirements-blender42.txt scripts/blender_env.py
+	$(PYTHON) scripts/blender_env.py --python 3.11 --out $(B42)
+
+blender42: $(B42_STAMP)
+
+blender-env:
+	$(PYTHON) scripts/blender_env.py --python $(BLENDER_PYTHON)
+
+# One pytest in the main environment; the Blender tests run once per Blender line.
+test: venv blender42
+	UPLIFT_BLENDER_PYTHONS="$(BLENDER_LINES)" $(BIN)/python -m pytest
 
 bench: venv
 	$(BIN)/python -m bench
@@ -31,4 +47,4 @@ extension: venv
 	$(BIN)/python scripts/build_extension.py --out dist
 
 clean:
-	rm -rf $(VENV) dist demo-output bench-output .pytest_cache
+	rm -rf $(VENV) $(B42) dist demo-output bench-output .pytest_cache

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-MODULES = ("bench.deform", "bench.render", "bench.services", "bench.live")
+MODULES = ("bench.deform", "bench.render", "bench.services", "bench.live", "bench.quaternion")
 
 
 def main(argv: list[str]) -> int:

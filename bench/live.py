@@ -19,15 +19,24 @@ GAUSSIANS = 20_000
 CONTROLS = 512
 
 
-def _scene():
+def _gaussians(count: int, seed: int, centre=(0.0, 3.0, 0.0)):
+    from uplift.core.gaussians import Gaussians
+
+    gen = torch.Generator().manual_seed(seed)
+    u = torch.rand(count, generator=gen) * 2 * math.pi
+    means = torch.stack((0.5 * torch.cos(u), 0.2 * torch.rand(count, generator=gen),
+                         0.3 * torch.sin(u) + 0.1 * torch.randn(count, generator=gen)), 1) + torch.tensor(centre)
+    return Gaussians.from_colors(means, torch.rand(count, 3, generator=gen), torch.full((count, 3), 0.01),
+                                 torch.full((count,), 0.8))
+
+
+def _scene(objects: int = 1, gaussians: int = GAUSSIANS, controls: int = CONTROLS):
     import bpy
 
     import uplift
     from uplift.blender import handlers, lifted, scene_io, state
     from uplift.core.blender_camera import blender_from_camera
     from uplift.core.camera import Camera
-    from uplift.core.gaussians import Gaussians
-
     if not hasattr(bpy.types.Scene, "uplift"):
         uplift.register()
     bpy.ops.wm.read_homefile(use_empty=True)
@@ -36,18 +45,41 @@ def _scene():
     scene.collection.objects.link(cam)
     scene_io.apply_camera_settings(cam, scene, blender_from_camera(Camera.from_fov(800, 534)))
     scene.uplift.camera = scene.camera = cam
-    gen = torch.Generator().manual_seed(0)
-    u = torch.rand(GAUSSIANS, generator=gen) * 2 * math.pi
-    means = torch.stack((0.5 * torch.cos(u), 3.0 + 0.2 * torch.rand(GAUSSIANS, generator=gen),
-                         0.3 * torch.sin(u) + 0.1 * torch.randn(GAUSSIANS, generator=gen)), 1)
-    g = Gaussians.from_colors(means, torch.rand(GAUSSIANS, 3, generator=gen), torch.full((GAUSSIANS, 3), 0.01),
-                              torch.full((GAUSSIANS,), 0.8))
-    settings = state.DeformSettings(CONTROLS, 8, 4, 3, "cpu", "torch")
-    root = lifted.create_object(scene, g, None, settings)
-    lifted.create_controls(root, settings)
+    settings = state.DeformSettings(controls, 8, 4, 3, "cpu", "torch")
+    roots = []
+    for i in range(objects):
+        root = lifted.create_object(scene, _gaussians(gaussians, i, (1.2 * (i - objects / 2), 3.0 + i, 0.0)),
+                                    None, settings)
+        lifted.create_controls(root, settings)
+        roots.append(root)
     handlers.collect(scene, scale=0.5)
     handlers.flush()
-    return scene, root, handlers, scene_io, state
+    return scene, roots[0], handlers, scene_io, state
+
+
+MANY_OBJECTS = 10
+
+
+def per_update_row() -> Row:
+    """Main-thread time the depsgraph handler adds to one update (a control of one of 10
+    lifted objects moved): view_layer.update() with live update on, minus with it off."""
+    import bpy
+
+    scene, root, handlers, scene_io, state = _scene(MANY_OBJECTS, gaussians=2_000, controls=128)
+    handle = scene_io.controls_of(root)[0]
+    offsets = iter(np.linspace(0.0, 0.3, 10_000))
+
+    def update():
+        handle.location.z = float(next(offsets))
+        bpy.context.view_layer.update()
+        handlers._pending.clear()
+
+    scene.uplift.live_update = True
+    with_handler = median_time(update, repeats=21, warmup=3)
+    scene.uplift.live_update = False
+    without = median_time(update, repeats=21, warmup=3)
+    return Row(SECTION, f"main thread per depsgraph update, {MANY_OBJECTS} objects", (with_handler - without) * 1e3,
+               "ms", f"{MANY_OBJECTS} x (2000 Gaussians, 128 empties); handler's share of view_layer.update()")
 
 
 def rows() -> list[Row]:
@@ -55,6 +87,7 @@ def rows() -> list[Row]:
         import bpy  # noqa: F401
     except ImportError:
         return [Row(SECTION, "live update (bpy missing)", None, "s", "needs the bpy module")]
+    many = per_update_row()
     scene, root, handlers, scene_io, state = _scene()
     controls = scene_io.controls_of(root)
     handle = controls[0]
@@ -89,4 +122,5 @@ def rows() -> list[Row]:
         Row(SECTION, "main thread: write back", t_apply * 1e3, "ms", note),
         Row(SECTION, "main-thread share of an update", (t_snapshot + t_apply) / (t_snapshot + t_apply + t_compute),
             "ratio", "lower keeps dragging fluid"),
+        many,
     ]

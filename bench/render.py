@@ -156,7 +156,7 @@ def rows() -> list[Row]:
             out.append(Row("render", name, ms, "ms", f"peak +{mb:.0f} MB GPU"
                            + ("; aim < 10 ms on an H100" if (size, count) == (1080, 500_000) else "")))
     out.extend(reprojection_rows())
-    garden = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "splats" / "test_garden.npz"
+    garden = Path(__file__).resolve().parents[1] / "tests" / "data" / "splats" / "test_garden.npz"
     if garden.exists():
         g, cam = garden_scene(garden)
         ms, cpu, mb, _ = measure(g, cam, "torch", 5)

@@ -1,5 +1,5 @@
 """Model-service speed: HTTP overhead of `uplift serve` against in-process calls, and the
-embedded backends (GrabCut, inflate lifting, Telea inpainting) on the shared photos."""
+embedded backends (GrabCut, inflate lifting, Telea inpainting) on the test photos (tests/data/photos)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +8,7 @@ import numpy as np
 
 from .common import Row, median_time
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
+PHOTOS = Path(__file__).resolve().parents[1] / "tests" / "data" / "photos"
 
 
 def rows() -> list[Row]:
@@ -22,11 +22,11 @@ def rows() -> list[Row]:
     from uplift.services.local import LocalServices
     from uplift.services.server import create_app, start_background
 
-    if not (SHARED / "truck.jpg").is_file():
-        return [Row("services", "shared photos missing", None, "", str(SHARED))]
-    truck = load_image(SHARED / "truck.jpg")
+    if not (PHOTOS / "truck.jpg").is_file():
+        return [Row("services", "test photos missing", None, "", str(PHOTOS))]
+    truck = load_image(PHOTOS / "truck.jpg")
     box = [110, 270, 1726, 860]
-    dog = cv2.resize(load_image(SHARED / "dog.jpg")[180:420, 150:450], (150, 120), interpolation=cv2.INTER_AREA)
+    dog = cv2.resize(load_image(PHOTOS / "dog.jpg")[180:420, 150:450], (150, 120), interpolation=cv2.INTER_AREA)
     dog_mask = np.zeros((120, 150), bool)
     cv2.ellipse(dog_mask.view(np.uint8), (75, 70), (55, 45), 0, 0, 360, 1, -1)
     dog_cam = Camera.from_fov(150, 120)

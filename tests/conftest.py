@@ -1,4 +1,4 @@
-"""Shared fixtures. Real test data is read from ../shared/data (never copied here)."""
+"""Shared fixtures. Test data lives in tests/data (see its README): every clone has it."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,14 +6,14 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+TEST_DATA = REPO / "tests" / "data"
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared test data not found at {SHARED_DATA}")
-    return SHARED_DATA
+    """The test data folder (photos/, splats/); the name predates it moving into the repository."""
+    assert (TEST_DATA / "photos" / "dog.jpg").is_file(), f"test data missing from {TEST_DATA}"
+    return TEST_DATA
 
 
 def _cuda_available() -> bool:

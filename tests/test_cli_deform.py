@@ -63,7 +63,7 @@ def test_no_drags_is_an_error(rod_ply, tmp_path, capsys):
 def test_a_drag_far_from_the_object_is_an_error(rod_ply, tmp_path, capsys):
     assert run(rod_ply, "-o", tmp_path / "out.ply", "--drag", "0,0,9:0,0,10") == 2
     err = capsys.readouterr().err
-    assert "drag 1 starts at 0,0,9" in err and "within" in err
+    assert "drag 1 (0,0,9:0,0,10) starts" in err and "within" in err and "object sizes" in err
     assert not (tmp_path / "out.ply").exists()
 
 
@@ -99,3 +99,45 @@ def test_malformed_drags_are_usage_errors(rod_ply, tmp_path, capsys, drag):
         run(rod_ply, "-o", tmp_path / "out.ply", f"--drag={drag}")
     assert exit_info.value.code == 2
     assert "--drag" in capsys.readouterr().err
+
+
+def _size(g):
+    return float((g.means.max(0).values - g.means.min(0).values).max())
+
+
+@pytest.mark.parametrize("point", [(0.7, 0.05, 0.02), (1.5, 0.0, 0.0), (-0.3, 0.2, -0.1)])
+def test_a_drag_that_ends_where_it_starts_moves_nothing(rod_ply, tmp_path, point):
+    # FROM need not lie on a control: a zero displacement pins the grabbed control where it is.
+    out = tmp_path / "out.ply"
+    drag = ",".join(map(repr, point))
+    assert run(rod_ply, "-o", out, f"--drag={drag}:{drag}") == 0
+    g, posed = read_ply(rod_ply), read_ply(out)
+    assert (posed.means - g.means).abs().max() <= 1e-6 * _size(g)
+
+
+def test_a_drag_moves_the_grabbed_end_by_the_displacement_and_pins_the_far_end(rod_ply, tmp_path):
+    g = read_ply(rod_ply)
+    start = g.means[g.means[:, 0].argmax()].double().numpy()  # a point on the surface, at the right end
+    v = np.array([0.0, 0.0, -0.5])
+    out = tmp_path / "out.ply"
+    drag = ",".join(map(repr, start.tolist())) + ":" + ",".join(map(repr, (start + v).tolist()))
+    assert run(rod_ply, "-o", out, f"--drag={drag}", "--pin-radius", "0.5") == 0
+    posed = read_ply(out)
+    shift = (posed.means - g.means).double().numpy()
+    near = np.linalg.norm(g.means.double().numpy() - start, axis=1) < 0.05 * _size(g)
+    far = g.means[:, 0].numpy() < -1.3  # over 0.9 object sizes away: pinned
+    # About v: the bent rod keeps its length, so the tip also swings inward a little (~0.06 here).
+    assert np.linalg.norm(shift[near].mean(0) - v) < 0.15 * np.linalg.norm(v)
+    assert shift[near].mean(0) @ v > 0.9 * v @ v
+    assert np.abs(shift[far]).max() < 1e-5
+
+
+@pytest.mark.parametrize("drag, message", [
+    ("0,0,0:1e30,0,0", "more than 100 object sizes"),
+    ("1.5,0,0:400,0,0", "more than 100 object sizes"),
+])
+def test_absurd_drags_are_refused(rod_ply, tmp_path, capsys, drag, message):
+    assert run(rod_ply, "-o", tmp_path / "out.ply", f"--drag={drag}") == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "out.ply").exists()

@@ -1,13 +1,16 @@
 """Uplift's Blender layer: registers preferences, properties, the panel, operators and handlers."""
 from __future__ import annotations
 
+import os
+
 import bpy
 
-from . import handlers, panels, preferences, properties, state
+from . import dependencies, handlers, panels, preferences, properties, reporting, state
 from .operators import (
     compose_export,
     create_controls,
     fill_background,
+    install_dependencies,
     lift,
     load_photo,
     pin_control,
@@ -19,7 +22,7 @@ from .operators import (
 _MODULES = (
     preferences, properties,
     load_photo, select_object, lift, create_controls, pin_control, release_control,
-    fill_background, compose_export, test_connection,
+    fill_background, compose_export, test_connection, install_dependencies,
     panels,
 )
 
@@ -30,13 +33,16 @@ def _classes():
 
 def register() -> None:
     for cls in _classes():
+        if issubclass(cls, bpy.types.Operator):
+            reporting.guard(cls)
         bpy.utils.register_class(cls)
     properties.attach()
+    own = dependencies.site_packages(create=False)
+    if own and os.path.isdir(own):
+        dependencies.add_search_path(own)  # what Install Dependencies put there
     prefs = preferences.get()
     if prefs.extra_python_path:
-        from . import dependencies
-
-        dependencies.add_search_path(bpy.path.abspath(prefs.extra_python_path))
+        dependencies.use_folder(bpy.path.abspath(prefs.extra_python_path))
     handlers.register()
 
 

@@ -1,12 +1,13 @@
-"""A compositor node tree that rebuilds Uplift's final image from the exported layers.
+"""A compositor node tree that rebuilds Uplift's final image from the exported layers
+(`pipeline.keep.LAYER_FILES`, written by Compose & Export and `uplift edit --keep` alike):
 
-final = Mix(AlphaOver(plate, object), seam_fill, factor=seam_mask)
+final = Mix(photo, Mix(AlphaOver(plate, object), seam_fill, factor=seam_mask), factor=region)
 
-which is exactly how `compose_export` computed final.png (alpha over in the images'
-own sRGB values, then the seam ring replaced by the server's seam inpainting). So the
-tree matches final.png, the images are read as Non-Color data and the scene's view
-transform is set to Raw; Alpha Over takes the object's straight alpha. The Alpha Over and
-the seam Mix stay ordinary nodes for the artist to grade or re-mask.
+which is exactly how `pipeline.edit.compose` computed final.png (alpha over in the images'
+own sRGB values, the seam ring replaced by the seam inpainting, the photo kept outside the
+edited region). So the tree matches final.png, the images are read as Non-Color data and
+the scene's view transform is set to Raw; Alpha Over takes the object's straight alpha.
+The Alpha Over and the Mix nodes stay ordinary nodes for the artist to grade or re-mask.
 
 Blender 5.0 moved the compositor to `scene.compositing_node_group` (a node group whose
 Group Output is the result); earlier versions use `scene.node_tree` with a Composite node.
@@ -18,7 +19,7 @@ from pathlib import Path
 import bpy
 
 TREE_NAME = "Uplift Composite"
-LAYERS = ("plate", "object", "seam_fill", "seam_mask")
+LAYERS = ("photo", "plate", "object", "seam_fill", "seam_mask", "region")
 
 
 def _load(path: Path, name: str) -> bpy.types.Image:
@@ -26,6 +27,13 @@ def _load(path: Path, name: str) -> bpy.types.Image:
     image.name = f"Uplift {name}"
     image.colorspace_settings.name = "Non-Color"
     return image
+
+
+def scene_tree(scene: bpy.types.Scene):
+    """The scene's compositor node tree on this Blender version (None when it has none)."""
+    if hasattr(scene, "compositing_node_group"):  # Blender 5.0+
+        return scene.compositing_node_group
+    return scene.node_tree
 
 
 def _tree(scene: bpy.types.Scene):
@@ -56,12 +64,9 @@ def _mix(tree):
 
 
 def layer_files(folder: str | Path) -> dict[str, Path]:
-    """The PNG for each layer in an export folder. Without seam_fill.png (an `uplift edit
-    --keep` folder) final.png stands in: it equals the seam fill inside the seam mask."""
+    """The PNG for each layer in an export or `uplift edit --keep` folder."""
     folder = Path(folder)
     files = {name: folder / f"{name}.png" for name in LAYERS}
-    if not files["seam_fill"].exists():
-        files["seam_fill"] = folder / "final.png"
     missing = [str(path) for path in files.values() if not path.exists()]
     if missing:
         from ..core.errors import ImageFormatError
@@ -71,7 +76,7 @@ def layer_files(folder: str | Path) -> dict[str, Path]:
 
 
 def build(scene: bpy.types.Scene, folder: str | Path):
-    """Build the tree from `folder`'s plate/object/seam_fill/seam_mask PNGs; returns the tree."""
+    """Build the tree from `folder`'s layer PNGs (LAYERS); returns the tree."""
     files = layer_files(folder)
     tree, output = _tree(scene)
     nodes, links = tree.nodes, tree.links
@@ -80,7 +85,7 @@ def build(scene: bpy.types.Scene, folder: str | Path):
         node = nodes.new("CompositorNodeImage")
         node.image = _load(files[name], name)
         node.label = name
-        node.location = (-600, 300 - 250 * i)
+        node.location = (-600, 400 - 220 * i)
         image_nodes[name] = node
     over = nodes.new("CompositorNodeAlphaOver")
     over.label = "Object over plate"
@@ -88,20 +93,28 @@ def build(scene: bpy.types.Scene, folder: str | Path):
     if "Straight Alpha" in over.inputs:
         over.inputs["Straight Alpha"].default_value = True
     else:
-        over.use_premultiply = True  # 4.x: "Convert Premultiplied" = the foreground is straight
+        # 4.x: images reach the compositor premultiplied already (Blender converts a straight
+        # PNG on load), so "Convert Premultiplied" would multiply by alpha a second time.
+        over.use_premultiply = False
     if "Background" in over.inputs:
         background, foreground = over.inputs["Background"], over.inputs["Foreground"]
     else:  # 4.x: Fac, Image (background), Image (foreground)
         background, foreground = over.inputs[1], over.inputs[2]
     links.new(image_nodes["plate"].outputs["Image"], background)
     links.new(image_nodes["object"].outputs["Image"], foreground)
-    mix, factor, a, b, result = _mix(tree)
-    mix.label = "Seam"
-    mix.location = (0, 100)
+    seam, factor, a, b, seamed = _mix(tree)
+    seam.label = "Seam"
+    seam.location = (0, 100)
     links.new(image_nodes["seam_mask"].outputs["Image"], factor)
     links.new(over.outputs["Image"], a)
     links.new(image_nodes["seam_fill"].outputs["Image"], b)
-    output.location = (250, 100)
+    keep, factor, a, b, result = _mix(tree)
+    keep.label = "Photo outside the region"
+    keep.location = (250, 100)
+    links.new(image_nodes["region"].outputs["Image"], factor)
+    links.new(image_nodes["photo"].outputs["Image"], a)
+    links.new(seamed, b)
+    output.location = (500, 100)
     links.new(result, output.inputs[0])
     scene.view_settings.view_transform = "Raw"
     scene.view_settings.look = "None"

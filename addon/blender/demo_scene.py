@@ -15,28 +15,41 @@ import bpy
 from ..core.errors import UpliftError
 
 
-def _ensure_registered() -> None:
-    if not hasattr(bpy.types.Scene, "uplift"):
-        from .. import register
+def _ensure_registered() -> bool:
+    """Register the package unless it is (returns True when it registered it now)."""
+    if hasattr(bpy.types.Scene, "uplift"):
+        return False
+    from .. import register
 
-        register()
+    register()
+    return True
 
 
 def write_demo_blend(keep_dir: str | Path, blend_path: str | Path, photo_path: str | Path | None = None,
                      control_count: int | None = None) -> Path:
     """Write the demo .blend; returns its path. Raises UpliftError naming a missing input."""
-    from ..core.blender_camera import blender_from_camera
-    from ..core.camera import Camera
-    from ..core.ply import read_ply
-    from . import compositor, handlers, images, lifted, scene_io
-
     keep = Path(keep_dir)
     blend_path = Path(blend_path).resolve()
     ply = keep / "edited.ply" if (keep / "edited.ply").exists() else keep / "object.ply"
     for needed in (keep / "camera.json", keep / "plate.png", keep / "mask.png", ply):
         if not needed.exists():
             raise UpliftError(f"{keep} lacks {needed.name}: pass the folder of `uplift edit --keep`")
-    _ensure_registered()
+    registered_here = _ensure_registered()
+    try:
+        return _write(keep, ply, blend_path, photo_path, control_count)
+    finally:
+        if registered_here:  # bpy 4.2 crashes at exit with the package still registered
+            from .. import unregister
+
+            unregister()
+
+
+def _write(keep: Path, ply: Path, blend_path: Path, photo_path, control_count) -> Path:
+    from ..core.blender_camera import blender_from_camera
+    from ..core.camera import Camera
+    from ..core.ply import read_ply
+    from . import compositor, handlers, images, lifted, scene_io
+
     bpy.ops.wm.read_homefile(use_empty=True)
     scene = bpy.context.scene
     camera = Camera.load(keep / "camera.json")

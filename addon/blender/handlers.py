@@ -38,6 +38,8 @@ _wake = threading.Event()
 _stop = threading.Event()
 _worker: threading.Thread | None = None
 _busy_uid: str | None = None
+_views: dict[int, tuple[bytes, object]] = {}  # scene pointer -> (camera key, core Camera or None)
+_objects_seen = {"count": 0}                  # len(bpy.data.objects) at the last update: a drop = a delete
 last_error = {"text": ""}
 
 
@@ -56,24 +58,41 @@ def _merge(old: state.LiveRequest | None, new: state.LiveRequest) -> state.LiveR
     return new
 
 
-def collect(scene: bpy.types.Scene, context=None, scale: float | None = None) -> int:
+def _view(scene: bpy.types.Scene) -> tuple[bytes, object, bool]:
+    """-> (camera key, core Camera or None, changed since the last call). The Camera is
+    converted only when the key (the camera's matrix, lens, sensor, resolution…) changes."""
+    key = scene_io.camera_key(scene)
+    cached = _views.get(scene.as_pointer())
+    if cached is not None and cached[0] == key:
+        return key, cached[1], False
+    try:
+        camera = scene_io.camera_of(scene)
+    except UpliftError:
+        camera = None  # no usable camera: still solve, nothing to render
+    _views[scene.as_pointer()] = (key, camera)
+    return key, camera, True
+
+
+def collect(scene: bpy.types.Scene, context=None, scale: float | None = None, touched=None) -> int:
     """Queue a request for every lifted object whose controls, root or camera changed.
+    `touched`: the only roots whose controls or transform may have changed (the depsgraph
+    handler's early path); None checks every root and forgets deleted objects.
     Returns the number queued."""
     global _guard
     from . import preferences
 
     prefs = preferences.get(context)
     scale = prefs.preview_scale if scale is None else scale
-    try:
-        camera = scene_io.camera_of(scene)
-    except UpliftError:
-        camera = None  # no usable camera: still solve, nothing to render
-    cam_key = scene_io.camera_key(scene)
-    live_uids = set()
+    cam_key, camera, view_changed = _view(scene)
+    full_scan = touched is None or view_changed
+    if full_scan:
+        candidates = scene_io.roots(scene)
+    else:
+        candidates = list(touched) + [root for root in map(_find_root, _dirty - {r.uplift.uid for r in touched})
+                                      if root is not None]
     queued = 0
-    for root in scene_io.roots(scene):
+    for root in candidates:
         uid = root.uplift.uid
-        live_uids.add(uid)
         session = scene_io.session_for(root, context)
         handle_idx = np.zeros(0, dtype=np.int64)
         targets = np.zeros((0, 3))
@@ -114,11 +133,20 @@ def collect(scene: bpy.types.Scene, context=None, scale: float | None = None) ->
         with _lock:
             _pending[uid] = _merge(_pending.get(uid), request)
         queued += 1
+    if touched is None:
+        forget_deleted(scene)
+    return queued
+
+
+def forget_deleted(scene: bpy.types.Scene) -> None:
+    """Drop the sessions and render layers of lifted objects that no longer exist (after a
+    delete, load or undo; not on every update)."""
+    _objects_seen["count"] = len(bpy.data.objects)
+    live_uids = {root.uplift.uid for root in scene_io.roots(scene)}
     for uid in state.uids():
         if uid not in live_uids and not any(ob.uplift.uid == uid for ob in bpy.data.objects):
             state.drop(uid)
     _drop_orphan_layers(scene, live_uids)
-    return queued
 
 
 def _drop_orphan_layers(scene: bpy.types.Scene, live_uids: set[str]) -> None:
@@ -135,19 +163,37 @@ def _drop_orphan_layers(scene: bpy.types.Scene, live_uids: set[str]) -> None:
 
 @persistent
 def on_depsgraph_update(scene, depsgraph) -> None:
+    """The cheap early path: only the lifted objects whose controls or root the update
+    touched are examined; the camera is converted only when its key changes; deleted
+    objects are forgotten only when the object count drops."""
     if _guard or not hasattr(scene, "uplift") or not scene.uplift.live_update:
         return
-    if not any(u.is_updated_transform or isinstance(u.id, (bpy.types.Camera, bpy.types.Scene))
-               or (isinstance(u.id, bpy.types.Object) and u.id.uplift.role == "CONTROL")
-               for u in depsgraph.updates):
-        return
-    refresh(scene)
+    touched: dict[str, bpy.types.Object] = {}
+    view = False
+    for update in depsgraph.updates:
+        ident = update.id
+        if isinstance(ident, bpy.types.Object):
+            ob = ident.original
+            if ob.uplift.role in ("CONTROL", "ROOT"):
+                root = scene_io.root_of(ob)
+                if root is not None:
+                    touched[root.uplift.uid] = root
+            elif ob.type == "CAMERA" and update.is_updated_transform:
+                view = True
+        elif isinstance(ident, (bpy.types.Camera, bpy.types.Scene)):
+            view = True  # maybe: collect compares the camera key
+    if len(bpy.data.objects) < _objects_seen["count"]:
+        forget_deleted(scene)
+    _objects_seen["count"] = len(bpy.data.objects)
+    if touched or view or _dirty:
+        refresh(scene, list(touched.values()))
 
 
-def refresh(scene: bpy.types.Scene) -> None:
-    """Queue what changed in `scene` and start working on it; errors go to the panel."""
+def refresh(scene: bpy.types.Scene, touched=None) -> None:
+    """Queue what changed in `scene` (only `touched` roots unless the view changed, see
+    `collect`) and start working on it; errors go to the panel."""
     try:
-        if collect(scene):
+        if collect(scene, touched=touched):
             kick()
     except UpliftError as exc:
         last_error["text"] = str(exc)
@@ -345,6 +391,7 @@ def _forget_all() -> None:
         _pending.clear()
         _results.clear()
     _dirty.clear()
+    _views.clear()
     state.clear()
 
 
@@ -376,6 +423,8 @@ def on_undo_redo(scene, *_args) -> None:
         session.needs_restore = True
         session.applied_generation = session.generation
         mark_dirty(uid)
+    if scene is not None and hasattr(scene, "uplift"):
+        forget_deleted(scene)
 
 
 _HANDLERS = (

@@ -8,7 +8,8 @@ An operator subclasses `BackgroundStep` and writes three methods:
 `execute` (scripts, tests, redo) runs the three in a row. `invoke` runs `work` on a
 thread and waits in a modal loop, so Blender stays responsive; Esc cancels (the result
 of the abandoned request is dropped when it arrives; the client's timeouts bound it).
-Any `UpliftError` becomes `self.report({'ERROR'}, message)` and CANCELLED.
+Any `UpliftError` becomes `self.report({'ERROR'}, message)` and CANCELLED (`_fail`, which an
+operator may extend); any other exception is turned into a report by `reporting.guard`.
 """
 from __future__ import annotations
 
@@ -103,8 +104,15 @@ class BackgroundStep:
         return {"RUNNING_MODAL"}
 
     def _finish_modal(self, context) -> None:
-        context.window_manager.event_timer_remove(self._timer)
+        if getattr(self, "_timer", None) is not None:
+            context.window_manager.event_timer_remove(self._timer)
+            self._timer = None
         context.workspace.status_text_set(None)
+
+    def cleanup_after_error(self, context) -> None:
+        """Called by `reporting` when an entry point raised: end a running modal loop."""
+        if getattr(self, "_timer", None) is not None:
+            self._finish_modal(context)
 
     def modal(self, context, event):
         if event.type == "ESC":
@@ -117,7 +125,7 @@ class BackgroundStep:
         if self._task.error is not None:
             if isinstance(self._task.error, UpliftError):
                 return self._fail(self._task.error)
-            raise self._task.error
+            raise self._task.error  # reporting.guard reports it
         try:
             self.apply(context, self._task.result)
         except UpliftError as exc:

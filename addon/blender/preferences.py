@@ -1,7 +1,9 @@
 """Add-on preferences: the server, compute settings and the deformation defaults."""
 
+import sys
+
 import bpy
-from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from . import dependencies
 
@@ -14,8 +16,11 @@ DEFAULT_SERVER_URL = "http://127.0.0.1:8765"  # services.protocol.DEFAULT_URL (k
 connection_status = {"text": "", "ok": False}
 
 
+PYTHON_VERSION = f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+
 def _python_path_changed(self, _context) -> None:
-    dependencies.add_search_path(bpy.path.abspath(self.extra_python_path))
+    dependencies.use_folder(bpy.path.abspath(self.extra_python_path))
 
 
 class UpliftPreferences(bpy.types.AddonPreferences):
@@ -59,7 +64,21 @@ class UpliftPreferences(bpy.types.AddonPreferences):
         description="Seconds without edits before the live view renders at full resolution")
     extra_python_path: StringProperty(
         name="Extra Python Packages", subtype="DIR_PATH", default="", update=_python_path_changed,
-        description="A Python 3.11 site-packages folder holding torch, pillow, scipy and OpenCV")
+        description=f"A Python {PYTHON_VERSION} site-packages folder holding torch, pillow, scipy and OpenCV")
+    torch_variant: EnumProperty(
+        name="Torch Build", default="cpu",
+        items=[("cpu", "CPU", "The CPU build of torch (smaller download, runs anywhere)"),
+               ("cuda", "CUDA", "The CUDA build of torch, for NVIDIA GPUs (a download of several GB)")],
+        description="Which torch Install Dependencies fetches")
+    torch_index_url: StringProperty(
+        name="Torch Index", default="",
+        description="Package index pip also searches for torch (empty: PyTorch's index for the chosen build)")
+    install_find_links: StringProperty(
+        name="Wheel Folder", subtype="DIR_PATH", default="",
+        description="A local folder of wheels pip looks in first (pip's --find-links)")
+    install_offline: BoolProperty(
+        name="Only From the Wheel Folder", default=False,
+        description="Install only from the wheel folder, never from an index (pip's --no-index)")
 
     def draw(self, context) -> None:
         layout = self.layout
@@ -87,7 +106,35 @@ class UpliftPreferences(bpy.types.AddonPreferences):
         box.prop(self, "graph_neighbours")
         box.prop(self, "skin_neighbours")
         box.prop(self, "arap_iterations")
-        layout.prop(self, "extra_python_path")
+        draw_install(self, layout.box())
+
+
+def draw_install(prefs, box) -> None:
+    """The Install Dependencies section: options, the button or the running install's progress."""
+    from .operators import install_dependencies
+
+    box.label(text=f"Python Packages (Blender's Python {PYTHON_VERSION})", icon="PACKAGE")
+    run = install_dependencies.running()
+    if run is not None:
+        row = box.row()
+        row.label(text=run.status, icon="TIME")
+        row.operator("uplift.cancel_install", icon="CANCEL")
+    else:
+        last = install_dependencies.current["run"]
+        if last is not None and last.error:
+            box.label(text=last.error, icon="ERROR")
+        row = box.row()
+        row.operator("uplift.install_dependencies", icon="IMPORT")
+        row.prop(prefs, "torch_variant", expand=True)
+        if not bpy.app.online_access:
+            box.label(text="Needs Allow Online Access (Preferences > System > Network)", icon="INFO")
+    col = box.column(align=True)
+    col.prop(prefs, "torch_index_url")
+    col.prop(prefs, "install_find_links")
+    col.prop(prefs, "install_offline")
+    box.prop(prefs, "extra_python_path")
+    if dependencies.extra_folder_problem["text"]:
+        box.label(text=dependencies.extra_folder_problem["text"], icon="ERROR")
 
 
 def draw_missing_dependencies(layout) -> bool:
@@ -100,11 +147,10 @@ def draw_missing_dependencies(layout) -> bool:
     box.label(text="Uplift needs Python packages Blender does not ship:", icon="ERROR")
     for req in absent:
         box.label(text=f"  {req.package} — for {req.needed_for}")
+    box.operator("uplift.install_dependencies", icon="IMPORT")
     col = box.column(align=True)
-    col.label(text="Provide them one of three ways:")
-    col.label(text="  1. Install a build of the extension that bundles wheels (vendor/, see README)")
-    col.label(text="  2. Run Blender's Python: python -m pip install torch pillow scipy opencv-python-headless")
-    col.label(text="  3. Set 'Extra Python Packages' below to a Python 3.11 site-packages that has them")
+    col.label(text="Or: install a build of the extension that bundles wheels (vendor/, see README),")
+    col.label(text=f"or set 'Extra Python Packages' to a Python {PYTHON_VERSION} site-packages that has them")
     return True
 
 

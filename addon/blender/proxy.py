@@ -49,6 +49,18 @@ def _material() -> bpy.types.Material:
     return material
 
 
+def set_modifier_input(modifier: bpy.types.NodesModifier, name: str, value) -> None:
+    """Set a Geometry Nodes modifier's input by its interface name. Blender 5.2 exposes the
+    inputs as RNA (`modifier.properties.inputs.<identifier>.value`) and refuses the ID-property
+    assignment `modifier[identifier] = value` that 4.2–5.1 use."""
+    identifier = modifier.node_group.interface.items_tree[name].identifier
+    properties = getattr(modifier, "properties", None)
+    if properties is not None and hasattr(properties, "inputs"):
+        getattr(properties.inputs, identifier).value = value
+    else:
+        modifier[identifier] = value
+
+
 def create(root: bpy.types.Object, gaussians, collection: bpy.types.Collection) -> bpy.types.Object:
     """A proxy of `gaussians` (root-local) parented to `root`."""
     means = gaussians.means.detach().cpu().numpy().astype(np.float32)
@@ -68,6 +80,6 @@ def create(root: bpy.types.Object, gaussians, collection: bpy.types.Collection) 
     modifier = ob.modifiers.new("Uplift Points", "NODES")
     modifier.node_group = _point_nodes()
     extent = float(np.ptp(means, axis=0).max()) if len(means) else 1.0
-    modifier[modifier.node_group.interface.items_tree["Radius"].identifier] = max(extent / 300.0, 1e-4)
+    set_modifier_input(modifier, "Radius", max(extent / 300.0, 1e-4))
     collection.objects.link(ob)
     return ob

@@ -143,7 +143,7 @@ def session_for(root: bpy.types.Object, context=None) -> state.ObjectSession:
     """The runtime session of `root`, rebuilt from the .blend when missing (after a reload)."""
     session = state.get(root.uplift.uid)
     settings = deform_settings(root, context)
-    if session is not None and session.settings == settings:
+    if session is not None and (session.settings == settings or session.adopt(settings)):
         if session.photo_input is None:  # a session made by create_object
             session.photo_input = _photo_input(root)
         return session

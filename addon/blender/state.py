@@ -8,6 +8,7 @@ result back on Blender's main thread. Sessions are rebuilt lazily from the .blen
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass, field
 
@@ -83,6 +84,21 @@ class ObjectSession:
     photo: object = None              # core.render.reprojection.PhotoSource, built on the first render
     handle_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # [H] of the last solve
     targets: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))               # [H, 3] of the last solve
+
+    # Settings that shape the controls, graph and binding; the others (iterations, render
+    # backend) are taken in place, keeping the deformer and the pose.
+    STRUCTURAL = ("control_count", "graph_neighbours", "skin_neighbours", "device")
+
+    def adopt(self, settings: DeformSettings) -> bool:
+        """Take `settings` without a rebuild when only iterations or the render backend
+        changed; False when the deformer must be rebuilt."""
+        if any(getattr(settings, n) != getattr(self.settings, n) for n in self.STRUCTURAL):
+            return False
+        with self.lock:
+            self.settings = settings
+            if self.deformer is not None:
+                self.deformer.config = dataclasses.replace(self.deformer.config, iterations=settings.iterations)
+        return True
 
     # -- deformation ---------------------------------------------------------------
     def ensure_deformer(self):

@@ -1,36 +1,38 @@
 """`uplift deform IN.ply -o OUT.ply --drag FX,FY,FZ:TX,TY,TZ [--drag ...] [--controls 512] [--iterations N]`.
 
-Each drag grabs the control point nearest to FROM and moves it to TO; FROM == TO pins
-that point. Without --iterations ARAP runs to convergence (batch mode). Only the
-Gaussian centres and rotations change; every other property is written back as read.
+Each drag grabs the control point nearest to FROM and moves it *by* TO - FROM (FROM == TO
+pins that point where it is); controls farther than --pin-radius object sizes from every
+FROM stay put. The grab rule is `core.drags.grab`, the same as `uplift edit --drag`.
+Without --iterations ARAP runs to convergence (batch mode). Only the Gaussian centres and
+rotations change; every other property is written back as read.
 """
 from __future__ import annotations
 
 import argparse
 import re
 
+from ..core.drags import DEFAULT_PIN_RADIUS, DRAG_REACH, MAX_DRAG_SIZES, SYNTAX
 from ..core.errors import ControlError
 
-# A drag grabs a control only if FROM is within this fraction of the object's size
-# (the diagonal of the controls' bounding box) from it: farther means a typo or the
-# wrong object, not a point on this one.
-DRAG_REACH = 0.1
+
+def drag_argument(text: str):
+    """argparse type for --drag: `core.drags.parse_drag`, its error as a usage error."""
+    from ..core.drags import parse_drag
+
+    try:
+        return parse_drag(text)
+    except ControlError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def parse_drag(text: str) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
-    parts = text.split(":")
-    if len(parts) != 2:
-        raise argparse.ArgumentTypeError(f"a drag is FX,FY,FZ:TX,TY,TZ, got {text!r}")
-    points = []
-    for part in parts:
-        try:
-            values = tuple(float(v) for v in part.split(","))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"a drag needs numbers, got {text!r}") from None
-        if len(values) != 3 or not all(abs(v) < float("inf") for v in values):
-            raise argparse.ArgumentTypeError(f"each end of a drag is three finite numbers X,Y,Z, got {text!r}")
-        points.append(values)
-    return points[0], points[1]
+DRAG_HELP = (f"grab the control nearest FROM and move it by TO - FROM (FROM == TO pins it); a drag must start "
+             f"within {DRAG_REACH:g} object sizes of the object and move at most {MAX_DRAG_SIZES:g} object sizes; "
+             "repeatable")
+
+
+def allow_negative_values(parser: argparse.ArgumentParser) -> None:
+    """Let argparse take '-1.5,0,0:...' as a value in the `--drag -1.5,...` form too."""
+    parser._negative_number_matcher = re.compile(r"^-\.?\d")
 
 
 def _positive(text: str) -> int:
@@ -43,19 +45,31 @@ def _positive(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "deform", help="pose a Gaussian splat PLY with ARAP control-point drags",
-        description="Grab the control point nearest to each FROM and move it to TO (FROM == TO pins it); the "
-                    "rest of the object follows as rigidly as possible. Coordinates are in the PLY's units.",
+        description="Grab the control point nearest to each FROM and move it by TO - FROM (FROM == TO pins it "
+                    "where it is); the rest of the object follows as rigidly as possible, and controls farther "
+                    "than --pin-radius object sizes from every FROM stay put. Coordinates are in the PLY's "
+                    "units; the object's size is the largest side of its control points' bounding box.",
     )
-    # Values such as "-1.5,0,0:-1.5,0,1" start with '-'; let argparse take them as values
-    # in the `--drag -1.5,...` form as well as `--drag=-1.5,...`.
-    p._negative_number_matcher = re.compile(r"^-\.?\d")
+    allow_negative_values(p)
     p.add_argument("input", metavar="IN.ply", help="3DGS PLY to deform (never modified)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.ply", help="PLY to write (atomically)")
-    p.add_argument("--drag", type=parse_drag, action="append", default=[], metavar="FX,FY,FZ:TX,TY,TZ",
-                   help="move the control nearest to FROM to TO; repeatable")
+    p.add_argument("--drag", type=drag_argument, action="append", default=[], metavar=SYNTAX, help=DRAG_HELP)
+    p.add_argument("--pin-radius", type=_non_negative, default=DEFAULT_PIN_RADIUS, metavar="SIZES",
+                   help=f"controls farther than this many object sizes from every drag stay put; 0 pins nothing "
+                        f"(default {DEFAULT_PIN_RADIUS:g}, as uplift edit)")
     p.add_argument("--controls", type=_positive, default=512, help="number of control points (default 512)")
     p.add_argument("--iterations", type=_positive, default=None,
                    help="ARAP iterations; without it ARAP runs until the energy stops changing")
@@ -66,15 +80,17 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    import numpy as np
     import torch
 
     from ..core.deformer import DeformConfig, Deformer
+    from ..core.drags import format_drag, grab
     from ..core.ply import read_ply, write_ply
     from ..services.options import refuse_overwriting_input
     from .progress import Progress
 
     if not args.drag:
-        raise ControlError("give at least one --drag FX,FY,FZ:TX,TY,TZ (FROM == TO pins a point)")
+        raise ControlError(f"give at least one --drag {SYNTAX} (FROM == TO pins a point)")
     refuse_overwriting_input(args.output, args.input)
     config = DeformConfig(num_controls=args.controls, seed=args.seed, device=args.device)
     progress = Progress(quiet=args.quiet)
@@ -82,41 +98,19 @@ def run(args) -> int:
         gaussians = read_ply(args.input)
     with progress.stage("controls, graph and skinning"):
         deformer = Deformer(gaussians, config)
-    handles = _grab(deformer, args.drag)
-    targets = torch.tensor([to for _, to in args.drag], dtype=torch.float32)
+    sources = np.array([start for start, _ in args.drag], dtype=np.float64)
+    moves = np.array([end for _, end in args.drag], dtype=np.float64) - sources
+    labels = [format_drag(start, end) for start, end in args.drag]
+    handles, targets = grab(deformer.controls.detach().double().cpu().numpy(), sources, moves, args.pin_radius,
+                            labels=labels)
     mode = "batch" if args.iterations is None else "interactive"
     with progress.stage(f"ARAP ({mode}) and skinning"):
-        posed = deformer.update(torch.tensor(handles), targets, mode=mode, iterations=args.iterations)
+        posed = deformer.update(torch.as_tensor(handles), torch.as_tensor(targets, dtype=torch.float32),
+                                mode=mode, iterations=args.iterations)
     with progress.stage("write PLY"):
         write_ply(args.output, posed.to("cpu"))
     r = deformer.last_result
     if not args.quiet:
-        print(f"[uplift] {deformer.num_controls} controls, {len(handles)} handles, {r.iterations} iterations, "
-              f"ARAP energy {r.energy:.3g}; wrote {args.output}", file=progress.stream)
+        print(f"[uplift] {deformer.num_controls} controls, {len(handles)} handles ({len(args.drag)} dragged), "
+              f"{r.iterations} iterations, ARAP energy {r.energy:.3g}; wrote {args.output}", file=progress.stream)
     return 0
-
-
-def _grab(deformer, drags) -> list[int]:
-    """The control index each drag grabs; errors for drags off the object or sharing a control."""
-    controls = deformer.controls
-    size = float((controls.max(0).values - controls.min(0).values).norm())
-    reach = DRAG_REACH * size
-    grabbed: dict[int, int] = {}
-    for number, (start, _) in enumerate(drags, start=1):
-        index, distance = deformer.nearest_control(start)
-        if distance > reach:
-            raise ControlError(
-                f"drag {number} starts at {_fmt(start)}, {distance:.3g} from the nearest control point; "
-                f"it must start within {reach:.3g} of the object (whose size is {size:.3g})"
-            )
-        if index in grabbed:
-            raise ControlError(
-                f"drags {grabbed[index]} and {number} grab the same control point (nearest to {_fmt(start)}); "
-                "start them farther apart or use more --controls"
-            )
-        grabbed[index] = number
-    return list(grabbed)
-
-
-def _fmt(point) -> str:
-    return ",".join(f"{v:g}" for v in point)

@@ -42,13 +42,12 @@ def _vec3(what: str):
 
 
 def _drag(text: str):
+    """--drag: the shared parser (`core.drags.parse_drag`), then the object-frame checks of `Drag`."""
     from ..pipeline.edit import Drag
+    from .deform import drag_argument
 
-    source, sep, target = text.partition(":")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"--drag must be FX,FY,FZ:TX,TY,TZ, got {text!r}")
     try:
-        return Drag(_floats(source, 3, "--drag FROM"), _floats(target, 3, "--drag TO"))
+        return Drag(*drag_argument(text))
     except ControlError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -73,8 +72,9 @@ def add_parser(sub) -> None:
                     help="camera axes (x right, y down, z away), in object sizes")
     ed.add_argument("--scale", type=float, default=1.0, metavar="S", help="uniform scale about the centre")
     ed.add_argument("--drag", type=_drag, action="append", default=[], metavar="FX,FY,FZ:TX,TY,TZ",
-                    help="grab the object's control nearest FROM and move it to TO (object frame: camera axes, "
-                         "object sizes from the centre); controls far from every drag stay pinned (repeatable)")
+                    help="grab the object's control nearest FROM and move it by TO - FROM (FROM == TO pins it; "
+                         "object frame: camera axes, object sizes from the centre); controls far from every drag "
+                         "stay pinned (repeatable)")
     from ..services.options import KIND_BACKENDS, KIND_PATHS, TOKEN_ENV, add_model_paths
 
     sv = p.add_argument_group("model services (a running server, or embedded backends in this process)")

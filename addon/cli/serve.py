@@ -3,6 +3,7 @@ from __future__ import annotations
 
 
 def add_parser(sub) -> None:
+    from ..core.image_io import MAX_PIXELS
     from ..services import protocol as P
     from ..services.config import INPAINT_BACKENDS, LIFT_BACKENDS, SEGMENT_BACKENDS
     from ..services.options import TOKEN_ENV, add_model_paths
@@ -19,7 +20,8 @@ def add_parser(sub) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--token", help=f"require 'Authorization: Bearer TOKEN' on every request (default: ${TOKEN_ENV})")
     p.add_argument("--max-upload-mb", type=float, default=P.DEFAULT_MAX_UPLOAD_BYTES / 2**20)
-    p.add_argument("--max-pixels", type=int, default=P.DEFAULT_MAX_PIXELS)
+    p.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
+                   help=f"refuse images over this many pixels (default {MAX_PIXELS:,})")
     p.add_argument("--queue-size", type=int, default=P.DEFAULT_QUEUE_SIZE,
                    help="requests that may wait behind the running one before the server answers 503")
     p.add_argument("--request-timeout", type=float, default=P.DEFAULT_REQUEST_TIMEOUT_S, metavar="S")

@@ -14,6 +14,10 @@ class ImageFormatError(UpliftError):
     """An image that cannot be decoded, is truncated, empty or too large."""
 
 
+class ImageTooLargeError(ImageFormatError):
+    """An upload or image over the byte or pixel limit (`core.image_io.check_pixel_count`)."""
+
+
 class MaskError(UpliftError):
     """A mask of the wrong size, or an empty mask."""
 
@@ -44,3 +48,7 @@ class ConfigError(UpliftError):
 
 class OutputWriteError(UpliftError):
     """An output file that cannot be written (missing folder, no permission, disk full, ...)."""
+
+
+class DependencyError(UpliftError):
+    """Python packages that cannot be installed or imported here (pip failed, offline, wrong Python)."""

@@ -10,12 +10,21 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ImageFormatError, MaskError
+from .errors import ImageFormatError, ImageTooLargeError, MaskError
 
-MAX_PIXELS = 64_000_000  # 8K x 8K; larger inputs are refused rather than exhausting memory
+# The one pixel limit: images larger than this are refused rather than exhausting memory.
+# The CLI, the core readers and the server (its default `--max-pixels`) all use it.
+MAX_PIXELS = 40_000_000
 
 
-def _open(source: str | Path | bytes, what: str):
+def check_pixel_count(width: int, height: int, what: str = "image", limit: int = MAX_PIXELS) -> None:
+    """ImageTooLargeError when a `what` of width x height is over `limit` pixels."""
+    if width * height > limit:
+        raise ImageTooLargeError(f"the {what} is {width}x{height} = {width * height:,} pixels, over the limit "
+                                 f"of {limit:,}")
+
+
+def _open(source: str | Path | bytes, what: str, max_pixels: int = MAX_PIXELS):
     from PIL import Image, UnidentifiedImageError
 
     Image.MAX_IMAGE_PIXELS = None  # we apply our own limit below, with a clear message
@@ -25,8 +34,7 @@ def _open(source: str | Path | bytes, what: str):
         w, h = img.size
         if w == 0 or h == 0:
             raise ImageFormatError(f"{label} is empty (0x0 pixels)")
-        if w * h > MAX_PIXELS:
-            raise ImageFormatError(f"{label} is {w}x{h}, over the limit of {MAX_PIXELS:,} pixels")
+        check_pixel_count(w, h, label, max_pixels)  # from the header, before decoding
         img.load()
     except FileNotFoundError:
         raise ImageFormatError(f"{label} does not exist") from None
@@ -36,14 +44,30 @@ def _open(source: str | Path | bytes, what: str):
         if "truncated" in str(exc):
             raise ImageFormatError(f"{label} is truncated") from None
         raise ImageFormatError(f"{label} cannot be decoded: {exc}") from None
-    return img
+    return _as_8_bit(img)
 
 
-def load_image(source: str | Path | bytes, *, what: str = "image") -> np.ndarray:
+def _as_8_bit(img):
+    """16-bit grey (Pillow's I;16 modes, or I holding 16-bit values) scaled to 8 bits;
+    Pillow's own convert() would clip them to 0-255 and whiten the photo. Pillow already
+    reads 16-bit RGB and RGBA PNGs as 8-bit RGB/RGBA, correctly scaled."""
+    from PIL import Image
+
+    if not (img.mode.startswith("I;16") or img.mode == "I"):
+        return img
+    values = np.asarray(img).astype(np.float64)
+    if img.mode == "I" and values.max(initial=0) <= 255:  # 8-bit data in a 32-bit container
+        scaled = values
+    else:
+        scaled = values / 257.0  # 65535 -> 255
+    return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), mode="L")
+
+
+def load_image(source: str | Path | bytes, *, what: str = "image", max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """-> uint8 [H, W, 3] RGB, with EXIF orientation applied."""
     from PIL import ImageOps
 
-    img = ImageOps.exif_transpose(_open(source, what))
+    img = ImageOps.exif_transpose(_open(source, what, max_pixels))
     return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
 
 
@@ -53,10 +77,10 @@ def load_rgba(source: str | Path | bytes, *, what: str = "image") -> np.ndarray:
 
 
 def load_mask(source: str | Path | bytes, *, shape: tuple[int, int] | None = None,
-              what: str = "mask", allow_empty: bool = False) -> np.ndarray:
+              what: str = "mask", allow_empty: bool = False, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """-> bool [H, W]: a pixel is in the mask where its value (or alpha, if the mask has
     alpha) is at least 128. `shape` (H, W) is checked when given."""
-    img = _open(source, what)
+    img = _open(source, what, max_pixels)
     if img.mode in ("RGBA", "LA", "PA"):
         values = np.asarray(img.convert("RGBA"))[..., 3]
     else:
@@ -67,6 +91,15 @@ def load_mask(source: str | Path | bytes, *, shape: tuple[int, int] | None = Non
     if not allow_empty and not mask.any():
         raise MaskError(f"{what} is empty: no pixel is selected")
     return mask
+
+
+def union_mask(sources, shape: tuple[int, int], *, what: str = "a mask") -> np.ndarray:
+    """bool [H, W]: the union of the masks in `sources` (paths or PNG bytes), each checked for
+    `shape`; all False when there are none."""
+    union = np.zeros(shape, dtype=bool)
+    for source in sources:
+        union |= load_mask(source, shape=shape, what=what, allow_empty=True)
+    return union
 
 
 def encode_png(array: np.ndarray, compress_level: int = 6) -> bytes:

@@ -97,12 +97,6 @@ def bind(
     return SkinBinding(indices, torch.from_numpy(weights).to(means.device, torch.float32), shared)
 
 
-# Left-multiplication by a quaternion as four signed permutations of its components:
-# b ⊗ q = sum_j q_j · (sign_j * b[perm_j]).
-_PRODUCT_PERM = torch.tensor([0, 1, 2, 3, 1, 0, 3, 2, 2, 3, 0, 1, 3, 2, 1, 0])
-_PRODUCT_SIGN = torch.tensor([1.0, 1, 1, 1, -1, 1, 1, -1, -1, -1, 1, 1, -1, 1, -1, 1])
-
-
 def control_table(
     rest: Tensor,        # [M, 3]
     deformed: Tensor,    # [M, 3]
@@ -120,7 +114,8 @@ def control_table(
     rotations = rotations.float()
     translation = deformed.float() - (rotations @ rest.float()[:, :, None])[:, :, 0]
     q = quaternion.from_matrix(rotations) if quats is None else quaternion.canonical_sign(quats.float())
-    product = q[:, _PRODUCT_PERM.to(q.device)] * _PRODUCT_SIGN.to(q.device)
+    # Block j = Q ⊗ e_j, so that b ⊗ q = sum_j q_j (b ⊗ e_j) blends linearly.
+    product = torch.cat([quaternion.multiply(q, e.expand_as(q)) for e in torch.eye(4, device=q.device)], dim=1)
     return torch.cat((rotations.transpose(1, 2).reshape(m, 9), translation, product, q[:, :1]), dim=1).contiguous()
 
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from ..core.camera import Camera
 from ..core.compositing import alpha_over, dilate, seam_ring
+from ..core.drags import DEFAULT_PIN_RADIUS
 from ..core.errors import ConfigError, ControlError, MaskError
 from ..core.gaussians import Gaussians
 from ..core.image_io import to_float, to_uint8
@@ -61,16 +62,21 @@ def _set_vec3s(record, names, error, prefix: str = "") -> None:
 
 @dataclass(frozen=True)
 class Drag:
-    """Grab the control point nearest `source` and move it to `target`. Both are in the
-    object's frame: the camera's axes (x right, y down, z forward), in units of the object's
-    size, relative to its centre — so (0, -0.5, 0) is the top of the object's box.
-    `source == target` pins that point."""
+    """Grab the control point nearest `source` and move it by `target - source` (see
+    `core.drags`). Both are in the object's frame: the camera's axes (x right, y down,
+    z forward), in units of the object's size, relative to its centre — so (0, -0.5, 0) is
+    the top of the object's box. `source == target` pins that point."""
 
     source: Vec3
     target: Vec3
 
     def __post_init__(self) -> None:
+        from ..core.drags import MAX_DRAG_SIZES
+
         _set_vec3s(self, ("source", "target"), ControlError, "a drag's ")
+        if max(map(abs, self.source + self.target)) > MAX_DRAG_SIZES:
+            raise ControlError(f"a drag's ends must lie within {MAX_DRAG_SIZES:g} object sizes of the object's "
+                               f"centre, got {self.source} -> {self.target}")
 
 
 @dataclass(frozen=True)
@@ -114,7 +120,7 @@ class EditConfig:
     seam: bool = True                # run the seam pass
     render_backend: str = "auto"     # core.render backend: auto | torch | gsplat
     reproject: bool = True           # show the photo's own pixels where the photo saw the object
-    pin_radius: float = 0.6          # with drags: controls farther than this (object sizes) from every
+    pin_radius: float = DEFAULT_PIN_RADIUS  # with drags: controls farther than this (object sizes) from every
                                      # drag source stay where they are; 0 pins nothing
     inpaint_prompt: str | None = None  # for inpainting backends that take one
     deform: object | None = None     # core.deformer.DeformConfig; None = its defaults
@@ -187,7 +193,18 @@ class Prepared:
     plate: np.ndarray          # uint8 [H, W, 3] photo with the dilated object filled
     segment_score: float | None
     timings: dict[str, float] = field(default_factory=dict)
-    _photo_source: object = field(default=None, repr=False)  # cached core.render.reprojection.PhotoSource
+    _deformer: object | None = field(default=None, repr=False, compare=False)
+    _photo_source: object = field(default=None, repr=False, compare=False)  # cached core.render.reprojection.PhotoSource
+
+    def deformer(self, config=None):
+        """The `core.deformer.Deformer` of `gaussians` (FPS, graph, factorisation, binding),
+        built on first use and reused by every later edit with an equal DeformConfig."""
+        from ..core.deformer import DeformConfig, Deformer
+
+        config = config if config is not None else DeformConfig()
+        if self._deformer is None or self._deformer.config != config:
+            self._deformer = Deformer(self.gaussians, config)
+        return self._deformer
 
     @property
     def work_scale(self) -> float:
@@ -213,7 +230,10 @@ class Composite:
     """Output of `compose`, all at the photo's size."""
 
     final: np.ndarray          # uint8 [H, W, 3]
-    object_rgba: np.ndarray    # float32 [H, W, 4] straight alpha: what was composited over the plate
+    object_rgba: np.ndarray    # float32 [H, W, 4] straight alpha on the 8-bit grid: what was composited
+                               # over the plate (exactly object.png)
+    seam_fill: np.ndarray      # uint8 [H, W, 3] object over plate after the seam pass, before the photo
+                               # is put back outside the region
     silhouette: np.ndarray     # bool [H, W] new object mask (alpha > threshold)
     region: np.ndarray         # bool [H, W] pixels that may differ from the photo
     seam_mask: np.ndarray      # bool [H, W] ring the seam pass inpainted
@@ -322,45 +342,49 @@ def prepare(request: EditRequest, services, config: EditConfig = EditConfig(),
     return Prepared(request.image, request.camera, work_camera, mask, work_mask, gaussians, plate, score, timings)
 
 
+def prepared_from_layers(image: np.ndarray, plate: np.ndarray, mask: np.ndarray, camera: Camera,
+                         gaussians: Gaussians) -> Prepared:
+    """A `Prepared` for an object segmented, lifted and filled elsewhere (the Blender
+    extension's scene), everything at the photo's size, so `render_object` and `compose`
+    serve it as they serve `uplift edit`.
+    image, plate: uint8 [H, W, 3]; mask: bool [H, W] the object(s) the plate removed."""
+    h, w = image.shape[:2]
+    for name, array, shape in (("plate", plate, (h, w, 3)), ("mask", mask, (h, w))):
+        if array.shape != shape:
+            raise ConfigError(f"the {name} is {array.shape[1]}x{array.shape[0]} but the photo is {w}x{h}")
+    if (camera.width, camera.height) != (w, h):
+        raise ConfigError(f"the camera renders {camera.width}x{camera.height} but the photo is {w}x{h}: keep the "
+                          "render resolution equal to the photo's")
+    mask = np.asarray(mask, dtype=bool)
+    return Prepared(image, camera, camera, mask, mask, gaussians, plate, None)
+
+
 def drag_handles(deformer, drags: tuple[Drag, ...], frame: ObjectFrame, camera: Camera,
                  pin_radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """Turn object-frame drags into ARAP handles -> (handle_idx [H], targets [H, 3] world).
-    Each drag grabs the control nearest its source and moves it by (target - source);
-    controls farther than `pin_radius` object sizes from every source stay put."""
+    """Object-frame drags -> ARAP handles (handle_idx [H], targets [H, 3] world), by the
+    one grab rule `core.drags.grab` on the deformer's rest controls."""
+    from ..core.drags import format_drag, grab
+
     to_world = camera.world_to_camera[:3, :3].T  # camera axes -> world
-    src = np.array([d.source for d in drags])  # [D, 3]
+    src = np.array([d.source for d in drags], dtype=np.float64).reshape(-1, 3)  # [D, 3]
     sources = frame.center + (src * frame.size) @ to_world.T
     moves = ((np.array([d.target for d in drags]) - src) * frame.size) @ to_world.T
     controls = deformer.controls.detach().double().cpu().numpy()  # [M, 3] rest
-    handles: dict[int, np.ndarray] = {}
-    for source, move in zip(sources, moves):
-        index, distance = deformer.nearest_control(source)
-        if distance > frame.size:
-            raise ControlError("a drag starts more than one object size away from the object; drag "
-                               "coordinates are in object sizes from the object's centre")
-        if index in handles:
-            raise ControlError("two drags grab the same control point; move their sources apart")
-        handles[index] = controls[index] + move
-    if pin_radius > 0:
-        far = np.linalg.norm(controls[:, None, :] - sources[None], axis=-1).min(1) > pin_radius * frame.size
-        for i in np.flatnonzero(far):
-            handles.setdefault(int(i), controls[i])
-    idx = np.array(sorted(handles), dtype=np.int64)
-    return idx, np.stack([handles[i] for i in idx])
+    return grab(controls, sources, moves, pin_radius, labels=[format_drag(d.source, d.target) for d in drags])
 
 
 def deform(prepared: Prepared, edit: EditSpec, config: EditConfig) -> tuple[Gaussians, Similarity]:
     """Drags (ARAP over control points, then LBS), then the rigid edit about the rest
-    object's centre."""
+    object's centre. The deformer is `prepared`'s cached one, solved cold (from rest) so
+    an edit never depends on the one before."""
     frame = prepared.frame
     g = prepared.gaussians
     if edit.drags and not all(d.source == d.target for d in edit.drags):
         import torch
 
-        from ..core.deformer import DeformConfig, Deformer
-
-        deformer = Deformer(g, config.deform if config.deform is not None else DeformConfig())
+        deformer = prepared.deformer(config.deform)
         idx, targets = drag_handles(deformer, edit.drags, frame, prepared.work_camera, config.pin_radius)
+        deformer.reset()
         g = deformer.update(torch.as_tensor(idx), torch.as_tensor(targets, dtype=torch.float32),
                             mode="batch").to(prepared.gaussians.device)
     sim = camera_edit(prepared.work_camera, frame, edit.rotate_deg, edit.translate, edit.scale)
@@ -425,7 +449,7 @@ def compose(prepared: Prepared, object_rgba: np.ndarray, services, config: EditC
     own pixel there, so neither the plate nor the seam pass may touch it)."""
     image, (H, W) = prepared.image, prepared.image.shape[:2]
     scale = prepared.work_scale
-    rgba = _resize_rgba(object_rgba, W, H)
+    rgba = to_float(to_uint8(_resize_rgba(object_rgba, W, H)))  # the 8-bit layer export and compositor read
     sil = rgba[..., 3] > config.silhouette_threshold
     hole = dilate(prepared.mask, _full_radius(config.hole_dilate, scale))
     region = hole | dilate(sil, _full_radius(config.silhouette_dilate, scale))
@@ -438,7 +462,7 @@ def compose(prepared: Prepared, object_rgba: np.ndarray, services, config: EditC
         composite = services.inpaint(composite, grown, mode="seam", dilate=width, prompt=config.inpaint_prompt)
     changed = region if unmoved is None else region & ~unmoved
     final = np.where(changed[..., None], composite, image)
-    return Composite(final, rgba, sil, changed, seam_mask)
+    return Composite(final, rgba, composite, sil, changed, seam_mask)
 
 
 def apply_edit(prepared: Prepared, edit: EditSpec, services, config: EditConfig = EditConfig(),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..core.device import DEVICE_CHOICES
 from ..core.errors import ConfigError
+from ..core.image_io import MAX_PIXELS
 from . import protocol as P
 
 SEGMENT_BACKENDS = ("grabcut", "sam", "none")
@@ -31,7 +32,7 @@ class ServerConfig:
     device: str = "auto"
     token: str | None = None            # when set, every request needs "Authorization: Bearer TOKEN"
     max_upload_bytes: int = P.DEFAULT_MAX_UPLOAD_BYTES
-    max_pixels: int = P.DEFAULT_MAX_PIXELS
+    max_pixels: int = MAX_PIXELS
     queue_size: int = P.DEFAULT_QUEUE_SIZE   # jobs waiting behind the running one before 503
     request_timeout_s: float = P.DEFAULT_REQUEST_TIMEOUT_S
     seed: int = 0                       # for backends that sample (TRELLIS, diffusers)

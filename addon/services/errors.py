@@ -1,7 +1,7 @@
 """Errors the client raises, each with a message an artist can act on (standard library only)."""
 from __future__ import annotations
 
-from ..core.errors import UpliftError
+from ..core.errors import ImageTooLargeError, UpliftError  # noqa: F401  (re-exported)
 
 
 class ServiceError(UpliftError):
@@ -49,10 +49,6 @@ class RemoteServerNotAllowedError(ServiceError):
 class InvalidRequestError(UpliftError):
     """A request parameter out of range: no prompt, a point or box outside the image,
     a missing prompt for a backend that needs one, an unknown inpaint mode, …"""
-
-
-class ImageTooLargeError(UpliftError):
-    """An upload or image over the configured byte or pixel limit."""
 
 
 class BackendOutOfMemoryError(UpliftError):

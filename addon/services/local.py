@@ -11,10 +11,11 @@ import threading
 import numpy as np
 
 from ..core.errors import BackendFailedError, CameraError, ImageFormatError, MaskError, UpliftError
+from ..core.image_io import check_pixel_count
 from . import protocol as P
 from .api import SegmentResult
 from .config import ServerConfig
-from .errors import BackendNotLoadedError, BackendOutOfMemoryError, ImageTooLargeError, InvalidRequestError
+from .errors import BackendNotLoadedError, BackendOutOfMemoryError, InvalidRequestError
 
 SEAM_WIDTH = 4        # default seam-ring half-width in pixels when `dilate` is 0
 MAX_DILATE = 1024     # pixels; larger asks are refused as absurd
@@ -30,7 +31,7 @@ class LocalServices:
     # -- backends -------------------------------------------------------------------
     def backend(self, kind: str):
         """The loaded backend for 'segment' | 'lift' | 'inpaint', loading it on first use."""
-        from .backends import base
+        from .backends.registry import BUILDERS
 
         with self._lock:
             if self._backends[kind] is None:
@@ -38,9 +39,7 @@ class LocalServices:
                 if name == "none":
                     raise BackendNotLoadedError(f"this Uplift service runs without a {kind} backend "
                                                 f"(started with --{kind} none)")
-                build = {"segment": base.build_segmenter, "lift": base.build_lifter,
-                         "inpaint": base.build_inpainter}[kind]
-                self._backends[kind] = build(self.config)
+                self._backends[kind] = BUILDERS[kind](self.config)
             return self._backends[kind]
 
     def load_all(self) -> None:
@@ -112,9 +111,7 @@ class LocalServices:
         h, w = image.shape[:2]
         if h == 0 or w == 0:
             raise ImageFormatError("the image is empty (0x0 pixels)")
-        if h * w > self.config.max_pixels:
-            raise ImageTooLargeError(f"the image is {w}x{h} = {w * h:,} pixels, over this service's limit "
-                                     f"of {self.config.max_pixels:,}")
+        check_pixel_count(w, h, "image", self.config.max_pixels)
 
     @staticmethod
     def check_mask(mask, image) -> np.ndarray:

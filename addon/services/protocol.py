@@ -45,7 +45,6 @@ PNG_COMPRESS_LEVEL = 1
 
 # Limits a server applies unless configured otherwise (see ServerConfig).
 DEFAULT_MAX_UPLOAD_BYTES = 64 * 1024 * 1024
-DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_QUEUE_SIZE = 8
 DEFAULT_REQUEST_TIMEOUT_S = 600.0
 

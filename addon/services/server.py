@@ -207,23 +207,13 @@ async def _respond(send, status: int, body: bytes, extra_headers=()) -> None:
 
 
 def _decode_image(data: bytes, max_pixels: int, what: str):
-    """Bytes -> uint8 [H, W, 3], refusing over-limit sizes from the header before decoding."""
-    import io
-
-    from PIL import Image
-
+    """Bytes -> uint8 [H, W, 3] (bool [H, W] for a mask); over-limit sizes are refused from
+    the header before decoding (`core.image_io.check_pixel_count`)."""
     from ..core.image_io import load_image, load_mask
 
-    try:
-        with Image.open(io.BytesIO(data)) as probe:
-            w, h = probe.size
-    except Exception:  # undecodable: load_image below produces the precise message
-        w = h = 0
-    if w * h > max_pixels:
-        raise ImageTooLargeError(f"the {what} is {w}x{h} = {w * h:,} pixels, over this server's limit of {max_pixels:,}")
     if what == "mask":
-        return load_mask(data, what="mask", allow_empty=True)
-    return load_image(data, what=what)
+        return load_mask(data, what="mask", allow_empty=True, max_pixels=max_pixels)
+    return load_image(data, what=what, max_pixels=max_pixels)
 
 
 def _params(text: str | None, what: str = "params") -> dict:

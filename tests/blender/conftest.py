@@ -9,7 +9,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from blender_lines import LINES, require  # noqa: E402
 from uplift_bpy_harness import Server, build_extension  # noqa: E402
+
+
+@pytest.fixture(scope="module", params=LINES, ids=[line.id for line in LINES])
+def blender_python(request) -> str:
+    """The interpreter that runs the headless-Blender subprocesses, once per Blender line."""
+    return require(request.param)
 
 
 @pytest.fixture(scope="session")

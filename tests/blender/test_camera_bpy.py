@@ -9,6 +9,8 @@ back the same settings (compared as Blender stores them, float32).
 from __future__ import annotations
 
 import math
+import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -21,6 +23,9 @@ from uplift.blender.scene_io import apply_camera_settings, camera_settings  # no
 from uplift.core.blender_camera import blender_from_camera, camera_from_blender  # noqa: E402
 from uplift.core.camera import Camera  # noqa: E402
 from uplift.core.photo import camera_from_photo  # noqa: E402
+
+from blender_lines import LINES, MAIN_PYTHON, require  # noqa: E402
+from uplift_bpy_harness import REPO, package_shim  # noqa: E402
 
 pytestmark = pytest.mark.bpy
 
@@ -156,3 +161,20 @@ def test_scene_io_apply_camera_settings_keeps_the_pose(scene):
     apply_camera_settings(copy, scene, settings)
     bpy.context.view_layer.update()
     assert np.allclose(np.array(copy.matrix_world), np.array(obj.matrix_world), atol=1e-6)
+
+
+OTHER_LINES = [line for line in LINES if line.python != MAIN_PYTHON]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("line", OTHER_LINES, ids=[line.id for line in OTHER_LINES])
+def test_the_same_cases_pass_on_the_other_blender_lines(line, tmp_path):
+    """This module runs bpy in-process (the main environment's line); each other line runs
+    it again under its own interpreter."""
+    python = require(line)
+    done = subprocess.run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(REPO),
+                           "-k", "not other_blender_lines", __file__], capture_output=True, text=True, cwd=REPO,
+                          env=dict(os.environ, PYTHONPATH=str(package_shim(tmp_path / "shim")),
+                                   BLENDER_USER_RESOURCES=str(tmp_path / "res")), timeout=600)
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
+    assert " passed" in done.stdout and "skipped" not in done.stdout, done.stdout[-3000:]

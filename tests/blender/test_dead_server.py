@@ -50,9 +50,9 @@ emit()
 """
 
 
-def test_dead_server_reports_and_leaves_the_scene_alone(extension_zip, shared_data, tmp_path):
+def test_dead_server_reports_and_leaves_the_scene_alone(extension_zip, blender_python, shared_data, tmp_path):
     header = f"DEAD = 'http://127.0.0.1:{free_port()}'\nPHOTO = {str(shared_data / 'photos' / 'dog.jpg')!r}\n"
-    out = run_blender(header + SCRIPT, extension_zip, tmp_path)
+    out = run_blender(header + SCRIPT, extension_zip, tmp_path, blender_python)
     assert "nothing listens" in out["select_error"] and "uplift serve" in out["select_error"]
     assert out["unchanged_after_select"]
     assert "nothing listens" in out["test_error"]

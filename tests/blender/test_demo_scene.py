@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from uplift_bpy_harness import REPO, run_blender
+from uplift_bpy_harness import REPO, package_shim, run_blender
 
 pytestmark = pytest.mark.bpy
 
@@ -35,18 +34,21 @@ def make_keep_folder(folder):
     mask[30:90, 40:120] = 255
     Image.fromarray(mask).save(folder / "mask.png")
     Image.fromarray(np.roll(mask, 3, axis=0)).save(folder / "seam_mask.png")
-    Image.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)).save(folder / "final.png")
+    for name in ("final", "photo", "seam_fill"):
+        Image.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)).save(folder / f"{name}.png")
+    Image.fromarray(np.roll(mask, 5, axis=1)).save(folder / "region.png")
     return folder
 
 
-def test_demo_blend_opens_with_everything(extension_zip, tmp_path):
+def test_demo_blend_opens_with_everything(extension_zip, blender_python, tmp_path):
     keep = make_keep_folder(tmp_path / "keep")
     blend = tmp_path / "demo.blend"
     # As `make demo` calls it: the plain `uplift` package in a bpy process.
     code = (f"from uplift.blender.demo_scene import write_demo_blend\n"
             f"print(write_demo_blend({str(keep)!r}, {str(blend)!r}, control_count=16))\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
-                          env=dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "res")))
+    done = subprocess.run([blender_python, "-c", code], capture_output=True, text=True, cwd=REPO,
+                          env=dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "res"),
+                                   PYTHONPATH=str(package_shim(tmp_path / "shim"))))
     assert done.returncode == 0, done.stdout + done.stderr
     assert blend.exists()
 
@@ -64,7 +66,7 @@ out["camera"] = scene.camera.name
 out["resolution"] = [scene.render.resolution_x, scene.render.resolution_y]
 out["plate_layer"] = scene.camera.data.background_images[0].image == scene.uplift.plate_image
 out["controls"] = len(controls)
-out["tree_nodes"] = len(scene.compositing_node_group.nodes)
+out["tree_nodes"] = len(importlib.import_module(M + ".blender.compositor").scene_tree(scene).nodes)
 out["render_layer"] = root.uplift.render_image is not None
 handlers.flush(full=True)
 before = images.read_rgba(root.uplift.render_image)
@@ -78,7 +80,7 @@ out["size"] = list(root.uplift.render_image.size)
 out["pinned"] = [c.uplift.pinned for c in controls.values()][:3]
 out["err"] = handlers.last_error["text"]
 emit()
-""", extension_zip, tmp_path)
+""", extension_zip, tmp_path, blender_python)
     assert out["camera"] == "Uplift Camera" and out["resolution"] == [160, 120]
     assert out["plate_layer"] and out["controls"] == 16 and out["tree_nodes"] >= 7
     assert out["render_layer"] and out["render_changed"] > 0.05, str(out)

@@ -4,23 +4,29 @@ from __future__ import annotations
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 
-from uplift_bpy_harness import REPO, run_blender
+from uplift_bpy_harness import REPO, run_blender, tiny_wheel
 
 pytestmark = pytest.mark.bpy
 
 
-def test_manifest_validates_with_blenders_tool(extension_zip):
-    sys.path.insert(0, str(REPO / "scripts"))
-    from build_extension import blender_ext_tool
+def blender_ext_tool(python: str) -> Path:
+    """The extension command-line tool shipped inside the bpy of `python`'s environment."""
+    venv = Path(python).parent.parent
+    found = sorted(venv.glob("lib/python3.*/site-packages/bpy/*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
+    assert found, f"blender_ext.py not found in the bpy under {venv}"
+    return found[-1]
 
+
+def test_manifest_validates_with_blenders_tool(extension_zip, blender_python):
     staged = extension_zip.parent / "validate"
     staged.mkdir(exist_ok=True)
     (staged / "blender_manifest.toml").write_text((REPO / "blender_manifest.toml").read_text())
     (staged / "__init__.py").write_text("")
-    done = subprocess.run([sys.executable, str(blender_ext_tool()), "validate", str(staged)],
+    done = subprocess.run([blender_python, str(blender_ext_tool(blender_python)), "validate", str(staged)],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -34,7 +40,7 @@ def test_zip_has_the_manifest_beside_the_package(extension_zip):
     assert not any("__pycache__" in n for n in names)
 
 
-def test_enable_disable_twice_leaves_nothing_behind(extension_zip, tmp_path):
+def test_enable_disable_twice_leaves_nothing_behind(extension_zip, blender_python, tmp_path):
     out = run_blender("""
         import addon_utils
         def ours(handlers):
@@ -64,7 +70,7 @@ def test_enable_disable_twice_leaves_nothing_behind(extension_zip, tmp_path):
         prefs = bpy.context.preferences.addons["bl_ext.user_default.uplift"].preferences
         out["defaults"] = [prefs.control_count, prefs.arap_iterations, prefs.server_url]
         emit()
-    """, extension_zip, tmp_path)
+    """, extension_zip, tmp_path, blender_python)
     assert out["handlers_enabled"] == 1 and out["load_post_enabled"] == 1
     for cycle in out["cycles"]:
         assert cycle["off"] == {"enabled": False, "depsgraph": 0, "load_post": 0, "undo_post": 0,
@@ -73,7 +79,7 @@ def test_enable_disable_twice_leaves_nothing_behind(extension_zip, tmp_path):
     assert out["defaults"][:2] == [512, 3]
 
 
-def test_registers_without_torch_and_says_what_is_missing(extension_zip, tmp_path):
+def test_registers_without_torch_and_says_what_is_missing(extension_zip, blender_python, tmp_path):
     script = """
         ext_prefs = importlib.import_module("bl_ext.user_default.uplift.blender.dependencies")
         out["missing"] = [r.package for r in ext_prefs.missing(refresh=True)]
@@ -90,7 +96,7 @@ def test_registers_without_torch_and_says_what_is_missing(extension_zip, tmp_pat
     """
     # Block torch before anything imports it: the preamble then installs and enables the extension.
     blocked = "import sys\nsys.modules['torch'] = None\n"
-    out = run_blender(script, extension_zip, tmp_path, prefix=blocked)
+    out = run_blender(script, extension_zip, tmp_path, blender_python, prefix=blocked)
     assert out["missing"] == ["torch"]
     assert "torch" in out["message"] and "preferences" in out["message"]
     assert "pip install" in out["hint"] and '"torch"' in out["hint"]
@@ -99,25 +105,8 @@ def test_registers_without_torch_and_says_what_is_missing(extension_zip, tmp_pat
     assert out["torch_imported"] is False
 
 
-def _tiny_wheel(folder):
-    """A real (pure-Python) wheel file, the kind `make extension` bundles from vendor/."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "upliftvendortest-0.1-py3-none-any.whl"
-    info = "upliftvendortest-0.1.dist-info"
-    files = {
-        "upliftvendortest/__init__.py": "ANSWER = 42\n",
-        f"{info}/METADATA": "Metadata-Version: 2.1\nName: upliftvendortest\nVersion: 0.1\n",
-        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    with zipfile.ZipFile(path, "w") as zf:
-        for name, text in files.items():
-            zf.writestr(name, text)
-        zf.writestr(f"{info}/RECORD", "".join(f"{n},,\n" for n in files) + f"{info}/RECORD,,\n")
-    return path
-
-
-def test_vendor_wheels_are_bundled_and_installed(tmp_path):
-    wheel = _tiny_wheel(tmp_path / "vendor")
+def test_vendor_wheels_are_bundled_and_installed(blender_python, tmp_path):
+    wheel = tiny_wheel(tmp_path / "vendor", "upliftvendortest", "ANSWER = 42\n")
     out_dir = tmp_path / "dist"
     done = subprocess.run([sys.executable, str(REPO / "scripts" / "build_extension.py"), "--out", str(out_dir),
                            "--vendor", str(wheel.parent)], capture_output=True, text=True, cwd=REPO)
@@ -130,5 +119,5 @@ def test_vendor_wheels_are_bundled_and_installed(tmp_path):
         import upliftvendortest
         out["answer"] = upliftvendortest.ANSWER
         emit()
-    """, zip_path, tmp_path)
+    """, zip_path, tmp_path, blender_python)
     assert out["answer"] == 42

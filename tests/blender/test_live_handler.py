@@ -69,6 +69,17 @@ bpy.context.view_layer.update()
 out["pending_after_own_writes"] = len(handlers._pending)
 out["pinned_count"] = sum(c.uplift.pinned for c in ca.values())
 
+# The camera is converted only when its key changes, not on every update.
+conversions = []
+camera_of = scene_io.camera_of
+scene_io.camera_of = lambda sc: conversions.append(1) or camera_of(sc)
+for step_z in (0.01, 0.02):
+    ca[right].location = np.array(ca[right].location) + np.array([0.0, 0.0, step_z])
+    bpy.context.view_layer.update()
+    handlers.flush()
+scene_io.camera_of = camera_of
+out["camera_conversions"] = len(conversions)
+
 # Moving the root only re-renders (no solve); nothing to render without a camera, controls stay.
 a.location.x += 1.0
 bpy.context.view_layer.update()
@@ -99,11 +110,20 @@ bpy.context.view_layer.update()
 handlers.flush()
 out["after_delete_ok"] = bool(ca[other].uplift.pinned) and handlers.last_error["text"] == ""
 
-# Deleting a root drops its session.
+# Iteration and render-backend preferences are taken in place: same session, same deformer.
+prefs = bpy.context.preferences.addons[M].preferences
+session_a = state.get(a.uplift.uid)
+deformer_a = session_a.deformer
+prefs.arap_iterations = prefs.arap_iterations + 2
+prefs.render_backend = "torch"
+out["prefs_kept_session"] = (scene_io.session_for(a) is session_a and session_a.deformer is deformer_a
+                             and deformer_a.config.iterations == prefs.arap_iterations
+                             and session_a.settings.iterations == prefs.arap_iterations)
+
+# Deleting a root drops its session and its layer on the next update (no explicit collect).
 for ob in [b, *b.children]:
     bpy.data.objects.remove(ob)
 bpy.context.view_layer.update()
-handlers.collect(scene)
 out["sessions"] = sorted(state.uids())
 
 # Real undo / redo of a drag: the empties come back, nothing gets pinned by it, the solve follows.
@@ -152,8 +172,8 @@ emit()
 """
 
 
-def test_handler_logic(extension_zip, tmp_path):
-    out = run_blender(SCRIPT, extension_zip, tmp_path)
+def test_handler_logic(extension_zip, blender_python, tmp_path):
+    out = run_blender(SCRIPT, extension_zip, tmp_path, blender_python)
     assert out["counts"] == [24, 24]
     assert out["roots_local_centre"] < 0.3     # controls live in the root's local frame, round its centre
     assert out["no_handles_rest"] < 1e-6
@@ -164,11 +184,13 @@ def test_handler_logic(extension_zip, tmp_path):
     assert out["proxy_moved"] > 0.05
     assert out["pending_after_own_writes"] == 0
     assert out["pinned_count"] == 2
+    assert out["camera_conversions"] == 0
     assert out["root_move_solve"] is False
     assert out["released_moved"] > 1e-3
     assert out["distortion"][1] < out["distortion"][0]
     assert out["after_delete_ok"]
     assert out["sessions"] == [out["uid_a"]]
+    assert out["prefs_kept_session"]
     assert out["undo_pins_restored"] and out["undo_locations_restored"] < 1e-6
     assert out["redo_pinned"] and out["redo_error"] == ""
     assert out["handlers_after_reenable"] == 1

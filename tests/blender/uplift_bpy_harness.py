@@ -15,6 +15,7 @@ import sys
 import textwrap
 import time
 import urllib.request
+import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,7 +30,7 @@ assert result == {{"FINISHED"}}, result
 assert {module!r} in bpy.context.preferences.addons, "the extension did not enable"
 import importlib
 ext = importlib.import_module({module!r})
-out = {{}}
+out = {{"blender_version": list(bpy.app.version[:2])}}
 import time as _time
 _t0 = _time.monotonic()
 def step(name):
@@ -37,6 +38,14 @@ def step(name):
 def emit():
     print("RESULT " + json.dumps(out))
 """
+
+
+def compositor_nodes(blender_version) -> set[str]:
+    """Node types `compositor.build` must create on that Blender: 5.0+ builds a node group with
+    a Group Output and shader Mix nodes, 4.x the scene's own tree with a Composite node."""
+    if tuple(blender_version) >= (5, 0):
+        return {"CompositorNodeAlphaOver", "ShaderNodeMix", "NodeGroupOutput"}
+    return {"CompositorNodeAlphaOver", "CompositorNodeMixRGB", "CompositorNodeComposite"}
 
 
 def build_extension(out_dir: Path) -> Path:
@@ -48,8 +57,20 @@ def build_extension(out_dir: Path) -> Path:
     return next(out_dir.glob("uplift-*.zip"))
 
 
-def run_blender(script: str, zip_path: Path, workdir: Path, timeout: float = 600, prefix: str = "") -> dict:
-    """Run `script` (after the preamble; it sets `out` entries and calls `emit()`)."""
+def package_shim(folder: Path) -> Path:
+    """A folder whose `uplift` is this checkout's addon/, for PYTHONPATH in an environment
+    that did not install the package (the older Blender lines)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    link = folder / "uplift"
+    if not link.exists():
+        link.symlink_to(REPO / "addon", target_is_directory=True)
+    return folder
+
+
+def run_blender(script: str, zip_path: Path, workdir: Path, python: str, timeout: float = 600,
+                prefix: str = "") -> dict:
+    """Run `script` (after the preamble; it sets `out` entries and calls `emit()`) with the
+    interpreter `python` (one Blender line: see conftest's `blender_python`)."""
     resources = workdir / "blender-user"
     resources.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, BLENDER_USER_RESOURCES=str(resources), BLENDER_USER_CONFIG=str(resources / "config"),
@@ -59,7 +80,7 @@ def run_blender(script: str, zip_path: Path, workdir: Path, timeout: float = 600
     path.write_text(source)
     # Output goes to files (not pipes) so a long run can be followed with `tail -f workdir/stderr.txt`.
     with open(workdir / "stdout.txt", "w") as stdout, open(workdir / "stderr.txt", "w") as stderr:
-        code = subprocess.run([sys.executable, str(path)], stdout=stdout, stderr=stderr, env=env, cwd=workdir,
+        code = subprocess.run([python, str(path)], stdout=stdout, stderr=stderr, env=env, cwd=workdir,
                               timeout=timeout).returncode
     out_text, err_text = (workdir / "stdout.txt").read_text(), (workdir / "stderr.txt").read_text()
     lines = [line for line in out_text.splitlines() if line.startswith("RESULT ")]
@@ -67,6 +88,24 @@ def run_blender(script: str, zip_path: Path, workdir: Path, timeout: float = 600
         f"Blender script failed (exit {code})\n--- stdout ---\n{out_text[-6000:]}"
         f"\n--- stderr ---\n{err_text[-6000:]}")
     return json.loads(lines[-1][len("RESULT "):])
+
+
+def tiny_wheel(folder: Path, name: str, source: str) -> Path:
+    """A real pure-Python wheel of one module `name` (its __init__ is `source`), built without
+    pip or the network: what `make extension` bundles and Install Dependencies' tests install."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}-0.1-py3-none-any.whl"
+    info = f"{name}-0.1.dist-info"
+    files = {
+        f"{name}/__init__.py": source,
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    with zipfile.ZipFile(path, "w") as zf:
+        for member, text in files.items():
+            zf.writestr(member, text)
+        zf.writestr(f"{info}/RECORD", "".join(f"{m},,\n" for m in files) + f"{info}/RECORD,,\n")
+    return path
 
 
 def free_port() -> int:

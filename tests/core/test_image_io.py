@@ -95,3 +95,49 @@ def test_alpha_over_extremes_and_size_check():
     assert np.allclose(out[0, 0], 1.0) and np.allclose(out[0, 1], 0.625) and np.allclose(out[1, 1], 0.25)
     with pytest.raises(MaskError, match="composite"):
         alpha_over(fg, bg[:3])
+
+
+def _ramp16(w=256, h=4) -> np.ndarray:  # uint16 [h, w], 0..65535
+    return np.tile(np.linspace(0, 65535, w).round().astype(np.uint16), (h, 1))
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_16_bit_pngs_load_scaled_to_8_bits(tmp_path, channels):
+    import cv2
+
+    grey = _ramp16()
+    planes = [grey, 65535 - grey, grey // 2][:min(channels, 3)]
+    if channels == 4:
+        planes.append(np.full_like(grey, 40000))
+    path = tmp_path / f"photo16_{channels}.png"
+    stacked = planes[0] if channels == 1 else np.stack(planes[:3][::-1] + planes[3:], -1)  # cv2 writes BGR(A)
+    assert cv2.imwrite(str(path), stacked)
+    assert Image.open(path).mode == ("I;16" if channels == 1 else "RGB" if channels == 3 else "RGBA")
+    image = load_image(path)
+    expected = np.stack([p.astype(np.float64) / 257 for p in planes[:3]], -1) if channels > 1 else \
+        np.repeat(grey[..., None].astype(np.float64) / 257, 3, -1)
+    assert image.dtype == np.uint8 and image.shape == (4, 256, 3)
+    assert np.abs(image - expected).max() <= 1.0  # rounding or truncation of the low byte
+    assert image.max() == 255 and image.min() == 0  # not clipped to white
+
+
+def test_a_16_bit_grey_mask_thresholds_at_half(tmp_path):
+    import cv2
+
+    path = tmp_path / "mask16.png"
+    assert cv2.imwrite(str(path), _ramp16())
+    mask = load_mask(path)
+    assert 0.45 < mask.mean() < 0.55
+
+
+def test_the_pixel_limit_is_one_check_everywhere(tmp_path):
+    from uplift.core.errors import ImageTooLargeError
+    from uplift.core.image_io import MAX_PIXELS, check_pixel_count
+    from uplift.services.config import ServerConfig
+
+    assert ServerConfig().max_pixels == MAX_PIXELS
+    check_pixel_count(MAX_PIXELS, 1)
+    with pytest.raises(ImageTooLargeError, match="over the limit"):
+        check_pixel_count(MAX_PIXELS + 1, 1)
+    with pytest.raises(ImageTooLargeError, match="40x30 = 1,200 pixels, over the limit of 1,000"):
+        load_image(_jpeg(), max_pixels=1000)

@@ -167,6 +167,24 @@ def test_a_drag_moves_the_grabbed_part_and_pins_the_far_side(prepared):
     assert (after[near, 2] - rest[near, 2]).mean() > 0.1 * frame.size
 
 
+def test_prepared_reuses_its_deformer_and_an_edit_never_depends_on_the_one_before(prepared):
+    from uplift.core.deformer import DeformConfig
+    from uplift.pipeline.edit import deform
+
+    config = EditConfig(deform=DeformConfig(num_controls=128))
+    lift_roof = EditSpec(drags=(Drag((0.4, -0.1, 0.0), (0.4, -0.3, 0.0)),))
+    push_back = EditSpec(drags=(Drag((-0.3, 0.0, 0.0), (-0.3, 0.0, 0.2)),))
+    first = deform(prepared, lift_roof, config)[0]
+    deformer = prepared.deformer(config.deform)
+    deform(prepared, push_back, config)
+    again = deform(prepared, lift_roof, config)[0]
+    assert prepared.deformer(config.deform) is deformer  # FPS, graph and binding built once
+    size = prepared.frame.size
+    assert (first.means - prepared.gaussians.means).abs().max() > 0.05 * size
+    assert (again.means - first.means).abs().max() <= 1e-6 * size  # solved from rest, not from push_back
+    assert prepared.deformer(DeformConfig(num_controls=64)) is not deformer  # another config, another deformer
+
+
 def test_drags_far_from_the_object_are_refused(prepared, services):
     with pytest.raises(ControlError, match="object size"):
         apply_edit(prepared, EditSpec(drags=(Drag((3, 0, 0), (3, -1, 0)),)), services, EditConfig())
@@ -226,6 +244,16 @@ def test_keep_writes_every_intermediate_with_a_readme(prepared, services, tmp_pa
     info = json.loads((tmp_path / "edit.json").read_text())
     assert set(info["timings_s"]) == set(STAGES) and info["edit"]["rotate_deg"] == [10.0, 0.0, 0.0]
     assert not list(tmp_path.glob("*.part"))
+    # The compositor tree's formula over the kept layers rebuilds final.png (8-bit rounding only).
+    layer = {name: load_image(tmp_path / f"{name}.png") for name in ("photo", "plate", "seam_fill")}
+    from uplift.core.image_io import load_rgba
+
+    obj = load_rgba(tmp_path / "object.png") / 255.0
+    over = np.rint((obj[..., :3] * obj[..., 3:] + layer["plate"] / 255.0 * (1 - obj[..., 3:])) * 255)
+    seam = load_mask(tmp_path / "seam_mask.png", allow_empty=True)[..., None]
+    region = load_mask(tmp_path / "region.png")[..., None]
+    rebuilt = np.where(region, np.where(seam, layer["seam_fill"], over), layer["photo"])
+    assert np.abs(rebuilt - result.final.astype(np.float64)).max() <= 1
 
 
 @pytest.mark.parametrize("bad, error", [
@@ -253,6 +281,12 @@ def test_absurd_edits_are_refused(bad):
         EditSpec(**bad)
 
 
+@pytest.mark.parametrize("ends", [((0, 0, 0), (1e30, 0, 0)), ((0, 0, 0), (0, 101, 0)), ((0, 0, 0), (0, 0, float("nan")))])
+def test_absurd_drags_are_refused(ends):
+    with pytest.raises(ControlError, match="object sizes|finite"):
+        Drag(*ends)
+
+
 def test_bad_config_is_refused():
     with pytest.raises(ConfigError):
         EditConfig(max_working_size=10)
@@ -260,3 +294,15 @@ def test_bad_config_is_refused():
         EditConfig(seam_width=4, seam_offset=1, silhouette_dilate=4)
     assert EditSpec().is_identity and EditSpec(drags=(Drag((0, 0, 0), (0, 0, 0)),)).is_identity
     assert not EditSpec(scale=1.5).is_identity
+
+
+def test_layers_without_openexr_skip_the_exr_and_remove_a_stale_one(prepared, services, tmp_path, monkeypatch):
+    from uplift.core import exr
+    from uplift.pipeline.keep import write_layers
+
+    result = apply_edit(prepared, EditSpec(scale=1.1), services, EditConfig())
+    (tmp_path / "layers.exr").write_bytes(b"stale")
+    monkeypatch.setattr(exr, "exr_available", lambda: False)
+    written = write_layers(tmp_path, prepared, result.composite)
+    assert "layers.exr" not in [p.name for p in written] and not (tmp_path / "layers.exr").exists()
+    assert all(p.is_file() for p in written) and len(written) == 7

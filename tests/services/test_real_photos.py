@@ -1,4 +1,4 @@
-"""Segmentation and inpainting of the shared photos through a live server."""
+"""Segmentation and inpainting of the test photos through a live server."""
 from __future__ import annotations
 
 import numpy as np

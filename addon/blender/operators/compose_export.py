@@ -1,26 +1,30 @@
-"""Compose & Export: full-resolution render over the plate, seam pass, files and a compositor tree."""
+"""Compose & Export: the scene's posed objects rendered and composited by the pipeline
+(`pipeline.edit.render_object` and `compose`, as `uplift edit` does), written as the
+layers of `pipeline.keep.write_layers`, plus a compositor tree that rebuilds final.png."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
 import bpy
-import numpy as np
 from bpy.props import IntProperty
 
 from .. import compositor, handlers, images, jobs, preferences, scene_io, state
 
-# Files written to the export folder (documented in README "Compose & Export").
+# pipeline.edit.EditConfig().seam_width, written out: importing the pipeline needs torch, which the
+# extension must register without (tests/blender/test_compose_matches_edit.py fails if they differ).
+SEAM_WIDTH = 2
 
 
 @dataclass(frozen=True)
 class ComposeJob:
-    client: object
+    services: object          # services.api.HttpServices (validated replies)
     objects: tuple            # ((Gaussians root-local, root world matrix [4, 4]), ...)
     camera: object            # core.camera.Camera at full resolution
+    photo_png: bytes
     plate_png: bytes
-    backend: str
-    seam_width: int
+    mask_pngs: tuple          # each lifted object's selection mask (PNG bytes)
+    config: object            # pipeline.edit.EditConfig
     folder: Path
 
 
@@ -33,48 +37,26 @@ def export_folder(context) -> Path:
     return base / bpy.path.clean_name(context.scene.name)
 
 
-def compose(job: ComposeJob) -> dict[str, np.ndarray]:
-    """Render, composite, seam-inpaint and write every output. Runs off the main thread."""
-    from ...core.compositing import alpha_over, seam_ring
-    from ...core.exr import srgb_to_linear, write_multilayer_exr
+def compose(job: ComposeJob):
+    """Render, composite, seam and write every layer (off the main thread) -> the paths written."""
     from ...core.gaussians import concat
-    from ...core.image_io import encode_png, load_image, save_png, to_float, to_uint8
-    from ...core.render import render
+    from ...core.image_io import load_image, union_mask
     from ...core.transforms import apply_similarity
+    from ...pipeline.edit import compose as compose_layers, prepared_from_layers, render_object
+    from ...pipeline.keep import write_layers
 
-    world = concat([apply_similarity(g, state.similarity_from_matrix(m)) for g, m in job.objects])
-    rgba = render(world, job.camera, backend=job.backend, scale=1.0).rgba
-    rgba = np.clip(rgba.detach().cpu().numpy(), 0.0, 1.0)
+    photo = load_image(job.photo_png, what="the photo")
     plate = load_image(job.plate_png, what="the plate")
-    if plate.shape[:2] != rgba.shape[:2]:
-        raise scene_io.SceneStateError(
-            f"the camera renders {rgba.shape[1]}x{rgba.shape[0]} but the plate is {plate.shape[1]}x{plate.shape[0]}: "
-            "keep the render resolution equal to the photo's")
-    object_u8 = to_uint8(rgba)
-    composite = to_uint8(alpha_over(to_float(object_u8), to_float(plate)))
-    silhouette = object_u8[..., 3] >= 128
-    seam = seam_ring(silhouette, job.seam_width)  # the ring the server's seam mode inpaints
-    if seam.any():
-        filled = load_image(job.client.inpaint(encode_png(composite), encode_png(silhouette), mode="seam",
-                                               dilate=job.seam_width),
-                            what="the server's seam inpainting")
-        if filled.shape != composite.shape:
-            raise scene_io.SceneStateError("the server's seam inpainting came back at the wrong size")
-    else:
-        filled = composite
-    final = np.where(seam[..., None], filled, composite)
-    job.folder.mkdir(parents=True, exist_ok=True)
-    outputs = {"plate": plate, "object": object_u8, "seam_mask": seam, "seam_fill": filled, "final": final}
-    for name, array in outputs.items():
-        save_png(job.folder / f"{name}.png", array)
-    straight = to_float(object_u8)
-    write_multilayer_exr(job.folder / "layers.exr", {
-        "plate": srgb_to_linear(to_float(plate)),
-        "object": np.concatenate([srgb_to_linear(straight[..., :3]) * straight[..., 3:], straight[..., 3:]], -1),
-        "seam_mask": seam.astype(np.float32),
-        "final": srgb_to_linear(to_float(final)),
-    })
-    return outputs
+    mask = union_mask(job.mask_pngs, photo.shape[:2], what="a lifted object's mask")
+    world = concat([apply_similarity(g, state.similarity_from_matrix(m)) for g, m in job.objects])
+    prepared = prepared_from_layers(photo, plate, mask, job.camera, world)
+    rgba = render_object(world, prepared.work_camera, job.config.render_backend)
+    composite = compose_layers(prepared, rgba, job.services, job.config)
+    try:
+        job.folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise scene_io.SceneStateError(f"cannot write the export to {job.folder}: {exc.strerror or exc}") from None
+    return write_layers(job.folder, prepared, composite)
 
 
 class UPLIFT_OT_compose_export(bpy.types.Operator, jobs.BackgroundStep):
@@ -84,8 +66,9 @@ class UPLIFT_OT_compose_export(bpy.types.Operator, jobs.BackgroundStep):
     bl_options = {"REGISTER", "UNDO"}
     busy_text = "Composing"
 
-    seam_width: IntProperty(name="Seam Width", default=4, min=1, max=64, subtype="PIXEL",
-                            description="Pixels on each side of the object's outline that are re-inpainted")
+    seam_width: IntProperty(name="Seam Width", default=SEAM_WIDTH, min=1, max=64, subtype="PIXEL",
+                            description="Pixels on each side of the object's outline that are re-inpainted "
+                                        "(as uplift edit)")
 
     @classmethod
     def poll(cls, context):
@@ -94,29 +77,43 @@ class UPLIFT_OT_compose_export(bpy.types.Operator, jobs.BackgroundStep):
                 and jobs.explain(cls, context.scene.uplift.photo_image is not None, "Load a photo first"))
 
     def prepare(self, context) -> ComposeJob:
+        import dataclasses
+
+        import numpy as np
+
+        from ...pipeline.edit import EditConfig
+        from ...services.api import HttpServices
+
+        defaults = EditConfig()
         scene = context.scene
         handlers.flush()  # finish any pending live solve so the export shows the current pose
-        objects = []
+        objects, masks = [], []
         for root in scene_io.roots(scene):
             session = scene_io.session_for(root, context)
             current = session.deformed if session.deformed is not None else session.gaussians
             objects.append((current, np.array(root.matrix_world, dtype=np.float64)))
+            if root.uplift.mask_image is not None:
+                masks.append(images.file_bytes(root.uplift.mask_image))
         plate = scene.uplift.plate_image or scene.uplift.photo_image
-        return ComposeJob(jobs.server_client(context), tuple(objects), scene_io.camera_of(scene),
-                          images.file_bytes(plate), preferences.get(context).render_backend, self.seam_width,
+        # The seam ring must stay inside the composited region (EditConfig checks it).
+        dilate = max(defaults.silhouette_dilate, self.seam_width + defaults.seam_offset)
+        config = dataclasses.replace(defaults, seam_width=self.seam_width, silhouette_dilate=dilate,
+                                     render_backend=preferences.get(context).render_backend)
+        return ComposeJob(HttpServices(jobs.server_client(context)), tuple(objects), scene_io.camera_of(scene),
+                          scene_io.photo_bytes(scene), images.file_bytes(plate), tuple(masks), config,
                           export_folder(context))
 
     def work(self, job: ComposeJob):
-        try:
-            compose(job)
-        except OSError as exc:
-            raise scene_io.SceneStateError(f"cannot write the export to {job.folder}: {exc.strerror or exc}") from None
-        return job.folder
+        return job.folder, [path.name for path in compose(job)]
 
-    def apply(self, context, folder: Path) -> None:
+    def apply(self, context, result) -> None:
+        folder, written = result
         compositor.build(context.scene, folder)
         context.scene.uplift.export_dir = str(folder)
         self.report({"INFO"}, f"Exported to {folder} and built the '{compositor.TREE_NAME}' compositor tree")
+        if "layers.exr" not in written:
+            self.report({"WARNING"}, "layers.exr was not written: install the Python package 'OpenEXR' in "
+                                     "Blender's Python for the multilayer EXR (the PNG layers are complete)")
 
 
 CLASSES = (UPLIFT_OT_compose_export,)

@@ -24,24 +24,21 @@ class UPLIFT_OT_fill_background(bpy.types.Operator, jobs.BackgroundStep):
                                  "Lift an object first: its region is what gets filled"))
 
     def prepare(self, context):
+        from ...services.api import HttpServices
+
         scene = context.scene
         masks = [images.file_bytes(root.uplift.mask_image) for root in scene_io.roots(scene)
                  if root.uplift.mask_image is not None]
-        width, height = scene_io.photo_size(scene)
-        return jobs.server_client(context), scene_io.photo_bytes(scene), masks, (height, width), self.dilate
+        return HttpServices(jobs.server_client(context)), scene_io.photo_bytes(scene), masks, self.dilate
 
     def work(self, payload):
-        import numpy as np
+        from ...core.image_io import encode_png, load_image, union_mask
 
-        from ...core.image_io import encode_png, load_image, load_mask
-
-        client, photo, masks, shape, dilate = payload
-        union = np.zeros(shape, dtype=bool)
-        for data in masks:
-            union |= load_mask(data, shape=shape, what="a lifted object's mask")
-        plate = client.inpaint(photo, encode_png(union), mode="fill", dilate=dilate)
-        load_image(plate, what="the server's filled plate")  # refuse a broken answer before touching the scene
-        return plate
+        services, photo_png, masks, dilate = payload
+        photo = load_image(photo_png, what="the photo")
+        union = union_mask(masks, photo.shape[:2], what="a lifted object's mask")
+        plate = services.inpaint(photo, union, mode="fill", dilate=dilate)  # a checked uint8 image or an error
+        return encode_png(plate)
 
     def apply(self, context, plate_png) -> None:
         scene = context.scene

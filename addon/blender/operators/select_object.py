@@ -144,10 +144,15 @@ class UPLIFT_OT_select_object(bpy.types.Operator, jobs.BackgroundStep):
 
     def _end(self, context, status: set[str]) -> set[str]:
         context.window_manager.event_timer_remove(self._timer)
+        self._timer = None
         drawing.remove_overlay(self._draw)
         context.workspace.status_text_set(None)
         context.area.tag_redraw()
         return status
+
+    def cleanup_after_error(self, context) -> None:
+        if getattr(self, "_timer", None) is not None:
+            self._end(context, set())
 
     def modal(self, context, event):
         if event.type == "TIMER":
@@ -156,7 +161,7 @@ class UPLIFT_OT_select_object(bpy.types.Operator, jobs.BackgroundStep):
                 if isinstance(task.error, UpliftError):
                     self.report({"ERROR"}, str(task.error))
                 elif task.error is not None:
-                    raise task.error
+                    raise task.error  # reporting.guard reports it and ends the loop
                 else:
                     try:
                         self.apply(context, task.result)

@@ -1,4 +1,6 @@
-"""Backend protocols and the registry that builds them from a `ServerConfig`.
+"""Backend protocols and the helpers backends share. The registry that builds backends
+from a `ServerConfig` is `registry.py`: this module imports no backend, so any backend
+can import it first.
 
 Shapes: images uint8 [H, W, 3] RGB; masks bool [H, W]; points float [P, 2] pixels
 (x, y) with labels int [P] (1 foreground, 0 background); box float [4] (x0, y0, x1, y1).
@@ -58,36 +60,3 @@ def require_path(path, backend: str, what: str, *, directory: bool = False):
     if not directory and not path.is_file():
         raise BackendUnavailableError(f"the {backend} backend needs {what}: {path} is not a file")
     return path
-
-
-def build_segmenter(config) -> Segmenter | None:
-    if config.segment == "grabcut":
-        from .grabcut import GrabCutSegmenter
-        return GrabCutSegmenter()
-    if config.segment == "sam":
-        from .sam import SamSegmenter
-        return SamSegmenter(config.sam_checkpoint, config.sam_model_type, config.device)
-    return None
-
-
-def build_lifter(config) -> Lifter | None:
-    if config.lift == "inflate":
-        from .inflate import InflateLifter
-        return InflateLifter(device=config.device)
-    if config.lift == "trellis":
-        from .trellis import TrellisLifter
-        return TrellisLifter(config.trellis_model, config.device, seed=config.seed)
-    return None
-
-
-def build_inpainter(config) -> Inpainter | None:
-    if config.inpaint in ("telea", "ns"):
-        from .opencv_inpaint import OpenCVInpainter
-        return OpenCVInpainter(config.inpaint)
-    if config.inpaint == "lama":
-        from .lama import LamaInpainter
-        return LamaInpainter(config.lama_model, config.device)
-    if config.inpaint == "diffusers":
-        from .diffusers_inpaint import DiffusersInpainter
-        return DiffusersInpainter(config.diffusers_model, config.device, seed=config.seed, steps=config.diffusers_steps)
-    return None

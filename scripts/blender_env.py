@@ -1,0 +1,83 @@
+"""Build a Python environment matching one Blender line (`make blender-env`, and the older
+line `make test` runs the Blender tests on).
+
+    python scripts/blender_env.py --python 3.11 [--out .venv-b42]
+    python scripts/blender_env.py --python /path/to/python3.13
+    python scripts/blender_env.py --python /path/to/blender      # uses the Python inside that Blender
+
+The Python's version picks the requirements: 3.11 -> requirements-blender42.txt (bpy 4.2 LTS,
+numpy<2), 3.13 -> requirements-blender52.txt (bpy 5.2 LTS, numpy 2). Standard library only.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+REQUIREMENTS = {(3, 11): "requirements-blender42.txt", (3, 13): "requirements-blender52.txt"}
+
+
+def find_python(spec: str) -> Path:
+    """An interpreter from a version ("3.11"), an interpreter path, or a Blender executable/folder."""
+    if re.fullmatch(r"3\.\d+", spec):
+        found = sorted((Path.home() / ".pyenv" / "versions").glob(f"{spec}.*/bin/python"))
+        on_path = shutil.which(f"python{spec}")
+        if found or on_path:
+            return found[-1] if found else Path(on_path)
+        sys.exit(f"blender_env: no Python {spec} found (looked in ~/.pyenv/versions and PATH)")
+    path = Path(spec).expanduser()
+    if not path.exists():
+        sys.exit(f"blender_env: {path} does not exist")
+    folder = path if path.is_dir() else path.parent
+    bundled = sorted(folder.glob("[0-9].[0-9]*/python/bin/python3*"))  # <blender>/<version>/python/bin/
+    if bundled and (path.is_dir() or path.name.startswith("blender")):
+        return bundled[-1]
+    if path.is_dir():
+        sys.exit(f"blender_env: no Blender Python under {path}")
+    return path
+
+
+def python_version(python: Path) -> tuple[int, int]:
+    out = subprocess.run([str(python), "-c", "import sys; print(*sys.version_info[:2])"],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"blender_env: {python} does not run: {out.stderr.strip().splitlines()[-1:]}")
+    major, minor = map(int, out.stdout.split())
+    return major, minor
+
+
+def build(python: Path, out: Path) -> float:
+    version = python_version(python)
+    requirements = REQUIREMENTS.get(version)
+    if requirements is None:
+        supported = ", ".join(f"{a}.{b}" for a, b in REQUIREMENTS)
+        sys.exit(f"blender_env: Python {version[0]}.{version[1]} matches no supported Blender line ({supported})")
+    start = time.monotonic()
+    if not (out / "bin" / "python").exists():
+        subprocess.run([str(python), "-m", "venv", str(out)], check=True)
+    subprocess.run([str(out / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q",
+                    "-r", str(REPO / requirements)], check=True, env=dict(os.environ, PYTHONNOUSERSITE="1"))
+    (out / ".installed").write_text(requirements + "\n")
+    return time.monotonic() - start
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--python", required=True, help="3.11, 3.13, a Python interpreter or a Blender")
+    parser.add_argument("--out", type=Path, help="environment folder (default .venv-blenderX.Y)")
+    args = parser.parse_args(argv)
+    python = find_python(args.python)
+    major, minor = python_version(python)
+    out = args.out or REPO / f".venv-blender{major}.{minor}"
+    seconds = build(python, out)
+    print(f"blender_env: {out} ready (Python {major}.{minor}, {REQUIREMENTS[(major, minor)]}) in {seconds:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""The Blender-line matrix itself: parsing UPLIFT_BLENDER_PYTHONS, reading a line's bpy
+version, and a missing line skipping locally but failing in CI."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from blender_lines import BlenderLine, bpy_version, parse_lines, require
+from uplift_bpy_harness import REPO
+
+sys.path.insert(0, str(REPO / "scripts"))
+import blender_env  # noqa: E402
+
+
+def fake_venv(root: Path, bpy: str | None) -> Path:
+    site = root / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    if bpy:
+        (site / f"bpy-{bpy}.dist-info").mkdir()
+    python = root / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text("")
+    return python
+
+
+def test_parse_relative_and_absolute_paths():
+    lines = parse_lines("5.2=.venv/bin/python, 4.2=/opt/b42/bin/python")
+    assert lines == [BlenderLine("5.2", REPO / ".venv" / "bin" / "python"), BlenderLine("4.2", Path("/opt/b42/bin/python"))]
+    assert [line.id for line in lines] == ["blender5.2", "blender4.2"]
+    with pytest.raises(pytest.UsageError, match="VERSION=PYTHON"):
+        parse_lines("5.2:.venv/bin/python")
+
+
+def test_bpy_version_comes_from_the_dist_info(tmp_path):
+    assert bpy_version(fake_venv(tmp_path / "a", "4.2.23")) == "4.2"
+    assert bpy_version(fake_venv(tmp_path / "b", None)) is None
+
+
+@pytest.mark.parametrize("ci, outcome", [("", pytest.skip.Exception), ("true", pytest.fail.Exception)])
+def test_a_missing_or_wrong_line_skips_locally_and_fails_in_ci(tmp_path, monkeypatch, ci, outcome):
+    monkeypatch.setenv("CI", ci)
+    python = fake_venv(tmp_path, "5.2.3")
+    assert require(BlenderLine("5.2", python)) == str(python)
+    with pytest.raises(outcome, match="does not exist"):
+        require(BlenderLine("4.2", tmp_path / "nowhere" / "bin" / "python"))
+    with pytest.raises(outcome, match="has bpy 5.2"):
+        require(BlenderLine("4.2", python))
+
+
+def test_blender_env_finds_the_python_inside_a_blender(tmp_path):
+    blender = tmp_path / "blender-4.2.3-linux-x64"
+    bundled = blender / "4.2" / "python" / "bin" / "python3.11"
+    bundled.parent.mkdir(parents=True)
+    bundled.write_text("")
+    (blender / "blender").write_text("")
+    assert blender_env.find_python(str(blender / "blender")) == bundled
+    assert blender_env.find_python(str(blender)) == bundled
+    assert blender_env.find_python(sys.executable) == Path(sys.executable)
+    with pytest.raises(SystemExit, match="does not exist"):
+        blender_env.find_python(str(tmp_path / "nothing"))
