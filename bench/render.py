@@ -155,6 +155,7 @@ def rows() -> list[Row]:
             ms, _, mb, _ = measure(g.to("cuda"), cam, "gsplat", 20)
             out.append(Row("render", name, ms, "ms", f"peak +{mb:.0f} MB GPU"
                            + ("; aim < 10 ms on an H100" if (size, count) == (1080, 500_000) else "")))
+    out.extend(reprojection_rows())
     garden = Path(__file__).resolve().parents[1] / "tests" / "data" / "splats" / "test_garden.npz"
     if garden.exists():
         g, cam = garden_scene(garden)
@@ -164,6 +165,38 @@ def rows() -> list[Row]:
     else:
         out.append(Row("render", "torch garden", None, "ms", f"{garden} not found"))
     return out
+
+
+def reprojection_rows(size: int = 512, count: int = 100_000, repeats: int = 9) -> list[Row]:
+    """The cost of photo reprojection: the blob turned by 15 deg, rendered with and without its
+    photo (a render of the rest blob), interleaved so that both see the same machine load.
+    Visibility is computed once per object and is not part of a frame; it is reported alone."""
+    from uplift.core.render import render
+    from uplift.core.render.reprojection import PhotoSource, photo_visibility
+    from uplift.core.transforms import Similarity, apply_similarity
+
+    rest, cam = object_scene(count), object_camera(size)
+    a = math.radians(15.0)
+    turn = np.array([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1.0]])
+    posed = apply_similarity(rest, Similarity(turn, np.zeros(3), 1.0))
+    start = time.process_time()
+    visibility = photo_visibility(rest, cam, backend="torch")
+    vis_ms = (time.process_time() - start) * 1000
+    photo = PhotoSource(render(rest, cam, backend="torch").rgba[..., :3].clamp(0, 1), cam, rest, visibility)
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for i in range(2 * repeats + 2):
+        with_photo = bool(i % 2)
+        start = time.process_time()
+        render(posed, cam, backend="torch", photo=photo if with_photo else None)
+        if i >= 2:  # the first pair warms up
+            times[with_photo].append((time.process_time() - start) * 1000)
+    plain, reproj = statistics.median(times[False]), statistics.median(times[True])
+    load = f"load {os.getloadavg()[0]:.1f}"
+    name = f"torch {size}x{size} {count // 1000}k"
+    return [Row("render", f"{name} turned, plain", plain, "ms", f"cpu time, 1 thread, median of {repeats}, {load}"),
+            Row("render", f"{name} turned, reprojected", reproj, "ms",
+                f"cpu time, +{100 * (reproj / plain - 1):.0f}% over plain (aim <= +30%), {load}"),
+            Row("render", f"{name} photo visibility (once per object)", vis_ms, "ms", "cpu time, 1 thread")]
 
 
 def _wide_camera():

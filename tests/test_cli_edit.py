@@ -103,6 +103,17 @@ def test_a_drag_in_the_negative_form_runs(shared_data, tmp_path):
     assert not np.array_equal(load_image(tmp_path / "dragged.png"), load_image(photo))
 
 
+def test_no_reproject_renders_the_lifted_colours(shared_data, tmp_path):
+    """Without an edit, reprojection gives the photo back (but for the filled hole around the
+    object); --no-reproject shows the lifted colours, several times further from it."""
+    photo = small_png(shared_data, tmp_path)
+    for flag, name in (([], "on.png"), (["--no-reproject"], "off.png")):
+        assert main(["edit", str(photo), "--box", "12,45,288,143", "-o", str(tmp_path / name), "-q", *flag]) == 0
+    original = load_image(photo).astype(float)
+    on, off = (np.abs(load_image(tmp_path / n).astype(float) - original).mean() for n in ("on.png", "off.png"))
+    assert on < off / 3, (on, off)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--rotate", "20,0,0"], "select the object"),
     (["--box", "10,10,5,5"], "x0 < x1"),

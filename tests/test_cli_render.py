@@ -149,3 +149,35 @@ def test_viewport_backend_renders_like_torch(scene, tmp_path):
     covered = expected[..., 3] > 32
     assert np.abs(img[..., 3] - expected[..., 3]).max() <= 2
     assert np.abs(img[covered, :3] - expected[covered, :3]).max() <= 2
+
+
+def test_photo_reprojection_at_rest_shows_the_photo(scene, tmp_path, capsys):
+    """IN.ply == REST.ply, a surface seen by the photo's own camera: opaque pixels are the photo's."""
+    _, cam_path, cam = scene
+    gen = torch.Generator().manual_seed(1)
+    n = 400
+    means = torch.rand(n, 3, generator=gen) * torch.tensor([1.2, 0.0, 0.8]) + torch.tensor([-0.6, 3.0, -0.4])
+    ply = tmp_path / "surface.ply"
+    write_ply(ply, Gaussians.from_colors(means, torch.rand(n, 3, generator=gen), torch.full((n, 3), 0.04),
+                                         torch.full((n,), 0.9)))
+    photo = np.random.default_rng(0).integers(0, 256, size=(cam.height, cam.width, 3), dtype=np.uint8)
+    photo_path = tmp_path / "photo.png"
+    Image.fromarray(photo).save(photo_path)
+    out = tmp_path / "out.png"
+    assert main(["render", str(ply), "--camera", str(cam_path), "-o", str(out), "--backend", "torch",
+                 "--photo", str(photo_path), "--rest", str(ply), "--photo-camera", str(cam_path)]) == 0
+    rgba = np.asarray(Image.open(out))
+    solid = rgba[..., 3] == 255
+    assert solid.mean() > 0.05
+    error = np.abs(rgba[..., :3][solid].astype(int) - photo[solid])
+    assert np.median(error) <= 1 and error.mean() < 2
+    plain = tmp_path / "plain.png"
+    assert main(["render", str(ply), "--camera", str(cam_path), "-o", str(plain), "--backend", "torch"]) == 0
+    assert np.abs(np.asarray(Image.open(plain))[..., :3][solid].astype(int) - photo[solid]).mean() > 20
+
+
+def test_photo_without_rest_is_a_clear_error(scene, tmp_path, capsys):
+    ply, cam_path, _ = scene
+    assert main(["render", str(ply), "--camera", str(cam_path), "-o", str(tmp_path / "o.png"),
+                 "--photo", str(ply)]) != 0
+    assert "--rest" in capsys.readouterr().err

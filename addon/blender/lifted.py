@@ -13,8 +13,10 @@ from . import proxy, scene_io, state
 
 
 def create_object(scene: bpy.types.Scene, gaussians, mask_image: bpy.types.Image | None,
-                  settings: state.DeformSettings) -> bpy.types.Object:
-    """Place world-space `gaussians` under a new root empty at their bounding-box centre."""
+                  settings: state.DeformSettings, photo_camera=None) -> bpy.types.Object:
+    """Place world-space `gaussians` under a new root empty at their bounding-box centre.
+    photo_camera: the `core.camera.Camera` they were lifted through, kept in the root's frame
+    so that the live render can reproject the photo (`core.render.reprojection`)."""
     from ..core.transforms import Similarity, apply_similarity
 
     if len(gaussians) == 0:
@@ -36,6 +38,13 @@ def create_object(scene: bpy.types.Scene, gaussians, mask_image: bpy.types.Image
     collection.objects.link(root)
     scene_io.store_gaussians(root, local)
     props.mask_image = mask_image
+    if photo_camera is not None:  # world = local + centre
+        from ..core.camera import Camera
+
+        shift = np.eye(4)
+        shift[:3, 3] = centre
+        props.photo_camera = Camera(photo_camera.width, photo_camera.height, photo_camera.K,
+                                    photo_camera.world_to_camera @ shift).to_json()
     proxy.create(root, local, collection)
     scene.uplift.active_root = root
     state.put(state.ObjectSession(props.uid, local, dataclasses.replace(settings, control_count=0)))

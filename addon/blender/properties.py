@@ -39,6 +39,9 @@ class UpliftObjectProps(bpy.types.PropertyGroup):
                                 description="The object's mask in the original photo")
     render_image: PointerProperty(name="Render", type=bpy.types.Image,
                                   description="The live render shown over the camera view")
+    photo_camera: StringProperty(name="Photo Camera",
+                                 description="The photo's camera (JSON) in the root's local frame when lifted: "
+                                             "the live render shows the photo's pixels through it")
     control_count: IntProperty(name="Control Points", default=0)
     graph_neighbours: IntProperty(name="Graph Neighbours", default=8)
     skin_neighbours: IntProperty(name="Skinning Neighbours", default=4)

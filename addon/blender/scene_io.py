@@ -144,8 +144,11 @@ def session_for(root: bpy.types.Object, context=None) -> state.ObjectSession:
     session = state.get(root.uplift.uid)
     settings = deform_settings(root, context)
     if session is not None and (session.settings == settings or session.adopt(settings)):
+        if session.photo_input is None:  # a session made by create_object
+            session.photo_input = _photo_input(root)
         return session
     session = state.put(state.ObjectSession(root.uplift.uid, load_gaussians(root), settings))
+    session.photo_input = _photo_input(root)
     if settings.control_count > 0:
         session.ensure_deformer()
         controls = controls_of(root)
@@ -211,6 +214,23 @@ def reset_selection(scene: bpy.types.Scene) -> None:
     props.prompt_box = (0, 0, 0, 0)
     props.prompt_points.clear()
     props.mask_score = 0.0
+
+
+def _photo_input(root: bpy.types.Object):
+    """-> (photo uint8 [H, W, 3], its Camera in the root's frame) for reprojection, or () when
+    the root has no photo camera (lifted by an older version) or the scene no photo of that size."""
+    from ..core.camera import Camera
+    from ..core.image_io import load_image
+
+    photo = bpy.context.scene.uplift.photo_image
+    if not root.uplift.photo_camera or photo is None:
+        return ()
+    try:
+        camera = Camera.from_json(root.uplift.photo_camera)
+        image = load_image(images.file_bytes(photo), what="photo")
+    except UpliftError:
+        return ()
+    return (image, camera) if image.shape[:2] == (camera.height, camera.width) else ()
 
 
 def photo_bytes(scene: bpy.types.Scene) -> bytes:

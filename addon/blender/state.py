@@ -93,6 +93,8 @@ class ObjectSession:
     pose_version: int = 0             # increases with each solve or restore (the GPU draw re-uploads then)
     packed: tuple[int, dict] | None = None  # (pose_version, splat planes) packed last
     needs_restore: bool = False       # rebuilt from the .blend or undone: re-skin from the empties' pose
+    photo_input: tuple | None = None  # (photo uint8 [H, W, 3], its Camera in the root's frame); (): none; None: unread
+    photo: object = None              # core.render.reprojection.PhotoSource, built on the first render
     handle_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # [H] of the last solve
     targets: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))               # [H, 3] of the last solve
 
@@ -159,7 +161,8 @@ class ObjectSession:
                 from ..core.transforms import apply_similarity
 
                 world = apply_similarity(current, similarity_from_matrix(req.root_matrix))
-                result = render(world, req.camera, backend=self.settings.backend, scale=req.scale)
+                result = render(world, req.camera, backend=self.settings.backend, scale=req.scale,
+                                photo=self.photo_source())
                 rgba = np.clip(result.rgba.detach().cpu().numpy(), 0.0, 1.0)  # RGB may exceed 1 (as gsplat)
             means = current.means.detach().cpu().numpy()
         rotations = self.control_rotations if has_controls else None
@@ -174,6 +177,17 @@ class ObjectSession:
 
             self.packed = (self.pose_version, pack_geometry(current))
         return self.packed[1]
+
+    def photo_source(self):
+        """The photo as the object's colour source (`core.render.reprojection`), or None without
+        one. Rest Gaussians and photo camera are both in the root's frame; visibility is computed
+        here once (about a second), on the worker thread. Call with the lock held."""
+        if self.photo is None and self.photo_input:
+            from ..core.render.reprojection import PhotoSource
+
+            image, camera = self.photo_input
+            self.photo = PhotoSource.from_photo(image, camera, self.gaussians, backend=self.settings.backend)
+        return self.photo
 
     def _restore(self, locations: np.ndarray, quats: np.ndarray) -> None:
         """Skin the Gaussians from control locations [M, 3] and wxyz rotations [M, 4] as stored

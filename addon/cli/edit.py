@@ -94,6 +94,8 @@ def add_parser(sub) -> None:
                     help="process photos at most PX on the long side, composite back at full size (default 1024)")
     op.add_argument("--render-backend", choices=("auto", "torch", "gsplat"), default="auto")
     op.add_argument("--no-seam", action="store_true", help="skip the seam inpainting pass")
+    op.add_argument("--no-reproject", action="store_true",
+                    help="render the lifted colours only, not the photo's own pixels where the photo saw the object")
     op.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.set_defaults(run=run)
 
@@ -148,7 +150,7 @@ def run(args) -> int:
         labels = (1,) * len(args.point) + (0,) * len(args.background_point)
         request = EditRequest(image, camera, box=args.box, points=points, labels=labels, mask=mask)
         edit = EditSpec(rotate_deg=args.rotate, translate=args.translate, scale=args.scale, drags=tuple(args.drag))
-        config = EditConfig(max_working_size=args.max_size, seam=not args.no_seam,
+        config = EditConfig(max_working_size=args.max_size, seam=not args.no_seam, reproject=not args.no_reproject,
                             render_backend=args.render_backend, inpaint_prompt=args.prompt)
         services = make_services(args)
     result = run_edit(request, edit, services, config, stage=progress.stage)

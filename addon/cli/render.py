@@ -1,4 +1,9 @@
-"""`uplift render IN.ply --camera CAMERA.json -o OUT.png [--depth OUT.npy] [--backend ...] [--background R,G,B] [--scale S]`."""
+"""`uplift render IN.ply --camera CAMERA.json -o OUT.png [--depth OUT.npy] [--backend ...] [--background R,G,B] [--scale S]
+[--photo PHOTO --rest REST.ply [--photo-camera CAMERA.json]]`.
+
+With --photo, IN.ply is a posed copy of REST.ply (same Gaussians, same order, e.g. `uplift
+deform`'s output) lifted from PHOTO: the render shows the photo's own pixels wherever the
+photo saw the object (`core.render.reprojection`)."""
 from __future__ import annotations
 
 import argparse
@@ -31,6 +36,11 @@ def add_parser(sub) -> None:
     p.add_argument("--background", type=parse_background, metavar="R,G,B",
                    help="opaque background colour in [0, 1] (default: transparent)")
     p.add_argument("--scale", type=float, default=1.0, help="render at this fraction of the camera's size")
+    p.add_argument("--photo", metavar="PHOTO", help="reproject this photo: the object shows the photo's pixels "
+                                                    "where the photo saw it (needs --rest)")
+    p.add_argument("--rest", metavar="REST.ply", help="the object at rest, as lifted from --photo")
+    p.add_argument("--photo-camera", metavar="CAMERA.json",
+                   help="the photo's camera (default: from its EXIF focal length, as `uplift lift` makes it)")
     p.set_defaults(run=run)
 
 
@@ -51,15 +61,31 @@ def run(args) -> int:
 
     if not str(args.output).lower().endswith(".png"):
         raise ConfigError(f"the output {args.output} must be a .png file")
-    refuse_overwriting_input(args.output, args.ply, args.camera)
+    if (args.photo is None) != (args.rest is None) or (args.photo_camera and not args.photo):
+        raise ConfigError("reprojection needs both --photo and --rest (and --photo-camera only with them)")
+    inputs = [x for x in (args.ply, args.camera, args.photo, args.rest, args.photo_camera) if x]
+    refuse_overwriting_input(args.output, *inputs)
     if args.depth:
-        refuse_overwriting_input(args.depth, args.ply, args.camera, args.output)
+        refuse_overwriting_input(args.depth, args.output, *inputs)
     progress = Progress()
     with progress.stage("read"):
         camera = Camera.load(args.camera)
         gaussians = read_ply(args.ply)
+        photo = None
+        if args.photo:
+            from ..core.image_io import load_image
+            from ..core.photo import camera_from_photo
+            from ..core.render.reprojection import PhotoSource
+
+            image = load_image(args.photo, what="photo")
+            photo_camera = Camera.load(args.photo_camera) if args.photo_camera else camera_from_photo(args.photo)
+            rest = read_ply(args.rest)
+    if args.photo:
+        with progress.stage("visibility"):
+            photo = PhotoSource.from_photo(image, photo_camera, rest, backend=args.backend)
     with progress.stage("render"):
-        result = render(gaussians, camera, backend=args.backend, background=args.background, scale=args.scale)
+        result = render(gaussians, camera, backend=args.backend, background=args.background, scale=args.scale,
+                        photo=photo)
     with progress.stage("write"):
         rgba = result.rgba.detach().cpu().numpy()
         save_png(args.output, to_uint8(np.clip(rgba, 0.0, 1.0)))

@@ -12,6 +12,11 @@ and composited at the photo's full resolution. Every pixel outside the edited re
 (the old object's dilated mask united with the new silhouette's) is copied from the
 photo, so the photo is untouched there at any resolution.
 
+Reprojection (`EditConfig.reproject`, on by default): the posed object shows the photo's own
+pixels wherever the photo saw it (`core.render.reprojection`), sampled at the photo's full
+resolution; the render's source-coordinate field is upsampled, which is exact inside a splat.
+With no edit the object region reproduces the photo.
+
 The composite: final = photo outside the region; inside it, the render alpha-composited
 (straight alpha) over the inpainted plate, then the seam pass (`inpaint(mode='seam')`)
 in a ring around the new silhouette.
@@ -114,6 +119,7 @@ class EditConfig:
                                      # to 3 px outside, mostly on the plate's side, keeping the object's pixels
     seam: bool = True                # run the seam pass
     render_backend: str = "auto"     # core.render backend: auto | torch | gsplat
+    reproject: bool = True           # show the photo's own pixels where the photo saw the object
     pin_radius: float = DEFAULT_PIN_RADIUS  # with drags: controls farther than this (object sizes) from every
                                      # drag source stay where they are; 0 pins nothing
     inpaint_prompt: str | None = None  # for inpainting backends that take one
@@ -188,6 +194,7 @@ class Prepared:
     segment_score: float | None
     timings: dict[str, float] = field(default_factory=dict)
     _deformer: object | None = field(default=None, repr=False, compare=False)
+    _photo_source: object = field(default=None, repr=False, compare=False)  # cached core.render.reprojection.PhotoSource
 
     def deformer(self, config=None):
         """The `core.deformer.Deformer` of `gaussians` (FPS, graph, factorisation, binding),
@@ -202,6 +209,16 @@ class Prepared:
     @property
     def work_scale(self) -> float:
         return self.work_camera.width / self.camera.width
+
+    def photo_source(self, backend: str = "auto"):
+        """The photo, at full size, as the lifted object's colour source (visibility computed on
+        first use at the working size, then cached: it depends only on the rest object)."""
+        if self._photo_source is None:
+            from ..core.render.reprojection import PhotoSource, photo_visibility
+
+            visibility = photo_visibility(self.gaussians, self.work_camera, backend=backend)
+            self._photo_source = PhotoSource(to_float(self.image), self.camera, self.gaussians, visibility)
+        return self._photo_source
 
     @property
     def frame(self) -> ObjectFrame:
@@ -374,19 +391,62 @@ def deform(prepared: Prepared, edit: EditSpec, config: EditConfig) -> tuple[Gaus
     return (g if sim.is_identity() else apply_similarity(g, sim)), sim
 
 
-def render_object(g: Gaussians, camera: Camera, backend: str = "auto") -> np.ndarray:
-    """-> float32 [h, w, 4] straight-alpha RGBA at `camera`'s size."""
+def render_object(g: Gaussians, camera: Camera, backend: str = "auto", *, photo=None,
+                  output_size: tuple[int, int] | None = None) -> np.ndarray:
+    """-> float32 [h, w, 4] straight-alpha RGBA at `camera`'s size, or at `output_size` (W, H),
+    a resolution of the same view, with the render upsampled there.
+
+    photo: a `core.render.reprojection.PhotoSource` whose rest Gaussians `g` is a posed copy of;
+    the object then shows the photo's pixels where the photo saw it, sampled at the photo's
+    own resolution even when `camera` is smaller (the source-coordinate field is upsampled)."""
+    return render_object_layers(g, camera, backend, photo=photo, output_size=output_size)[0]
+
+
+UNMOVED_PX = 0.5  # a pixel whose photo source lies closer than this to itself shows the photo unmoved
+
+
+def render_object_layers(g: Gaussians, camera: Camera, backend: str = "auto", *, photo=None,
+                         output_size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """`render_object`, plus (with a photo) bool [H, W] `unmoved`: pixels that show the photo's own
+    pixel at its own place (mostly seen, source within UNMOVED_PX), which `compose` keeps exactly."""
     from ..core.render import render
 
-    rgba = render(g, camera, backend=backend).rgba
-    if hasattr(rgba, "detach"):
-        rgba = rgba.detach().cpu().numpy()
-    return np.clip(np.asarray(rgba, dtype=np.float32), 0.0, 1.0)  # the renderer leaves RGB unclamped above
+    result = render(g, camera, backend=backend, photo=photo)
+    W, H = output_size if output_size is not None else (camera.width, camera.height)
+    if photo is None:
+        rgba = result.rgba.detach().cpu().numpy()
+        if (W, H) != (camera.width, camera.height):
+            rgba = _resize_rgba(np.clip(rgba, 0.0, 1.0), W, H)
+        return np.clip(np.asarray(rgba, dtype=np.float32), 0.0, 1.0), None  # RGB is unclamped above
+    from ..core.device import torch_cpu_threads
+    from ..core.render.reprojection import resolve
+
+    with torch_cpu_threads(1):  # many small elementwise ops: see core.render.RenderConfig.cpu_threads
+        layers = result.layers if (W, H) == (camera.width, camera.height) else result.layers.resampled(W, H)
+        premult, alpha, source = resolve(layers, photo)
+        (x0, y0), (h, w) = layers.origin, alpha.shape
+        ys, xs = np.mgrid[y0:y0 + h, x0:x0 + w] + 0.5
+        moved = np.abs(source.cpu().numpy() - np.stack([xs, ys], -1)).max(-1)
+        seen = (layers.seen >= 0.5 * layers.alpha).cpu().numpy() & (layers.alpha > 0).cpu().numpy()
+        rgba = np.zeros((H, W, 4), np.float32)
+        rgba[y0:y0 + h, x0:x0 + w, :3] = _straight(premult, alpha)
+        rgba[y0:y0 + h, x0:x0 + w, 3] = alpha.clamp(0.0, 1.0).cpu().numpy()
+    unmoved = np.zeros((H, W), bool)
+    unmoved[y0:y0 + h, x0:x0 + w] = seen & (moved < UNMOVED_PX)
+    return np.clip(rgba, 0.0, 1.0), unmoved
 
 
-def compose(prepared: Prepared, object_rgba: np.ndarray, services, config: EditConfig) -> Composite:
+def _straight(premult, alpha) -> np.ndarray:  # [H, W, 3], [H, W] tensors -> straight RGB numpy
+    safe = alpha.clamp_min(1e-6)[..., None]
+    return (premult / safe).where(alpha[..., None] > 1e-6, premult.new_zeros(())).detach().cpu().numpy()
+
+
+def compose(prepared: Prepared, object_rgba: np.ndarray, services, config: EditConfig, *,
+            unmoved: np.ndarray | None = None) -> Composite:
     """Composite `object_rgba` (float [h, w, 4] straight alpha, working or photo size) over
-    the plate, seam it, and keep the photo outside the edited region."""
+    the plate, seam it, and keep the photo outside the edited region and at `unmoved` pixels
+    (bool [H, W] at the photo's size, from `render_object_layers`: the object shows the photo's
+    own pixel there, so neither the plate nor the seam pass may touch it)."""
     image, (H, W) = prepared.image, prepared.image.shape[:2]
     scale = prepared.work_scale
     rgba = to_float(to_uint8(_resize_rgba(object_rgba, W, H)))  # the 8-bit layer export and compositor read
@@ -400,8 +460,9 @@ def compose(prepared: Prepared, object_rgba: np.ndarray, services, config: EditC
         grown = dilate(sil, _full_radius(config.seam_offset, scale))
         seam_mask = seam_ring(grown, width)  # inside the region: width + offset <= silhouette_dilate
         composite = services.inpaint(composite, grown, mode="seam", dilate=width, prompt=config.inpaint_prompt)
-    final = np.where(region[..., None], composite, image)
-    return Composite(final, rgba, composite, sil, region, seam_mask)
+    changed = region if unmoved is None else region & ~unmoved
+    final = np.where(changed[..., None], composite, image)
+    return Composite(final, rgba, composite, sil, changed, seam_mask)
 
 
 def apply_edit(prepared: Prepared, edit: EditSpec, services, config: EditConfig = EditConfig(),
@@ -411,9 +472,11 @@ def apply_edit(prepared: Prepared, edit: EditSpec, services, config: EditConfig 
     with _stage("deform", timings, stage):
         edited, sim = deform(prepared, edit, config)
     with _stage("render", timings, stage):
-        rgba = render_object(edited, prepared.work_camera, config.render_backend)
+        photo = prepared.photo_source(config.render_backend) if config.reproject else None
+        rgba, unmoved = render_object_layers(edited, prepared.work_camera, config.render_backend, photo=photo,
+                                             output_size=(prepared.camera.width, prepared.camera.height) if photo else None)
     with _stage("compose", timings, stage):
-        composite = compose(prepared, rgba, services, config)
+        composite = compose(prepared, rgba, services, config, unmoved=unmoved)
     return EditResult(prepared, edited, sim, composite, timings)
 
 

@@ -98,6 +98,10 @@ out["render_size"] = list(first.shape)
 # The render sits where the mask was: most of its alpha is inside the selected region.
 alpha = first[..., 3] > 0.5
 out["render_alpha_in_mask"] = float((alpha & mask).sum() / max(alpha.sum(), 1))
+# Reprojection: at rest the live render shows the photo's own pixels.
+photo_px = importlib.import_module(M + ".core.image_io").load_image(PHOTO) / 255.0
+solid = (first[..., 3] > 0.9) & mask
+out["render_psnr_in_mask"] = float(-10 * np.log10(np.mean((first[..., :3][solid] - photo_px[solid]) ** 2)))
 
 # 4. Create Controls
 step('4. Create Controls')
@@ -326,6 +330,7 @@ def test_box_selection_and_lift(flow):
     assert out["roots"] == 1 and out["gaussians"] > 1000 and out["proxy_points"] == out["gaussians"]
     assert out["render_after_lift"] and out["render_size"] == [534, 800, 4]
     assert out["render_alpha_in_mask"] > 0.9
+    assert out["render_psnr_in_mask"] >= 35.0  # the photo's pixels, reprojected
     assert out["controls"] == 48
     assert out["controls_keep_render"] < 1e-3  # controls alone do not deform anything
 

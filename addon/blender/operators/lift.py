@@ -35,7 +35,8 @@ class UPLIFT_OT_lift(bpy.types.Operator, jobs.BackgroundStep):
 
     def apply(self, context, gaussians) -> None:
         scene = context.scene
-        root = lifted.create_object(scene, gaussians, scene.uplift.mask_image, lifted.settings_from_preferences(context))
+        root = lifted.create_object(scene, gaussians, scene.uplift.mask_image, lifted.settings_from_preferences(context),
+                                    photo_camera=scene_io.camera_of(scene))
         scene_io.reset_selection(scene)
         for ob in context.selected_objects:
             ob.select_set(False)

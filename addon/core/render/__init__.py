@@ -12,10 +12,14 @@ Both follow gsplat's classic 3DGS rules (see `projection.py` and
 +0.5, alpha = min(0.999, o exp(-1/2 d^T Sigma^-1 d)) skipped below 1/255,
 front-to-back by camera depth, stopping before transmittance reaches 1e-4,
 colour = max(0, 0.5 + SH(view direction)), near-plane culling.
+
+With `photo=PhotoSource(...)` the object takes the photo's own pixels wherever the photo
+saw it (`reprojection.py`): both backends composite the extra per-Gaussian channels.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,6 +29,9 @@ from ..camera import Camera
 from ..device import torch_cpu_threads
 from ..errors import ConfigError, RenderBackendError
 from ..gaussians import Gaussians
+
+if TYPE_CHECKING:
+    from .reprojection import PhotoLayers, PhotoSource
 
 BACKENDS = ("auto", "torch", "gsplat", "viewport")
 
@@ -59,6 +66,11 @@ class RenderResult:
     rgba: Tensor   # [H, W, 4] float32, straight alpha; RGB >= 0 (not clamped above, as in gsplat)
     depth: Tensor  # [H, W] float32 expected camera-space z of the visible Gaussians; 0 where alpha is 0
     camera: Camera  # the camera actually rendered (scaled for previews)
+    # With a photo (reprojection): the photo pixel each pixel shows, the seen fraction of its
+    # alpha (1: all photo, 0: all lifted colour), and the raw sums for resampling at another size.
+    source_xy: Tensor | None = None  # [H, W, 2] photo pixels, centres at +0.5
+    seen: Tensor | None = None       # [H, W] in [0, 1] share of the colour the photo gives
+    layers: "PhotoLayers | None" = None
 
     @property
     def alpha(self) -> Tensor:  # [H, W]
@@ -92,6 +104,7 @@ def render(
     scale: float = 1.0,
     device: torch.device | str | None = None,
     cpu_threads: int = 1,   # torch backend on CPU; 0 keeps torch's own thread count
+    photo: "PhotoSource | None" = None,  # reproject this photo onto the (posed) Gaussians
 ) -> RenderResult:
     config = RenderConfig(backend=backend, background=None if background is None else tuple(background), scale=scale,
                           cpu_threads=cpu_threads)
@@ -101,17 +114,32 @@ def render(
         device = torch.device("cuda") if name == "gsplat" else gaussians.device
     g = gaussians.to(device)
 
-    if name == "gsplat":
-        from .gsplat_backend import rasterize_gsplat
+    with torch_cpu_threads(config.cpu_threads if name == "torch" and g.device.type == "cpu" else 0):
+        extra = None
+        if photo is not None:
+            from .reprojection import photo_features
 
-        color, alpha, depth_sum = rasterize_gsplat(g, cam)
-    elif name == "viewport":
-        from .viewport_backend import rasterize_viewport
+            if name == "viewport":
+                raise RenderBackendError("the viewport backend does not reproject the photo yet; use the torch or "
+                                         "gsplat backend with a photo")
+            extra = photo_features(g, cam, photo)
+        if name == "gsplat":
+            from .gsplat_backend import rasterize_gsplat
 
-        color, alpha, depth_sum = rasterize_viewport(g, cam)
-    else:
-        with torch_cpu_threads(config.cpu_threads if g.device.type == "cpu" else 0):
-            color, alpha, depth_sum = _rasterize_torch(g, cam)
+            color, alpha, depth_sum = rasterize_gsplat(g, cam, extra)
+        elif name == "viewport":
+            from .viewport_backend import rasterize_viewport
+
+            color, alpha, depth_sum = rasterize_viewport(g, cam)
+        else:
+            color, alpha, depth_sum = _rasterize_torch(g, cam, extra)
+        layers = source_xy = seen = None
+        if photo is not None:
+            from .reprojection import PhotoLayers, photo_share, resolve
+
+            layers = PhotoLayers(color[..., :3], color[..., 3], color[..., 4:6], color[..., 6:10], alpha)
+            seen = photo_share(layers)
+            color, alpha, source_xy = resolve(layers, photo)
 
     visible = alpha > 0
     safe = torch.where(visible, alpha, torch.ones_like(alpha))
@@ -123,12 +151,13 @@ def render(
         bg = color.new_tensor(config.background)
         rgb = color + (1.0 - alpha[..., None]) * bg
         rgba = torch.cat((rgb, torch.ones_like(alpha)[..., None]), dim=-1)
-    return RenderResult(rgba=rgba.float().contiguous(), depth=depth.float().contiguous(), camera=cam)
+    return RenderResult(rgba=rgba.float().contiguous(), depth=depth.float().contiguous(), camera=cam,
+                        source_xy=source_xy, seen=seen, layers=layers)
 
 
-
-
-def _rasterize_torch(g: Gaussians, cam: Camera) -> tuple[Tensor, Tensor, Tensor]:
+def _rasterize_torch(g: Gaussians, cam: Camera, extra: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """-> (premultiplied colour [H, W, 3 (+ E)], alpha, depth sum); `extra` [N, E] photo features
+    (column 0 the weight u the photo takes: the colour is scaled by 1 - u)."""
     from .projection import project_gaussians
     from .sh import sh_to_rgb
     from .torch_backend import rasterize
@@ -140,5 +169,8 @@ def _rasterize_torch(g: Gaussians, cam: Camera) -> tuple[Tensor, Tensor, Tensor]
                              w2c, K, cam.width, cam.height)
     center = torch.as_tensor(cam.center, dtype=torch.float32, device=dev)
     colors = sh_to_rgb(g.sh.index_select(0, proj.ids).float(), g.means.index_select(0, proj.ids).float(), center)
+    if extra is not None:
+        extra = extra.index_select(0, proj.ids)
+        colors = torch.cat((colors * (1.0 - extra[:, :1]), extra), 1)
     out = rasterize(proj, colors, cam.width, cam.height)
     return out.color, out.alpha, out.depth

@@ -25,21 +25,59 @@ def gsplat_available() -> bool:
     return True
 
 
-def rasterize_gsplat(g: Gaussians, cam: Camera) -> tuple[Tensor, Tensor, Tensor]:
-    """-> (premultiplied colour [H, W, 3], alpha [H, W], accumulated depth [H, W]) on CUDA."""
+def _rasterization():
     if not torch.cuda.is_available():
         raise RenderBackendError("the gsplat renderer needs a CUDA GPU and torch sees none; use --backend torch")
     try:
         from gsplat import rasterization
     except Exception as exc:
         raise RenderBackendError(f"the gsplat renderer cannot load: {exc}") from None
-    dev = g.device
-    viewmats = torch.as_tensor(cam.world_to_camera, dtype=torch.float32, device=dev)[None]
-    Ks = torch.as_tensor(cam.K, dtype=torch.float32, device=dev)[None]
-    colors, alphas, _ = rasterization(
-        means=g.means.float(), quats=g.quats.float(), scales=g.scales.float(),
-        opacities=g.opacities.float(), colors=g.sh.float(), viewmats=viewmats, Ks=Ks,
-        width=cam.width, height=cam.height, near_plane=NEAR_PLANE, eps2d=EPS2D,
-        sh_degree=g.sh_degree, render_mode="RGB+D", rasterize_mode="classic", packed=False,
+    return rasterization
+
+
+def _camera_args(cam: Camera, dev) -> dict:
+    return dict(viewmats=torch.as_tensor(cam.world_to_camera, dtype=torch.float32, device=dev)[None],
+                Ks=torch.as_tensor(cam.K, dtype=torch.float32, device=dev)[None], width=cam.width,
+                height=cam.height, near_plane=NEAR_PLANE, eps2d=EPS2D, rasterize_mode="classic", packed=False)
+
+
+def rasterize_gsplat(g: Gaussians, cam: Camera, extra: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """-> (premultiplied colour [H, W, 3 (+ E)], alpha [H, W], accumulated depth [H, W]) on CUDA.
+    `extra` [N, E]: photo features composited as further channels (column 0, the weight u the
+    photo takes, scales the colour by 1 - u), as the torch backend does."""
+    rasterization = _rasterization()
+    if extra is None:
+        colors, sh_degree = g.sh.float(), g.sh_degree
+    else:  # arbitrary feature channels: gsplat composites `colors` [N, D] as they are when sh_degree is None
+        from .sh import sh_to_rgb
+
+        center = torch.as_tensor(cam.center, dtype=torch.float32, device=g.device)
+        rgb = sh_to_rgb(g.sh.float(), g.means.float(), center) * (1.0 - extra[:, :1].float())
+        colors, sh_degree = torch.cat((rgb, extra.float()), 1), None
+    out, alphas, _ = rasterization(
+        means=g.means.float(), quats=g.quats.float(), scales=g.scales.float(), opacities=g.opacities.float(),
+        colors=colors, sh_degree=sh_degree, render_mode="RGB+D", **_camera_args(cam, g.device),
     )
-    return colors[0, ..., :3], alphas[0, ..., 0], colors[0, ..., 3]
+    return out[0, ..., :-1], alphas[0, ..., 0], out[0, ..., -1]
+
+
+def gsplat_weight_sums(g: Gaussians, cam: Camera) -> tuple[Tensor, Tensor, Tensor]:
+    """-> (visibility from the weight ratio [N] (reprojection.visibility_from_weights), depth sum
+    [H, W], alpha [H, W]). The per-Gaussian sum of compositing weights is the gradient of the
+    rendered sum of a ones channel with respect to that channel."""
+    from .reprojection import visibility_from_weights
+
+    rasterization = _rasterization()
+    ones = torch.ones((len(g), 1), device=g.device, requires_grad=True)
+    with torch.enable_grad():
+        out, alphas, meta = rasterization(
+            means=g.means.float().detach(), quats=g.quats.float().detach(), scales=g.scales.float().detach(),
+            opacities=g.opacities.float().detach(), colors=ones, sh_degree=None, render_mode="RGB+D",
+            **_camera_args(cam, g.device),
+        )
+        out[..., 0].sum().backward()
+    weights = ones.grad[:, 0]
+    projected = (meta["radii"][0] > 0).reshape(len(g), -1).any(1)
+    vis = visibility_from_weights(weights, g.opacities.float(), meta["conics"][0].float())
+    vis = torch.where(projected, vis, torch.zeros_like(vis)).detach()
+    return vis, out[0, ..., 1].detach(), alphas[0, ..., 0].detach()

@@ -65,28 +65,12 @@ def project_gaussians(
     if not everything:
         cam = cam.index_select(1, ids)
         quats, scales, opacities = (x.index_select(0, ids) for x in (quats, scales, opacities))
-    x, y, z = cam.unbind(0)
-
-    # Sigma_2d = (J R M)(J R M)^T with M = R_q S, so only the 2x3 factor J R M is formed;
-    # R R_q = R(q_view q), and multiplying by q_view on the left is a fixed 4x4 linear map.
-    q_view = quaternion.from_matrix(R.double()[None]).to(dtype)[0]  # [4]
-    # R_q scaled by the standard deviations, as component-major rows [3, M] (bench quaternion:
-    # core/quaternion.py here is as fast as the formulas inlined).
-    m0, m1, m2 = (quaternion.to_matrix(quaternion.multiply(q_view, quats)) * scales[:, None, :]).permute(1, 2, 0) \
-        .contiguous().unbind(0)
-    fx, fy, cx, cy = (float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]))
-    x_lo, x_hi, y_lo, y_hi = fov_limits(width, height, K)
-    rz = 1.0 / z
-    tx = torch.clamp(x * rz, x_lo, x_hi)  # clamped x/z
-    ty = torch.clamp(y * rz, y_lo, y_hi)
-    row_x = (fx * rz) * torch.addcmul(m0, tx, m2, value=-1.0)  # [3, M] first row of J R M
-    row_y = (fy * rz) * torch.addcmul(m1, ty, m2, value=-1.0)
+    z = cam[2]
+    u, v, row_x, row_y = screen_axes(cam, quats, scales, R, K, width, height)
     a = _dot3(row_x, row_x) + eps2d
     b = _dot3(row_x, row_y)
     c = _dot3(row_y, row_y) + eps2d
     det = a * c - b * b
-    u = fx * x * rz + cx
-    v = fy * y * rz + cy
 
     extend = torch.sqrt(2.0 * torch.log(opacities / ALPHA_MIN)).clamp_max(MAX_EXTEND)
     rx = torch.ceil(extend * a.clamp_min(0).sqrt())
@@ -101,6 +85,36 @@ def project_gaussians(
         means2d=torch.stack((u, v)).T, conics=torch.stack((c * inv_det, -b * inv_det, a * inv_det)).T,
         depths=z, radii=torch.stack((rx, ry)).T, opacities=opacities,
     )
+
+
+def screen_axes(
+    cam: Tensor,     # [3, N] camera-space means
+    quats: Tensor,   # [N, 4] wxyz, world
+    scales: Tensor,  # [N, 3] standard deviations
+    R: Tensor,       # [3, 3] world-to-camera rotation
+    K: Tensor,       # [3, 3]
+    width: int,
+    height: int,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """-> (u [N], v [N] pixel means, row_x [3, N], row_y [3, N]): the rows of J R R_q S, each
+    Gaussian's scaled axes on the screen (Sigma_2d = J R M (J R M)^T undilated), with the
+    Jacobian's x/z, y/z clamped as gsplat does (`fov_limits`)."""
+    dtype = cam.dtype
+    x, y, z = cam.unbind(0)
+    # Only the 2x3 factor J R M is formed, M = R_q S; R R_q = R(q_view q).
+    q_view = quaternion.from_matrix(R.double()[None]).to(dtype)[0]  # [4]
+    # R_q scaled by the standard deviations, as component-major rows [3, M] (bench quaternion:
+    # core/quaternion.py here is as fast as the formulas inlined).
+    m0, m1, m2 = (quaternion.to_matrix(quaternion.multiply(q_view, quats)) * scales[:, None, :]).permute(1, 2, 0) \
+        .contiguous().unbind(0)
+    fx, fy, cx, cy = (float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]))
+    x_lo, x_hi, y_lo, y_hi = fov_limits(width, height, K)
+    rz = 1.0 / z
+    tx = torch.clamp(x * rz, x_lo, x_hi)  # clamped x/z
+    ty = torch.clamp(y * rz, y_lo, y_hi)
+    row_x = (fx * rz) * torch.addcmul(m0, tx, m2, value=-1.0)  # [3, M] first row of J R M
+    row_y = (fy * rz) * torch.addcmul(m1, ty, m2, value=-1.0)
+    return fx * x * rz + cx, fy * y * rz + cy, row_x, row_y
 
 
 def _dot3(p: Tensor, q: Tensor) -> Tensor:  # [3, M] x [3, M] -> [M]; faster than (p * q).sum(0) on CPU

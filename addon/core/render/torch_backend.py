@@ -47,9 +47,10 @@ _LOG2_ALPHA_MIN = math.log2(ALPHA_MIN)
 
 @dataclass
 class RasterOutput:
-    color: Tensor  # [H, W, 3] premultiplied colour, sum of w_i c_i
+    color: Tensor  # [H, W, C] premultiplied features, sum of w_i c_i (C = 3 for RGB)
     alpha: Tensor  # [H, W] sum of w_i = 1 - transmittance where compositing stopped
     depth: Tensor  # [H, W] sum of w_i z_i (divide by alpha for the expected depth)
+    weight_sums: Tensor | None = None  # [M] per projected Gaussian: sum over pixels of w_i (when asked for)
 
 
 def tile_basis(tile: tuple[int, int], device=None, dtype=torch.float32) -> Tensor:  # (width, height) -> [P, 6]
@@ -97,32 +98,35 @@ def _expand(counts: Tensor) -> tuple[Tensor, Tensor]:  # [N] long -> ([T] owner,
 
 def rasterize(
     proj: ProjectedGaussians,
-    colors: Tensor,  # [M, 3] per projected Gaussian
+    colors: Tensor,  # [M, C] features per projected Gaussian (RGB: C = 3)
     width: int,
     height: int,
     *,
     tile: tuple[int, int] = TILE_SIZE,  # width, height
     chunk: int = CHUNK,
+    weight_sums: bool = False,  # also return every Gaussian's total compositing weight (visibility)
 ) -> RasterOutput:
     device, dtype = colors.device, colors.dtype
     tile_w, tile_h = tile
     tiles_x, tiles_y = -(-width // tile_w), -(-height // tile_h)
     n_tiles, P, M = tiles_x * tiles_y, tile_w * tile_h, len(proj)
-    empty = RasterOutput(colors.new_zeros((height, width, 3)), colors.new_zeros((height, width)),
-                         colors.new_zeros((height, width)))
+    C = colors.shape[1]
+    F = C + 2  # features composited per pixel: the C colour channels, depth and 1 (alpha)
+    empty = RasterOutput(colors.new_zeros((height, width, C)), colors.new_zeros((height, width)),
+                         colors.new_zeros((height, width)), colors.new_zeros(M) if weight_sums else None)
     if M == 0:
         return empty
 
     # Per-Gaussian columns in depth order, plus one padding Gaussian (index M) of zero alpha.
     order = depth_order(proj.depths)
-    table = colors.new_zeros((13, M + 1))  # [13, M + 1] one row per quantity; column M: the padding Gaussian
+    table = colors.new_zeros((8 + F, M + 1))  # one row per quantity; column M: the padding Gaussian
     for i, column in enumerate((*proj.means2d.T, *proj.conics.T, proj.opacities.log(), *colors.T, proj.depths,
                                 torch.ones_like(proj.depths), *proj.radii.T)):
         table[i, :M] = column
     table[5, M] = -100.0  # padding Gaussian: log opacity -100, alpha 0
     table = table.index_select(1, torch.cat((order, order.new_full((1,), M))))
-    mx, my, ca, cb, cc, log_op, *features = table[:11]  # features: r, g, b, depth, 1
-    radii_x, radii_y = table[11:, :M]
+    mx, my, ca, cb, cc, log_op, *features = table[:6 + F]  # features: colour channels, depth, 1
+    radii_x, radii_y = table[6 + F:, :M]
 
     # Tile rows that each Gaussian's pixel bounding box touches.
     x_lo = torch.ceil(mx[:M] - radii_x - 0.5).clamp_min_(0)
@@ -194,7 +198,7 @@ def rasterize(
     centre_y = (torch.div(row_tile, tiles_x, rounding_mode="floor").to(dtype) * tile_h + 0.5 * tile_h).repeat_interleave(chunk)
     # Written straight into the [R, 6, K] layout: a, b, c, log o in log2 units (for exp2), d = mean - tile centre,
     # exponent = log o - 1/2 (a (p - dx)^2 + 2 b (p - dx)(q - dy) + c (q - dy)^2).
-    slab = _scratch(row_tile.shape[0] * 11 * chunk, colors)
+    slab = _scratch(row_tile.shape[0] * (6 + F) * chunk, colors)
     coef = slab[:row_tile.shape[0] * 6 * chunk].view(-1, 6, chunk)  # [R, 6, K]
     a, b, c = (torch.mul(t, _LOG2E).index_select(0, slab_gid).view(-1, chunk) for t in (ca, cb, cc))
     dx = mx.index_select(0, slab_gid).view(-1, chunk).sub_(centre_x.view(-1, chunk))
@@ -206,19 +210,21 @@ def rasterize(
     lin_q = torch.addcmul(c * dy, b, dx, out=coef[:, 4])  # b dx + c dy
     torch.add(torch.mul(log_op, _LOG2E).index_select(0, slab_gid).view(-1, chunk),
               torch.addcmul(dx * lin_p, dy, lin_q), alpha=-0.5, out=coef[:, 5])
-    feats = slab[row_tile.shape[0] * 6 * chunk:].view(-1, 5, chunk)  # [R, 5, K]
+    feats = slab[row_tile.shape[0] * 6 * chunk:].view(-1, F, chunk)  # [R, F, K]
     for j, f in enumerate(features):
         feats[:, j] = f.index_select(0, slab_gid).view(-1, chunk)
 
     basis = tile_basis(tile, device, dtype).expand(block := max(1, BLOCK_ELEMENTS // (chunk * P)), P, 6)  # [B, P, 6]
     clamp_alpha = bool(proj.opacities.max() > ALPHA_MAX)  # else o exp(...) <= o is never above the clamp
     trans = colors.new_ones((n_tiles, P))  # running transmittance (includes excluded Gaussians)
-    accum = colors.new_zeros((n_tiles, 5, P))  # sum of w * (r, g, b, depth, 1)
+    accum = colors.new_zeros((n_tiles, F, P))  # sum of w * (colour..., depth, 1)
+    wsum = colors.new_zeros(M + 1) if weight_sums else None  # per depth-sorted Gaussian; M: padding
+    slab_gid_rows = slab_gid.view(-1, chunk)
     # Work buffers reused by every block: fresh large tensors would cost a page fault per 4 KiB.
     expo_buf = colors.new_empty((block, P, chunk))
     keep_buf = colors.new_empty((block, P, chunk + 1))  # column 0: transmittance before the chunk
     trans_buf = colors.new_empty((block, P, chunk + 1))  # column k: transmittance before Gaussian k
-    sums_buf = colors.new_empty((block, 5, P))
+    sums_buf = colors.new_empty((block, F, P))
     first = 0
     for level in range(levels):
         n_rows = int(level_rows[level])
@@ -232,9 +238,11 @@ def rasterize(
             if rows is None:
                 sl = slice(first + b0, first + min(b0 + block, n_rows))
                 tiles, level_coef, level_feats = row_tile[sl], coef[sl], feats[sl]
+                level_gid = slab_gid_rows[sl] if weight_sums else None
             else:
                 r = rows[b0:b0 + block]
                 tiles, level_coef, level_feats = row_tile.index_select(0, r), coef.index_select(0, r), feats.index_select(0, r)
+                level_gid = slab_gid_rows.index_select(0, r) if weight_sums else None
             n = tiles.shape[0]
             alpha, keep, t, sums = expo_buf[:n], keep_buf[:n], trans_buf[:n], sums_buf[:n]
             torch.bmm(basis[:n], level_coef, out=alpha)  # log2 of o exp(-1/2 d^T Sigma^-1 d), [n, P, K]
@@ -250,11 +258,16 @@ def rasterize(
             threshold_(t_after, TRANSMITTANCE_MIN, 0.0)  # excluded: the Gaussian that reaches 1e-4 and all after
             weights = alpha.div_(keep_k).mul_(t_after)  # alpha * T_before
             accum.index_add_(0, tiles, torch.bmm(level_feats, weights.transpose(1, 2), out=sums))
+            if weight_sums:
+                wsum.index_add_(0, level_gid.reshape(-1), weights.sum(1).reshape(-1))
             trans.index_copy_(0, tiles, t[:, :, -1])
         first += int(level_rows[level])
 
     # Channel-first image: copying runs of `tile_w` floats is cheap, moving 5-float channels last is not.
-    image = accum.view(tiles_y, tiles_x, 5, tile_h, tile_w).permute(2, 0, 3, 1, 4).reshape(5, tiles_y * tile_h,
+    image = accum.view(tiles_y, tiles_x, F, tile_h, tile_w).permute(2, 0, 3, 1, 4).reshape(F, tiles_y * tile_h,
                                                                                          tiles_x * tile_w)
-    image = image[:, :height, :width].permute(1, 2, 0)  # [H, W, 5] view
-    return RasterOutput(image[..., :3], image[..., 4], image[..., 3])
+    image = image[:, :height, :width].permute(1, 2, 0)  # [H, W, F] view
+    sums = None
+    if weight_sums:  # back from depth order to the projected Gaussians' order
+        sums = torch.empty_like(wsum[:M]).index_copy_(0, order, wsum[:M])
+    return RasterOutput(image[..., :C], image[..., C + 1], image[..., C], sums)

@@ -15,7 +15,9 @@ metre big, which is the scale the deformation defaults are tuned for.
 
 Colours: splats are flat discs facing the camera, one per sample; a few passes of
 residual correction through the renderer (c += target - render, a Jacobi iteration on
-the blur the overlapping splats introduce) make the render match the photo.
+the blur the overlapping splats introduce) make the render match the photo. The splats
+the photo did not see (back, side walls) then take colours diffused from the seen ones
+(`core.color_fill`) rather than their rim cell's, which a turn would show as stripes.
 
 Cost: samples are taken every `stride` pixels, with stride grown until the total
 count stays under `max_gaussians` (splats grow with the stride so coverage holds).
@@ -44,6 +46,7 @@ class InflateConfig:
     opacity: float = 0.995
     fit_passes: int = 3            # colour-correction passes through the renderer (0: none)
     render_backend: str = "auto"   # the colour fit's renderer on CUDA (gsplat if importable); CPU: torch
+    fill_unseen: bool = True       # back and side walls: colours diffused from the seen surface (core.color_fill)
 
 
 def reference_depth(mask: np.ndarray, camera) -> float:
@@ -77,6 +80,13 @@ class InflateLifter:
         g = layout.gaussians(layout.front_colors)
         if self.config.fit_passes > 0:
             g = _fit_colors(layout, image, mask, camera, self.config, self.device)
+        if self.config.fill_unseen:  # instead of the rim colours extruded along the side walls and back
+            from ...core.color_fill import fill_unseen_colors
+            from ...core.render.reprojection import photo_visibility
+
+            backend = self.config.render_backend if self.device.type == "cuda" else "torch"
+            visibility = photo_visibility(g.to(self.device), camera, backend=backend).cpu()
+            g = fill_unseen_colors(g, visibility)
         return g
 
 

@@ -1,0 +1,322 @@
+"""Photo reprojection: a posed object shows the photo's own pixels wherever the photo saw it.
+
+Per Gaussian i (rest pose -> posed, same order):
+- visibility v_i in [0, 1]: its total compositing weight (T alpha summed over pixels) in the
+  photo-camera render of the rest Gaussians, over its unoccluded footprint o 2 pi sqrt(det Sigma2d),
+  relative to the front surface's typical value and through a ramp (`VISIBILITY_RAMP`), so that a
+  mostly visible Gaussian counts fully and one hidden behind another counts not at all; and 1
+  for a Gaussian on the front surface (within its own depth extent of the render's expected
+  depth at its pixel), which overlapping splats of one surface can otherwise hide. Computed once per lifted object (`photo_visibility`).
+- a per-splat affine map from the render to the photo: photo(p) = s_i + M_i (p - mu'_i), with
+  s_i the rest mean's photo projection, mu'_i the posed mean's render projection, and
+  M_i = D_i B_i^+ where B_i = J' R' S' (the posed splat's axes on the render screen) and
+  D_i = J_photo R S (the rest splat's axes on the photo): the least-squares map taking the
+  render footprint onto the photo footprint, i.e. the Gaussian conditional mean of the 3D
+  offset given the screen offset, carried back to rest and into the photo. At identity
+  (posed == rest, render camera == photo camera up to scale) M_i = scale * I and the source
+  coordinate is exactly the pixel itself.
+- a foreshortening fade f_i from M_i's condition number kappa (1 at identity, 1/cos(theta)
+  for a flat splat turned by theta, whether turned away or turned into view, and independent
+  of uniform scale): photo pixels of a surface the render sees much more obliquely, or much
+  more frontally, than the photo did are stretched or crushed, so the splat falls back to
+  its own colour; det M_i < 0 means it is seen from behind (f = 0).
+
+The source coordinate is linear in the pixel inside a splat, so the renderer composites the
+per-Gaussian features u_i = v_i f_i, u_i (s_i - M_i mu'_i) (2) and u_i M_i (4) as ordinary
+channels and each pixel evaluates source(p) = (offset(p) + Mbar(p) p) / U(p). The colour
+blends photo(source) with the lifted colour of the unseen share, sum_i w_i (1 - u_i) c_i, by
+the pixel's seen fraction U / alpha (saturating at PIXEL_SEEN_FULL, see `photo_share`): what
+the photo did not see keeps the lifted colour.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..camera import Camera
+from ..errors import ConfigError
+from ..gaussians import Gaussians
+
+VISIBILITY_RAMP = (0.1, 0.5)     # seen fraction over the front layer's typical one -> visibility 0 .. 1
+CONDITION_FADE = (2.0, 5.0)      # kappa(M): photo fully up to 2 (60 deg turn), none from 5 (78 deg)
+PIXEL_SEEN_FULL = 0.6            # seen fraction of a pixel's alpha from which it shows the photo only
+HOLE_RADIUS = 2                  # px: alpha holes up to 2 * HOLE_RADIUS wide are closed where seen
+SOLID_FROM = (0.5, 0.85)         # alpha over which seen pixels are made fully opaque (see resolve)
+FEATURES = 7                     # u, u * offset (2), u * M (4)
+_SEEN_MIN = 1e-6                 # U below this: no photo colour at the pixel
+
+
+@dataclass
+class PhotoSource:
+    """The photo a posed object takes its colours from."""
+
+    image: Tensor          # [H, W, 3] float32 RGB in [0, 1] at the photo's full size
+    camera: Camera         # the photo's camera, at the image's size
+    rest: Gaussians        # the object at rest, in the order of the posed Gaussians rendered
+    visibility: Tensor     # [N] in [0, 1], `photo_visibility(rest, camera)`
+
+    def __post_init__(self) -> None:
+        image = torch.as_tensor(self.image)
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ConfigError(f"the photo must be an [H, W, 3] image, got shape {tuple(image.shape)}")
+        if image.dtype == torch.uint8:
+            image = image.float() / 255.0
+        if (image.shape[1], image.shape[0]) != (self.camera.width, self.camera.height):
+            raise ConfigError(f"the photo is {image.shape[1]}x{image.shape[0]} but its camera is "
+                              f"{self.camera.width}x{self.camera.height}")
+        if self.visibility.shape != (len(self.rest),):
+            raise ConfigError(f"visibility has shape {tuple(self.visibility.shape)}, expected ({len(self.rest)},)")
+        self.image = image.float().contiguous()
+        self._chw = None  # [1, 3, H, W] for grid_sample, made on first use per device
+        self._rest_axes = None  # the rest Gaussians on the photo: the same for every frame
+
+    def rest_axes(self, device) -> tuple[Tensor, Tensor, Tensor]:
+        """-> (photo projection of the rest means [2, N], rows of J R R_q S [3, N] each)."""
+        if self._rest_axes is None or self._rest_axes[0].device.type != torch.device(device).type:
+            self._rest_axes = _screen_axes(self.rest.to(device), self.camera)
+        return self._rest_axes
+
+    @classmethod
+    def from_photo(cls, image, camera: Camera, rest: Gaussians, backend: str = "auto") -> "PhotoSource":
+        """Visibility computed here (one photo-camera render of `rest`)."""
+        image = torch.as_tensor(np.ascontiguousarray(image)) if isinstance(image, np.ndarray) else image
+        return cls(image, camera, rest, photo_visibility(rest, camera, backend=backend))
+
+    def image_chw(self, device) -> Tensor:  # -> [1, 3, H, W]
+        if self._chw is None or self._chw.device.type != torch.device(device).type:
+            self._chw = self.image.to(device).permute(2, 0, 1)[None].contiguous()
+        return self._chw
+
+    def sample(self, source_xy: Tensor) -> Tensor:  # [..., 2] photo pixels (centres +0.5) -> [..., 3] bilinear
+        image = self.image_chw(source_xy.device)
+        H, W = image.shape[-2:]
+        grid = torch.stack((source_xy[..., 0] * (2.0 / W) - 1.0, source_xy[..., 1] * (2.0 / H) - 1.0), -1)
+        flat = grid.reshape(1, 1, -1, 2).float()
+        out = torch.nn.functional.grid_sample(image, flat, mode="bilinear", padding_mode="border", align_corners=False)
+        return out[0, :, 0].T.reshape(*source_xy.shape[:-1], 3)
+
+
+@dataclass
+class PhotoLayers:
+    """Per-pixel composited sums of a reprojecting render, premultiplied by the weights w, over
+    the pixels [x0, x0 + W) x [y0, y0 + H) of an image (`origin` = (x0, y0))."""
+
+    lifted: Tensor    # [H, W, 3] sum w (1 - u) c: colour of what the photo did not see
+    seen: Tensor      # [H, W] U = sum w u
+    offset: Tensor    # [H, W, 2] sum w u (s - M mu')
+    jacobian: Tensor  # [H, W, 4] sum w u M, row-major 2x2
+    alpha: Tensor     # [H, W] sum w
+    origin: tuple[int, int] = (0, 0)
+
+    def source_xy(self) -> Tensor:  # -> [H, W, 2] photo pixel each pixel shows (its own position where U = 0)
+        H, W = self.seen.shape
+        dev = self.seen.device
+        x0, y0 = self.origin
+        ys, xs = torch.meshgrid(torch.arange(H, device=dev) + (y0 + 0.5), torch.arange(W, device=dev) + (x0 + 0.5),
+                                indexing="ij")
+        return source_from_sums(self.offset, self.jacobian, self.seen, xs, ys)
+
+    def resampled(self, width: int, height: int) -> "PhotoLayers":
+        """Bilinearly resampled to a `width` x `height` image of the same view (pixel centres at +0.5,
+        borders replicated, as cv2.resize), over the box of the new pixels the object can touch. The
+        Jacobian sums are turned into photo pixels per new pixel, so the source field stays exact
+        inside each splat."""
+        if self.origin != (0, 0):
+            raise ValueError("resample a whole-image PhotoLayers")
+        H, W = self.seen.shape
+        sx, sy = W / width, H / height  # old pixels per new pixel
+        rows, cols = (self.alpha > 0).any(1).nonzero(), (self.alpha > 0).any(0).nonzero()
+        if rows.numel() == 0:
+            x0 = y0 = x1 = y1 = 0
+        else:  # old pixels [c0, c1] reach new pixel centres within one old pixel of them
+            x0, x1 = max(0, int((int(cols[0]) - 1) / sx)), min(width, int((int(cols[-1]) + 2) / sx) + 1)
+            y0, y1 = max(0, int((int(rows[0]) - 1) / sy)), min(height, int((int(rows[-1]) + 2) / sy) + 1)
+        dev = self.seen.device
+        gx = ((torch.arange(x0, x1, device=dev) + 0.5) * sx) * (2.0 / W) - 1.0
+        gy = ((torch.arange(y0, y1, device=dev) + 0.5) * sy) * (2.0 / H) - 1.0
+        grid = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), -1)[None].float()  # [1, h, w, 2]
+        stack = torch.cat((self.lifted, self.seen[..., None], self.offset, self.jacobian, self.alpha[..., None]), -1)
+        out = torch.nn.functional.grid_sample(stack.permute(2, 0, 1)[None].float(), grid, mode="bilinear",
+                                              padding_mode="border", align_corners=False)[0].permute(1, 2, 0)
+        jac = out[..., 6:10] * out.new_tensor([sx, sy, sx, sy])  # d photo / d new pixel
+        return PhotoLayers(out[..., :3], out[..., 3], out[..., 4:6], jac, out[..., 10], (x0, y0))
+
+
+def source_from_sums(offset: Tensor, jacobian: Tensor, seen: Tensor, xs: Tensor, ys: Tensor) -> Tensor:
+    """(offset + Mbar p) / U per pixel -> [H, W, 2]; pixels with U ~ 0 get their own position."""
+    safe = torch.where(seen > _SEEN_MIN, seen, torch.ones_like(seen))
+    sx = (offset[..., 0] + jacobian[..., 0] * xs + jacobian[..., 1] * ys) / safe
+    sy = (offset[..., 1] + jacobian[..., 2] * xs + jacobian[..., 3] * ys) / safe
+    seen_px = seen > _SEEN_MIN
+    return torch.stack((torch.where(seen_px, sx, xs), torch.where(seen_px, sy, ys)), -1)
+
+
+def photo_share(layers: PhotoLayers) -> Tensor:  # -> [H, W] in [0, 1]
+    """The share of each pixel's colour the photo gives: the seen fraction U / alpha, saturating at
+    PIXEL_SEEN_FULL. A surface the photo saw is seldom seen through the whole stack of splats: the
+    inflate lifter's front splats leave ~6% to the back and side-wall splats behind them at rest,
+    and a 30 deg turn opens gaps between its discs (median seen fraction 0.87 on the truck's
+    door, 5% of pixels below 0.6); those inner splats' colours (diffused, `core.color_fill`)
+    must not tint what the photo shows as a grid of streaks."""
+    fraction = layers.seen / layers.alpha.clamp_min(1e-12)
+    return (fraction / PIXEL_SEEN_FULL).clamp(0.0, 1.0)
+
+
+def resolve(layers: PhotoLayers, photo: PhotoSource) -> tuple[Tensor, Tensor, Tensor]:
+    """-> (premultiplied RGB [H, W, 3], alpha [H, W], source_xy [H, W, 2]).
+
+    Straight colour = share photo(source) + (1 - share) (lifted colour of the unseen splats).
+    Alpha is made solid where the photo saw the surface: a lifted object is rarely fully opaque
+    inside (the inflate lifter's interior composites to about 0.94, its splats' 0.995 opacity
+    meeting the 1e-4 transmittance stop), and the photo's pixel there is an opaque surface, so
+    the plate behind must not show through. The soft outer edge (alpha below SOLID_FROM) is kept."""
+    source = layers.source_xy()
+    alpha = layers.alpha
+    share = photo_share(layers)[..., None]
+    unseen = (alpha - layers.seen).clamp_min(1e-12)[..., None]
+    straight = share * photo.sample(source) + (1.0 - share) * layers.lifted / unseen
+    lo, hi = SOLID_FROM
+    solid = alpha + (1.0 - alpha) * share[..., 0] * ((alpha - lo) / (hi - lo)).clamp(0.0, 1.0)
+    # Pinholes: a turned splat surface opens gaps of a pixel or two between its discs, which
+    # would show the plate as a dotted grid; a grey closing fills holes narrower than the window
+    # and leaves the silhouette where it is.
+    k = 2 * HOLE_RADIUS + 1
+    grown = torch.nn.functional.max_pool2d(solid[None, None], k, stride=1, padding=HOLE_RADIUS)
+    closed = -torch.nn.functional.max_pool2d(-grown, k, stride=1, padding=HOLE_RADIUS)[0, 0]
+    solid = torch.maximum(solid, closed * share[..., 0])
+    return straight * solid[..., None], solid, source
+
+
+# -- per-Gaussian quantities ------------------------------------------------------------
+
+def _screen_axes(g: Gaussians, cam: Camera) -> tuple[Tensor, Tensor, Tensor]:
+    """-> (mean in pixels [2, N], rows of J R R_q S [3, N] each): the splat's scaled axes on the
+    screen, as the projection forms them (same Jacobian clamp)."""
+    from .projection import screen_axes
+
+    dev = g.device
+    R = torch.as_tensor(cam.world_to_camera[:3, :3], dtype=torch.float32, device=dev)
+    t = torch.as_tensor(cam.world_to_camera[:3, 3], dtype=torch.float32, device=dev)
+    K = torch.as_tensor(cam.K, dtype=torch.float32, device=dev)
+    p = torch.addmm(t[:, None], R, g.means.float().T)  # [3, N]
+    p[2].clamp_(min=1e-6)  # behind the camera: culled by the renderer anyway
+    u, v, row_x, row_y = screen_axes(p, g.quats.float(), g.scales.float(), R, K, cam.width, cam.height)
+    return torch.stack((u, v)), row_x, row_y
+
+
+def _dot(p: Tensor, q: Tensor) -> Tensor:  # [3, N] x [3, N] -> [N]
+    return torch.addcmul(torch.addcmul(p[0] * q[0], p[1], q[1]), p[2], q[2])
+
+
+def photo_maps(posed: Gaussians, render_camera: Camera, photo: PhotoSource) -> tuple[Tensor, Tensor, Tensor]:
+    """-> (s - M mu' [N, 2], M [N, 2, 2] photo pixels per render pixel, fade [N] in [0, 1])."""
+    if len(posed) != len(photo.rest):
+        raise ConfigError(f"the posed object has {len(posed)} Gaussians but the photo's rest object has "
+                          f"{len(photo.rest)}; reprojection needs the same Gaussians in the same order")
+    s, dx, dy = photo.rest_axes(posed.device)        # photo: rest mean, rest axes D
+    mu, bx, by = _screen_axes(posed, render_camera)  # render: posed mean, posed axes B
+    # M = D B^T (B B^T)^-1 with B B^T the undilated screen covariance (tiny ridge for edge-on splats).
+    a, b, c = _dot(bx, bx), _dot(bx, by), _dot(by, by)
+    eps = 1e-6 * (a + c) + 1e-12
+    a, c = a + eps, c + eps
+    inv_det = 1.0 / (a * c - b * b)
+    p00, p01, p10, p11 = _dot(dx, bx), _dot(dx, by), _dot(dy, bx), _dot(dy, by)  # D B^T
+    m00, m01 = (p00 * c - p01 * b) * inv_det, (p01 * a - p00 * b) * inv_det
+    m10, m11 = (p10 * c - p11 * b) * inv_det, (p11 * a - p10 * b) * inv_det
+    M = torch.stack((m00, m01, m10, m11), 1).view(-1, 2, 2)
+    offset = torch.stack((s[0] - m00 * mu[0] - m01 * mu[1], s[1] - m10 * mu[0] - m11 * mu[1]), 1)
+    return offset, M, foreshortening_fade(M)
+
+
+def foreshortening_fade(M: Tensor) -> Tensor:  # [N, 2, 2] -> [N] in [0, 1]
+    """1 while the render-to-photo map is near-conformal (condition number <= CONDITION_FADE[0]),
+    0 beyond CONDITION_FADE[1] or when it mirrors (the splat is seen from behind)."""
+    det = M[:, 0, 0] * M[:, 1, 1] - M[:, 0, 1] * M[:, 1, 0]
+    frob2 = (M * M).sum((1, 2))
+    # singular values: s1^2 + s2^2 = frob2, s1 s2 = |det| -> kappa + 1/kappa = frob2 / |det|
+    r = frob2 / det.abs().clamp_min(1e-30)
+    kappa = 0.5 * (r + torch.sqrt((r * r - 4.0).clamp_min(0.0)))
+    lo, hi = CONDITION_FADE
+    fade = ((hi - kappa) / (hi - lo)).clamp(0.0, 1.0)
+    return torch.where((det > 0) & torch.isfinite(kappa), fade, torch.zeros_like(fade))
+
+
+def photo_features(posed: Gaussians, render_camera: Camera, photo: PhotoSource) -> Tensor:
+    """-> [N, FEATURES]: u, u (s - M mu'), u M (row-major), with u = visibility * fade."""
+    offset, M, fade = photo_maps(posed, render_camera, photo)
+    u = photo.visibility.to(posed.device).float() * fade
+    return torch.cat((u[:, None], u[:, None] * offset, u[:, None] * M.reshape(-1, 4)), 1)
+
+
+def visibility_from_weights(weight_sums: Tensor, opacities: Tensor, conics: Tensor) -> Tensor:
+    """Seen fraction of each Gaussian's footprint (weights over o 2 pi sqrt(det Sigma2d)), relative
+    to the typical front-surface Gaussian's, through the ramp. Splats of a surface overlap, so even
+    the front layer's seen fraction is well below 1 (about 0.38 for the inflate lifter: the first
+    splat in depth order at a pixel covers the next); the weighted median of the fractions (weighted
+    by the weights: the Gaussians that make the image) is that layer's value, while a Gaussian
+    behind an opaque surface sees about 1e-3 of it."""
+    a, b, c = conics.unbind(-1)
+    footprint = opacities * (2 * torch.pi) / torch.sqrt((a * c - b * b).clamp_min(1e-30))
+    fraction = weight_sums / footprint
+    total = float(weight_sums.sum())
+    if not total > 0:
+        return torch.zeros_like(fraction)
+    order = torch.argsort(fraction)
+    cumulative = torch.cumsum(weight_sums[order].double(), 0)
+    typical = float(fraction[order[int(torch.searchsorted(cumulative, cumulative.new_tensor(0.5 * total)))]])
+    lo, hi = VISIBILITY_RAMP
+    return ((fraction / max(typical, 1e-12) - lo) / (hi - lo)).clamp(0.0, 1.0)
+
+
+def on_front_surface(g: Gaussians, camera: Camera, depth_sum: Tensor, alpha: Tensor) -> Tensor:
+    """-> [N] float 1 where a Gaussian's mean lies no more than its own standard deviation along
+    the ray behind the photo render's expected depth at its pixel (alpha > 1/2 there), else 0.
+    The weight ratio alone misjudges splats of one surface stacked at the same depth: whichever
+    sorts last looks covered although the photo saw that surface."""
+    from .. import quaternion
+
+    R = torch.as_tensor(camera.world_to_camera[:3, :3], dtype=torch.float32, device=g.device)
+    t = torch.as_tensor(camera.world_to_camera[:3, 3], dtype=torch.float32, device=g.device)
+    p = g.means.float() @ R.T + t
+    z = p[:, 2]
+    K = camera.K
+    u = torch.floor(K[0, 0] * p[:, 0] / z.clamp_min(1e-6) + K[0, 2]).long()
+    v = torch.floor(K[1, 1] * p[:, 1] / z.clamp_min(1e-6) + K[1, 2]).long()
+    inside = (z > 0) & (u >= 0) & (u < camera.width) & (v >= 0) & (v < camera.height)
+    flat = (v.clamp(0, camera.height - 1) * camera.width + u.clamp(0, camera.width - 1))
+    a = alpha.reshape(-1).index_select(0, flat)
+    expected = depth_sum.reshape(-1).index_select(0, flat) / a.clamp_min(1e-12)
+    sigma_ray = ((R[2] @ quaternion.to_matrix(g.quats.float())) * g.scales.float()).norm(dim=1)  # [N]
+    return (inside & (a > 0.5) & (z <= expected + sigma_ray)).float()
+
+
+def photo_visibility(rest: Gaussians, camera: Camera, backend: str = "auto", cpu_threads: int = 1) -> Tensor:
+    """-> [N] float32 on rest's device: how much of each Gaussian the photo saw (see module doc):
+    the larger of the weight ratio's ramp and the front-surface depth test.
+    cpu_threads: as `render`'s (one by default: measured 10.7 s with all threads vs 2 s with one
+    for a 189k-Gaussian truck at 1024 px on 2 shared cores)."""
+    from ..device import torch_cpu_threads
+    from . import resolve_backend
+
+    g = rest
+    if resolve_backend(backend) == "gsplat":
+        from .gsplat_backend import gsplat_weight_sums
+
+        vis, depth_sum, alpha = gsplat_weight_sums(g, camera)
+    else:
+        from .projection import project_gaussians
+        from .torch_backend import rasterize
+
+        w2c = torch.as_tensor(camera.world_to_camera, dtype=torch.float32, device=g.device)
+        K = torch.as_tensor(camera.K, dtype=torch.float32, device=g.device)
+        proj = project_gaussians(g.means.float(), g.quats.float(), g.scales.float(), g.opacities.float(),
+                                 w2c, K, camera.width, camera.height)
+        with torch_cpu_threads(cpu_threads if g.device.type == "cpu" else 0):
+            out = rasterize(proj, g.means.new_zeros((len(proj), 0)), camera.width, camera.height, weight_sums=True)
+        vis = g.means.new_zeros(len(g))
+        vis[proj.ids] = visibility_from_weights(out.weight_sums, proj.opacities, proj.conics)
+        depth_sum, alpha = out.depth, out.alpha
+    return torch.maximum(vis.to(g.device), on_front_surface(g, camera, depth_sum.to(g.device), alpha.to(g.device)))
