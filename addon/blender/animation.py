@@ -151,9 +151,13 @@ def frame_renderer(scene: bpy.types.Scene):
         if root.uplift.mask_image is not None:
             masks.append(load_mask(images.file_bytes(root.uplift.mask_image), shape=photo.shape[:2],
                                    what=f"the mask of {root.name!r}"))
-        settings = scene_io.deform_settings(root)
-        objects.append(AnimatedObject(root.uplift.uid, scene_io.load_gaussians(root),
-                                      settings.deform_config() if settings.control_count > 0 else None))
+        session = scene_io.session_for(root)
+        with session.lock:
+            photo_source = session.photo_source()  # cached by the live loop; None without a photo camera
+        settings = session.settings
+        objects.append(AnimatedObject(root.uplift.uid, session.gaussians,
+                                      settings.deform_config() if root.uplift.control_count > 0 else None,
+                                      photo_source))
     return FrameRenderer(photo, plate, masks, objects, EditConfig(), preferences.get().render_backend)
 
 

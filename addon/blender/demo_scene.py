@@ -71,7 +71,7 @@ def _write(keep: Path, ply: Path, blend_path: Path, photo_path, control_count) -
         import dataclasses
 
         settings = dataclasses.replace(settings, control_count=control_count)
-    root = lifted.create_object(scene, read_ply(ply), mask, settings)
+    root = lifted.create_object(scene, read_ply(ply), mask, settings, photo_camera=camera)
     lifted.create_controls(root, settings)
     handlers.collect(scene)
     handlers.flush(full=True)

@@ -25,7 +25,7 @@ from ..core.camera import Camera
 from ..core.compositing import seam_ring
 from ..core.errors import ConfigError, MaskError
 from ..core.gaussians import Gaussians
-from .edit import Composite, EditConfig, Prepared, compose, render_object
+from .edit import Composite, EditConfig, Prepared, compose, render_object_layers
 
 ANIMATION_TOLERANCE = 1e-8  # batch ARAP stop rule for frames: tighter than an edit's, so order does not show
 SEAM_WIDTH = 4              # PlateSeam ring half-width when the caller passes 0 (as LocalServices)
@@ -45,6 +45,7 @@ class AnimatedObject:
     uid: str
     gaussians: Gaussians      # at rest, root-local frame
     deform: object            # core.deformer.DeformConfig (the live session's), None: no controls
+    photo: object = None      # core.render.reprojection.PhotoSource in the root's frame; None: no reprojection
 
 
 class PlateSeam:
@@ -134,10 +135,17 @@ class FrameRenderer:
             raise ConfigError(f"the camera renders {camera.width}x{camera.height} but the photo is {W}x{H}: "
                               "keep the render resolution equal to the photo's (100%)")
         world = concat([self.posed(p) for p in poses])
-        rgba = render_object(world, camera, self.backend)
+        # As a still: the photo's own pixels wherever the photo saw the posed surfaces.
+        sources = [self.objects[p.uid].photo for p in poses]
+        photo = None
+        if self.config.reproject and sources and all(src is not None for src in sources):
+            from ..core.render.reprojection import PhotoSource
+
+            photo = PhotoSource.combine(sources)
+        rgba, unmoved = render_object_layers(world, camera, self.backend, photo=photo)
         prepared = Prepared(self.photo, camera, camera, self.hole, self.hole, world, self.plate, None)
         # The hole already holds the plate's whole filled area: no further growth.
-        return compose(prepared, rgba, self.seam, dataclasses.replace(self.config, hole_dilate=0))
+        return compose(prepared, rgba, self.seam, dataclasses.replace(self.config, hole_dilate=0), unmoved=unmoved)
 
 
 def tree_layers(composite: Composite, photo: np.ndarray, plate: np.ndarray) -> dict[str, np.ndarray]:

@@ -280,3 +280,46 @@ def test_gsplat_reprojection_matches_the_reference():
     torch_vis = photo_visibility(rest, photo_cam, backend="torch")
     gsplat_vis = photo_visibility(rest.to("cuda"), photo_cam, backend="gsplat").cpu()
     assert torch.allclose(torch_vis, gsplat_vis, atol=2e-2)
+
+
+def _in_frame(source: PhotoSource, frame: Similarity) -> PhotoSource:
+    """The same object and photo, described in another frame (a Blender root's): rest moved by
+    `frame`, the photo camera moved with it."""
+    to_frame = np.eye(4)
+    to_frame[:3, :3], to_frame[:3, 3] = frame.rotation, frame.translation
+    cam = source.camera
+    moved = Camera(cam.width, cam.height, cam.K, cam.world_to_camera @ np.linalg.inv(to_frame))
+    return PhotoSource(source.image, moved, apply_similarity(source.rest, frame), source.visibility)
+
+
+def test_combined_sources_in_their_own_frames_render_as_one():
+    """Two objects, each described in a frame of its own, combine into the source that one
+    photo of both gives: same image up to float32 rounding (1e-4 of the range)."""
+    from uplift.core.gaussians import concat
+
+    photo_cam = look_at_camera(W, H, eye=(0.3, -3.0, 0.6))
+    cam = look_at_camera(W, H, eye=(-0.2, -3.2, 0.4), fov=45)
+    a, b = scene(10, seed=3), scene(10, seed=4)
+    b = apply_similarity(b, Similarity(np.eye(3), np.array([0.4, 0.3, 0.0]), 1.0))
+    image = textured_photo(photo_cam)
+    vis = torch.rand(20, generator=torch.Generator().manual_seed(5))
+    whole = PhotoSource(image, photo_cam, concat([a, b]), vis)
+    a_src, b_src = PhotoSource(image, photo_cam, a, vis[:10]), PhotoSource(image, photo_cam, b, vis[10:])
+    a_root = Similarity(quat_matrix(np.array([0.9, 0.1, -0.3, 0.2]) / np.linalg.norm([0.9, 0.1, -0.3, 0.2])),
+                        np.array([1.0, -2.0, 0.5]), 1.0)
+    combined = PhotoSource.combine([_in_frame(a_src, a_root), b_src])
+    posed = turned(concat([a, b]), 20.0)
+    expected = render(posed, cam, backend="torch", photo=whole).rgba
+    got = render(posed, cam, backend="torch", photo=combined).rgba
+    assert expected[..., 3].sum() > 1.0  # something was drawn
+    assert torch.allclose(got, expected, atol=1e-4)
+    assert PhotoSource.combine([a_src]) is a_src
+
+
+def test_sources_of_different_photos_do_not_combine():
+    photo_cam = look_at_camera(W, H)
+    a = PhotoSource(textured_photo(photo_cam), photo_cam, scene(4), torch.ones(4))
+    other_cam = look_at_camera(W + 2, H)
+    b = PhotoSource(textured_photo(other_cam), other_cam, scene(4), torch.ones(4))
+    with pytest.raises(ConfigError, match="different photos"):
+        PhotoSource.combine([a, b])

@@ -127,3 +127,22 @@ def test_the_camera_must_render_the_photo_size(scene):
     *_, pose = scene
     with pytest.raises(ConfigError, match="100%"):
         renderer(scene).frame([pose(0.0)], Camera.from_fov(W // 2, H // 2))
+
+
+def test_frames_reproject_the_photo_like_a_still(scene):
+    """With each object's photo source (in its root's frame), a frame at the rest pose shows the
+    photo's own pixels wherever the photo saw the object, as `uplift edit` does."""
+    import dataclasses
+
+    from uplift.core.render.reprojection import PhotoSource
+
+    photo, plate, mask, obj, pose = scene
+    camera = Camera.from_fov(W, H)
+    in_root = Camera(W, H, camera.K, camera.world_to_camera @ ROOT)  # the photo camera in the root's frame
+    seen = dataclasses.replace(obj, photo=PhotoSource.from_photo(photo, in_root, obj.gaussians, backend="torch"))
+    with_photo = FrameRenderer(photo, plate, [mask], [seen], backend="torch").frame([pose(0.0)], camera)
+    without = renderer(scene).frame([pose(0.0)], camera)
+    solid = with_photo.object_rgba[..., 3] > 0.99
+    assert solid.mean() > 0.05  # the object covers part of the frame
+    assert np.abs(with_photo.final[solid].astype(int) - photo[solid]).mean() < 1.0
+    assert np.abs(without.final[solid].astype(int) - photo[solid]).mean() > 20  # lifted colours are not the photo

@@ -20,6 +20,7 @@ SEAM_WIDTH = 2
 class ComposeJob:
     services: object          # services.api.HttpServices (validated replies)
     objects: tuple            # ((Gaussians root-local, root world matrix [4, 4]), ...)
+    sessions: tuple           # each object's state.ObjectSession (its photo source, built on the worker)
     camera: object            # core.camera.Camera at full resolution
     photo_png: bytes
     plate_png: bytes
@@ -42,7 +43,8 @@ def compose(job: ComposeJob):
     from ...core.gaussians import concat
     from ...core.image_io import load_image, union_mask
     from ...core.transforms import apply_similarity
-    from ...pipeline.edit import compose as compose_layers, prepared_from_layers, render_object
+    from ...core.render.reprojection import PhotoSource
+    from ...pipeline.edit import compose as compose_layers, prepared_from_layers, render_object_layers
     from ...pipeline.keep import write_layers
 
     photo = load_image(job.photo_png, what="the photo")
@@ -50,8 +52,16 @@ def compose(job: ComposeJob):
     mask = union_mask(job.mask_pngs, photo.shape[:2], what="a lifted object's mask")
     world = concat([apply_similarity(g, state.similarity_from_matrix(m)) for g, m in job.objects])
     prepared = prepared_from_layers(photo, plate, mask, job.camera, world)
-    rgba = render_object(world, prepared.work_camera, job.config.render_backend)
-    composite = compose_layers(prepared, rgba, job.services, job.config)
+    # As `uplift edit`: the photo's own pixels wherever the photo saw the posed surfaces.
+    sources = []
+    for session in job.sessions:
+        with session.lock:
+            sources.append(session.photo_source())  # cached per object; None where no photo camera is known
+    # Reproject only when every object knows the photo it came from (older files may not).
+    reproject = job.config.reproject and all(src is not None for src in sources)
+    photo_source = PhotoSource.combine(sources) if reproject else None
+    rgba, unmoved = render_object_layers(world, prepared.work_camera, job.config.render_backend, photo=photo_source)
+    composite = compose_layers(prepared, rgba, job.services, job.config, unmoved=unmoved)
     try:
         job.folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -87,11 +97,13 @@ class UPLIFT_OT_compose_export(bpy.types.Operator, jobs.BackgroundStep):
         defaults = EditConfig()
         scene = context.scene
         handlers.flush()  # finish any pending live solve so the export shows the current pose
-        objects, masks = [], []
+        objects, masks, sessions = [], [], []
         for root in scene_io.roots(scene):
             session = scene_io.session_for(root, context)
-            current = session.deformed if session.deformed is not None else session.gaussians
+            with session.lock:
+                current = session.deformed if session.deformed is not None else session.gaussians
             objects.append((current, np.array(root.matrix_world, dtype=np.float64)))
+            sessions.append(session)
             if root.uplift.mask_image is not None:
                 masks.append(images.file_bytes(root.uplift.mask_image))
         plate = scene.uplift.plate_image or scene.uplift.photo_image
@@ -99,8 +111,8 @@ class UPLIFT_OT_compose_export(bpy.types.Operator, jobs.BackgroundStep):
         dilate = max(defaults.silhouette_dilate, self.seam_width + defaults.seam_offset)
         config = dataclasses.replace(defaults, seam_width=self.seam_width, silhouette_dilate=dilate,
                                      render_backend=preferences.get(context).render_backend)
-        return ComposeJob(HttpServices(jobs.server_client(context)), tuple(objects), scene_io.camera_of(scene),
-                          scene_io.photo_bytes(scene), images.file_bytes(plate), tuple(masks), config,
+        return ComposeJob(HttpServices(jobs.server_client(context)), tuple(objects), tuple(sessions),
+                          scene_io.camera_of(scene), scene_io.photo_bytes(scene), images.file_bytes(plate), tuple(masks), config,
                           export_folder(context))
 
     def work(self, job: ComposeJob):

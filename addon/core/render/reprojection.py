@@ -85,6 +85,28 @@ class PhotoSource:
         image = torch.as_tensor(np.ascontiguousarray(image)) if isinstance(image, np.ndarray) else image
         return cls(image, camera, rest, photo_visibility(rest, camera, backend=backend))
 
+    @classmethod
+    def combine(cls, sources: "list[PhotoSource]") -> "PhotoSource":
+        """One source for several objects rendered together (their posed Gaussians concatenated in
+        this order). Each source may have its rest Gaussians and photo camera in a frame of its own
+        (a Blender root's); the rests are moved into the photo camera's axes, where the shared
+        camera sits at the origin, so the photo sees every object as it did at its lift."""
+        if not sources:
+            raise ConfigError("no photo source to combine")
+        if len(sources) == 1:
+            return sources[0]
+        from ..gaussians import concat
+        from ..transforms import Similarity, apply_similarity
+
+        first = sources[0]
+        for other in sources[1:]:
+            if (other.image.shape != first.image.shape or not np.allclose(other.camera.K, first.camera.K)):
+                raise ConfigError("objects lifted from different photos cannot be reprojected together")
+        rests = [apply_similarity(s.rest, Similarity(s.camera.world_to_camera[:3, :3], s.camera.world_to_camera[:3, 3],
+                                                     1.0)) for s in sources]
+        camera = Camera(first.camera.width, first.camera.height, first.camera.K, np.eye(4))
+        return cls(first.image, camera, concat(rests), torch.cat([s.visibility.float().cpu() for s in sources]))
+
     def image_chw(self, device) -> Tensor:  # -> [1, 3, H, W]
         if self._chw is None or self._chw.device.type != torch.device(device).type:
             self._chw = self.image.to(device).permute(2, 0, 1)[None].contiguous()
