@@ -1,8 +1,9 @@
 """Build a ready-to-open .blend from an `uplift edit --keep DIR` folder (used by `make demo`).
 
 The scene holds the photo's camera (camera.json), the plate as the camera background
-(plus the original photo, packed, when given), the edited object (edited.ply, else
-object.ply) lifted under a root empty with its control empties, its live render in front
+(plus the original photo, packed, when given), the object lifted under a root empty with
+its control empties (a rigid edit: object.ply under a root moved by edit.json's transform,
+so the photo is reprojected; a drag: edited.ply), its live render in front
 of the camera, and the compositor tree over the kept layers. Opening it in Blender with
 the extension enabled continues the edit where `uplift edit` stopped.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import bpy
+import numpy as np
 
 from ..core.errors import UpliftError
 
@@ -30,13 +32,13 @@ def write_demo_blend(keep_dir: str | Path, blend_path: str | Path, photo_path: s
     """Write the demo .blend; returns its path. Raises UpliftError naming a missing input."""
     keep = Path(keep_dir)
     blend_path = Path(blend_path).resolve()
-    ply = keep / "edited.ply" if (keep / "edited.ply").exists() else keep / "object.ply"
+    ply, pose = _rest_and_pose(keep)
     for needed in (keep / "camera.json", keep / "plate.png", keep / "mask.png", ply):
         if not needed.exists():
             raise UpliftError(f"{keep} lacks {needed.name}: pass the folder of `uplift edit --keep`")
     registered_here = _ensure_registered()
     try:
-        return _write(keep, ply, blend_path, photo_path, control_count)
+        return _write(keep, ply, pose, blend_path, photo_path, control_count)
     finally:
         if registered_here:  # bpy 4.2 crashes at exit with the package still registered
             from .. import unregister
@@ -44,7 +46,23 @@ def write_demo_blend(keep_dir: str | Path, blend_path: str | Path, photo_path: s
             unregister()
 
 
-def _write(keep: Path, ply: Path, blend_path: Path, photo_path, control_count) -> Path:
+def _rest_and_pose(keep: Path):
+    """-> (the PLY to lift, the root's edit transform [4, 4] or None). A rigid edit is the rest
+    object (object.ply: the live render and Compose & Export then reproject the photo as `uplift
+    edit` did) under a root moved by the edit. A drag's pose is no root transform, so the edited
+    object itself stands in for it, lifted colours only."""
+    import json
+
+    info = keep / "edit.json"
+    if (keep / "object.ply").exists() and info.exists():
+        data = json.loads(info.read_text())
+        if not data.get("edit", {}).get("drags") and "transform_4x4" in data:
+            return keep / "object.ply", np.array(data["transform_4x4"], dtype=np.float64)
+    edited = keep / "edited.ply"
+    return (edited if edited.exists() else keep / "object.ply"), None
+
+
+def _write(keep: Path, ply: Path, pose, blend_path: Path, photo_path, control_count) -> Path:
     from ..core.blender_camera import blender_from_camera
     from ..core.camera import Camera
     from ..core.ply import read_ply
@@ -71,7 +89,13 @@ def _write(keep: Path, ply: Path, blend_path: Path, photo_path, control_count) -
         import dataclasses
 
         settings = dataclasses.replace(settings, control_count=control_count)
-    root = lifted.create_object(scene, read_ply(ply), mask, settings, photo_camera=camera)
+    rest = ply.name == "object.ply"  # the object as lifted through the photo's camera
+    root = lifted.create_object(scene, read_ply(ply), mask, settings, photo_camera=camera if rest else None)
+    if pose is not None:
+        from mathutils import Matrix
+
+        # From the location just set: matrix_world is only refreshed by the next depsgraph update.
+        root.matrix_world = Matrix(pose.tolist()) @ Matrix.Translation(root.location)
     lifted.create_controls(root, settings)
     handlers.collect(scene)
     handlers.flush(full=True)

@@ -113,8 +113,9 @@ def test_keyed_control_renders_a_stable_sequence(extension_zip, blender_python, 
     for frame, final in zip(seq, finals):
         assert np.abs(frame - final).max() <= 1
     # The object moves steadily: every frame differs from the last, and ever more from frame 1.
+    # (The keys ease in, so frame 1 -> 2 moves least; the reprojected photo keeps barely moved pixels exact.)
     steps = [np.abs(b - a).mean() for a, b in zip(seq, seq[1:])]
-    assert min(steps) > 0.01, steps
+    assert min(steps) > 0.002 and max(steps) > 0.1, steps
     from_first = [np.abs(f - seq[0]).mean() for f in seq[1:]]
     assert all(b > a for a, b in zip(from_first, from_first[1:])), from_first
     # Outside the swept, dilated region every frame is the photo itself.
