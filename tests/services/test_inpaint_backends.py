@@ -115,3 +115,13 @@ def test_unknown_method_is_refused():
 @pytest.mark.parametrize("name", ["telea", "ns", "fsr_fast", "fsr_best"])
 def test_registry_builds_each_embedded_filler(name):
     assert build_inpainter(ServerConfig(inpaint=name)).name == name
+
+
+def test_crop_plumbing_matches_the_whole_image_fill():
+    """Telea only looks RADIUS px around the hole, so filling on the crop (margin >= MIN_MARGIN > RADIUS)
+    must equal filling the whole image: the crop's placement and the outside are exactly right."""
+    photo = noisy_photo(seed=5)
+    hole = hole_mask(box=(60, 40, 90, 70))  # near a corner: the crop is clipped on two sides
+    telea = lambda img, h: opencv_inpaint._cv2_inpaint(img, h, "telea")  # noqa: E731
+    cropped = opencv_inpaint.fill_in_crop(photo, hole, telea, max_pixels=10**9)
+    assert np.array_equal(cropped, telea(photo, hole))
