@@ -203,6 +203,7 @@ class FillScore:
     filler: str
     scene: str
     psnr_hole: float     # plate vs the true background inside the dilated hole
+    ssim_hole: float     # ... SSIM there (rewards continued structure more than PSNR does)
     psnr_ring: float     # thin ring at the object's edge, filled in the photo, vs the photo
     seconds: float       # the hole fill
 
@@ -230,7 +231,8 @@ def score_fillers(fillers, photo, bg, mask_a, scene, config) -> list[FillScore]:
         plate = services.inpaint(photo, mask_a, mode="fill", dilate=config.hole_dilate)
         seconds = time.perf_counter() - t0
         ringed = services.inpaint(photo, dilate(mask_a, offset), mode="seam", dilate=width)
-        scores.append(FillScore(name, scene, psnr(plate, bg, hole), psnr(ringed, photo, ring), seconds))
+        scores.append(FillScore(name, scene, psnr(plate, bg, hole), ssim_in(plate, bg, hole),
+                                psnr(ringed, photo, ring), seconds))
     return scores
 
 
@@ -353,6 +355,7 @@ def report(results: Results, backends, edits, fillers) -> dict:
             continue
         row = {"psnr_hole_mean": statistics.fmean(s.psnr_hole for s in fs),
                "psnr_hole_median": _median(s.psnr_hole for s in fs),
+               "ssim_hole_median": _median(s.ssim_hole for s in fs),
                "psnr_ring_mean": statistics.fmean(s.psnr_ring for s in fs),
                "seconds_median": _median(s.seconds for s in fs), "scenes": len(fs)}
         paired = [(s, telea[s.scene]) for s in fs if s.scene in telea]
@@ -403,12 +406,13 @@ def summarise(summary: dict, inpaint: str) -> tuple[str, str]:
     if fills:
         rows = [(name, f"{v['psnr_hole_mean']:.2f}", f"{v['psnr_hole_median']:.2f}",
                  f"{v.get('vs_telea_hole_db', float('nan')):+.2f}", f"{v.get('wins_vs_telea', '-')}/{v['scenes']}",
+                 f"{v['ssim_hole_median']:.3f}",
                  f"{v['psnr_ring_mean']:.2f}", f"{v.get('vs_telea_ring_db', float('nan')):+.2f}",
                  f"{v['seconds_median']:.2f}") for name, v in fills.items()]
         tables.append(_table("hole fillers: plate vs the TRUE background inside the dilated hole (oracle mask); "
                              "ring = thin seam-like ring at the object's edge",
                              ("filler", "hole PSNR mean", "hole PSNR median", "Δ vs telea", "wins vs telea",
-                              "ring PSNR mean", "ring Δ vs telea", "fill s (median)"), rows))
+                              "hole SSIM median", "ring PSNR mean", "ring Δ vs telea", "fill s (median)"), rows))
     return "\n".join(t for text, _ in tables for t in text), "\n".join(m for _, md in tables for m in md)
 
 

@@ -91,8 +91,8 @@ def test_report_pairs_fillers_and_edits_by_scene():
 
     edits = [Score("oracle", "yaw15", "3d", f"s{i}", 20.0 + i, 0.5, 0.9, 40.0, 0.2, 0.05) for i in range(3)]
     edits += [Score("oracle", "yaw15", "2d", f"s{i}", 21.0, 0.4, 0.95, 40.0) for i in range(3)]
-    fills = [FillScore("telea", f"s{i}", 14.0, 16.0, 0.01) for i in range(3)]
-    fills += [FillScore("fsr_fast", f"s{i}", 14.0 + i, 17.0, 1.0) for i in range(3)]
+    fills = [FillScore("telea", f"s{i}", 14.0, 0.3, 16.0, 0.01) for i in range(3)]
+    fills += [FillScore("fsr_fast", f"s{i}", 14.0 + i, 0.4, 17.0, 1.0) for i in range(3)]
     identity = [IdentityScore("oracle", f"s{i}", 30.0 + i, 50.0) for i in range(3)]
     summary = report(Results(edits, identity, fills), ["oracle"], ["yaw15"], ["telea", "fsr_fast"])
     row = summary["edits"]["oracle"]["yaw15"]
@@ -131,5 +131,6 @@ def test_tiny_run_writes_every_report_field(tmp_path):
     assert set(report["fillers"]) == {"telea", "ns", "fsr_fast"}
     for filler in report["fillers"].values():
         assert 5 < filler["psnr_hole_mean"] < 99 and 5 < filler["psnr_ring_mean"] < 99
+        assert -1 <= filler["ssim_hole_median"] <= 1
     assert report["fillers"]["telea"]["vs_telea_hole_db"] == 0
     assert "hole fillers" in (tmp_path / "quality.md").read_text() and "identity" in done.stdout
