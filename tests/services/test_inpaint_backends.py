@@ -125,3 +125,14 @@ def test_crop_plumbing_matches_the_whole_image_fill():
     telea = lambda img, h: opencv_inpaint._cv2_inpaint(img, h, "telea")  # noqa: E731
     cropped = opencv_inpaint.fill_in_crop(photo, hole, telea, max_pixels=10**9)
     assert np.array_equal(cropped, telea(photo, hole))
+
+
+@pytest.mark.parametrize("mode", ["fill", "seam"])
+def test_services_serve_the_texture_filler_in_both_modes(mode):
+    from uplift.services.local import LocalServices
+
+    services = LocalServices(ServerConfig(segment="none", lift="none", inpaint="fsr_fast"))
+    photo = noisy_photo()
+    out = services.inpaint(photo, hole_mask(), mode=mode, dilate=2)
+    assert services.loaded()["inpaint"] == "fsr_fast"
+    assert out.shape == photo.shape and not np.array_equal(out, photo)
