@@ -29,7 +29,8 @@ true mask, isolating lifting from segmentation errors.
                             [--fillers telea,ns,fsr_fast,fsr_best,patchmatch] [--objects ...]
 
 Prints the tables and writes OUT/quality.md, OUT/quality.json, OUT/quality_scenes.csv and
-OUT/quality_examples.png (one scene: A | true B | 3D | 2D per edit).
+OUT/quality_examples.png (one scene: A | true B | 3D | 2D per edit) and OUT/quality_fillers.png
+(one scene: photo | true background | each filler's plate).
 """
 from __future__ import annotations
 
@@ -214,9 +215,10 @@ def available_fillers(names) -> tuple[list[str], list[str]]:
     return ok, [n for n in names if n not in ok]
 
 
-def score_fillers(fillers, photo, bg, mask_a, scene, config) -> list[FillScore]:
+def score_fillers(fillers, photo, bg, mask_a, scene, config) -> tuple[list[FillScore], list[np.ndarray]]:
     """Fill A's dilated true mask with each filler through `LocalServices.inpaint` (the pipeline's
-    call) and score the plate against the true background; also a thin seam-like ring."""
+    call) and score the plate against the true background; also a thin seam-like ring.
+    -> (scores, plates uint8 [H, W, 3] in `fillers` order)."""
     from uplift.core.compositing import dilate, seam_ring
     from uplift.services.config import ServerConfig
     from uplift.services.local import LocalServices
@@ -224,7 +226,7 @@ def score_fillers(fillers, photo, bg, mask_a, scene, config) -> list[FillScore]:
     hole = dilate(mask_a, config.hole_dilate)
     offset, width = SEAM_RING
     ring = seam_ring(dilate(mask_a, offset), width)
-    scores = []
+    scores, plates = [], []
     for name in fillers:
         services = LocalServices(ServerConfig(segment="none", lift="none", inpaint=name))
         t0 = time.perf_counter()
@@ -233,7 +235,8 @@ def score_fillers(fillers, photo, bg, mask_a, scene, config) -> list[FillScore]:
         ringed = services.inpaint(photo, dilate(mask_a, offset), mode="seam", dilate=width)
         scores.append(FillScore(name, scene, psnr(plate, bg, hole), ssim_in(plate, bg, hole),
                                 psnr(ringed, photo, ring), seconds))
-    return scores
+        plates.append(plate)
+    return scores, plates
 
 
 def evaluate(final, silhouette, truth_b, mask_a, mask_b) -> tuple[float, float, float, float]:
@@ -281,7 +284,10 @@ def run(out: Path, size, samples, backends, objects, backgrounds, edits, log, *,
             box = (max(0, xs.min() - BOX_PAD), max(0, ys.min() - BOX_PAD),
                    min(size[0], xs.max() + 1 + BOX_PAD), min(size[1], ys.max() + 1 + BOX_PAD))
             scene = f"{obj}/{bg_name}"
-            fills += score_fillers(fillers, photo, bg, masks["A"], scene, config)
+            scene_fills, plates = score_fillers(fillers, photo, bg, masks["A"], scene, config)
+            fills += scene_fills
+            if plates and len(fills) == len(scene_fills):  # the first scene: photo | true background | plates
+                save_png(out / "quality_fillers.png", np.concatenate([photo, bg, *plates], axis=1))
             log(f"[quality] {scene} fillers: " + ", ".join(f"{f.filler} {f.psnr_hole:.2f} dB {f.seconds:.1f} s"
                                                            for f in fills[-len(fillers):]))
             for backend in backends:

@@ -134,3 +134,4 @@ def test_tiny_run_writes_every_report_field(tmp_path):
         assert -1 <= filler["ssim_hole_median"] <= 1
     assert report["fillers"]["telea"]["vs_telea_hole_db"] == 0
     assert "hole fillers" in (tmp_path / "quality.md").read_text() and "identity" in done.stdout
+    assert (tmp_path / "quality_fillers.png").is_file()
