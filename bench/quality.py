@@ -365,7 +365,7 @@ def report(results: Results, backends, edits, fillers) -> dict:
                "psnr_ring_mean": statistics.fmean(s.psnr_ring for s in fs),
                "seconds_median": _median(s.seconds for s in fs), "scenes": len(fs)}
         paired = [(s, telea[s.scene]) for s in fs if s.scene in telea]
-        if paired:
+        if paired and name != "telea":
             row["vs_telea_hole_db"] = statistics.fmean(a.psnr_hole - b.psnr_hole for a, b in paired)
             row["vs_telea_ring_db"] = statistics.fmean(a.psnr_ring - b.psnr_ring for a, b in paired)
             row["wins_vs_telea"] = sum(a.psnr_hole > b.psnr_hole for a, b in paired)
@@ -411,9 +411,10 @@ def summarise(summary: dict, inpaint: str) -> tuple[str, str]:
     fills = summary["fillers"]
     if fills:
         rows = [(name, f"{v['psnr_hole_mean']:.2f}", f"{v['psnr_hole_median']:.2f}",
-                 f"{v.get('vs_telea_hole_db', float('nan')):+.2f}", f"{v.get('wins_vs_telea', '-')}/{v['scenes']}",
+                 f"{v['vs_telea_hole_db']:+.2f}" if "vs_telea_hole_db" in v else "-",
+                 f"{v['wins_vs_telea']}/{v['scenes']}" if "wins_vs_telea" in v else "-",
                  f"{v['ssim_hole_median']:.3f}",
-                 f"{v['psnr_ring_mean']:.2f}", f"{v.get('vs_telea_ring_db', float('nan')):+.2f}",
+                 f"{v['psnr_ring_mean']:.2f}", f"{v['vs_telea_ring_db']:+.2f}" if "vs_telea_ring_db" in v else "-",
                  f"{v['seconds_median']:.2f}") for name, v in fills.items()]
         tables.append(_table("hole fillers: plate vs the TRUE background inside the dilated hole (oracle mask); "
                              "ring = thin seam-like ring at the object's edge",
