@@ -263,7 +263,10 @@ def run(out: Path, size, samples, backends, objects, backgrounds, edits, log, *,
     from uplift.services.local import LocalServices
 
     torch.manual_seed(0)
-    meta = ensure_scenes(out / "scenes", size, samples, objects)
+    # Every object first (each on another background), then the other backgrounds: --scenes N spreads out.
+    scenes = [(o, backgrounds[(i + r) % len(backgrounds)]) for r in range(len(backgrounds))
+              for i, o in enumerate(objects)][:max_scenes]
+    meta = ensure_scenes(out / "scenes", size, samples, list(dict.fromkeys(o for o, _ in scenes)))
     camera = Camera.from_dict(meta["camera"])
     services = LocalServices(ServerConfig(segment="grabcut", lift="inflate", inpaint=inpaint))
     config = EditConfig()
@@ -271,9 +274,6 @@ def run(out: Path, size, samples, backends, objects, backgrounds, edits, log, *,
     identity: list[IdentityScore] = []
     fills: list[FillScore] = []
     examples: list[np.ndarray] = []
-    # Every object first (each on another background), then the other backgrounds: --scenes N spreads out.
-    scenes = [(o, backgrounds[(i + r) % len(backgrounds)]) for r in range(len(backgrounds))
-              for i, o in enumerate(objects)][:max_scenes]
     for obj in dict.fromkeys(o for o, _ in scenes):
         renders = {pose: load_rgba(out / "scenes" / obj / f"{pose}.png") for pose in ("A", *edits)}
         masks = {pose: r[..., 3] >= 128 for pose, r in renders.items()}
