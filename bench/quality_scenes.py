@@ -30,12 +30,12 @@ EDITS = {
     "yaw15": ((15.0, 0.0, 0.0), (0.0, 0.0, 0.0), 1.0),
     "yaw30": ((30.0, 0.0, 0.0), (0.0, 0.0, 0.0), 1.0),
     "yaw60": ((60.0, 0.0, 0.0), (0.0, 0.0, 0.0), 1.0),
-    "pitch25": ((0.0, 25.0, 0.0), (0.0, 0.0, 0.0), 1.0),
+    "pitch20": ((0.0, 20.0, 0.0), (0.0, 0.0, 0.0), 1.0),
     "translate": ((0.0, 0.0, 0.0), (0.45, 0.1, 0.6), 1.0),
     "scale1.3": ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0), 1.3),
 }
 HORIZONTAL_FOV_DEG = 60.0
-SCENES_VERSION = 1  # bump when objects, lights or edits change, so cached renders are redone
+SCENES_VERSION = 2  # bump when objects, lights or edits change, so cached renders are redone
 
 
 def scene_key(size: tuple[int, int], samples: int) -> dict:

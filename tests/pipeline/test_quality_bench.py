@@ -83,3 +83,56 @@ def test_ground_truth_translation_moves_the_object_as_the_pipeline_means_it(tmp_
     tx, ty, tz = EDITS["translate"][1]
     moved_cam = camera.world_to_camera[:3, :3] @ (centre_b - np.array(globe["center"]))
     assert np.allclose(moved_cam, np.array([tx, ty, tz]) * globe["size"], atol=1e-6)
+
+
+def test_report_pairs_fillers_and_edits_by_scene():
+    """The summary's numbers come from the per-scene scores: medians, wins and the Telea deltas."""
+    from bench.quality import FillScore, IdentityScore, Results, Score, report, summarise
+
+    edits = [Score("oracle", "yaw15", "3d", f"s{i}", 20.0 + i, 0.5, 0.9, 40.0, 0.2, 0.05) for i in range(3)]
+    edits += [Score("oracle", "yaw15", "2d", f"s{i}", 21.0, 0.4, 0.95, 40.0) for i in range(3)]
+    fills = [FillScore("telea", f"s{i}", 14.0, 0.3, 16.0, 0.01) for i in range(3)]
+    fills += [FillScore("fsr_fast", f"s{i}", 14.0 + i, 0.4, 17.0, 1.0) for i in range(3)]
+    identity = [IdentityScore("oracle", f"s{i}", 30.0 + i, 50.0) for i in range(3)]
+    summary = report(Results(edits, identity, fills), ["oracle"], ["yaw15"], ["telea", "fsr_fast"])
+    row = summary["edits"]["oracle"]["yaw15"]
+    assert row["3d"]["psnr_union"] == 21.0 and row["2d"]["psnr_union"] == 21.0
+    assert row["wins_3d"] == {"psnr_union": 1, "iou": 0, "scenes": 3}
+    assert row["3d"]["render_s"] == 0.2
+    assert summary["identity"]["oracle"]["psnr_mask_median"] == 31.0
+    assert summary["identity"]["oracle"]["psnr_mask_min"] == 30.0
+    fsr = summary["fillers"]["fsr_fast"]
+    assert fsr["vs_telea_hole_db"] == pytest.approx(1.0) and fsr["wins_vs_telea"] == 2
+    assert fsr["vs_telea_ring_db"] == pytest.approx(1.0)
+    text, md = summarise(summary, "telea")
+    for table in (text, md):
+        assert "identity" in table and "yaw15" in table and "fsr_fast" in table
+
+
+@pytest.mark.bpy
+@pytest.mark.slow
+def test_tiny_run_writes_every_report_field(tmp_path):
+    """One tiny scene end to end: the report has identity, per-edit 3D/2D scores, stage seconds
+    and each filler against the true background, all in range."""
+    done = subprocess.run([sys.executable, "-m", "bench.quality", "--out", str(tmp_path), "--size", "96x72",
+                           "--samples", "2", "--objects", "globe", "--backgrounds", "coffee", "--scenes", "1",
+                           "--edits", "yaw15", "--backends", "oracle", "--fillers", "telea,ns,fsr_fast"],
+                          cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((tmp_path / "quality.json").read_text())
+    assert report["settings"]["scenes"] == 1
+    identity = report["identity"]["oracle"]
+    assert 15 < identity["psnr_mask_median"] <= 99
+    row = report["edits"]["oracle"]["yaw15"]
+    for method in ("3d", "2d"):
+        assert 5 < row[method]["psnr_union"] <= 99 and 0 < row[method]["iou"] <= 1
+        assert -1 <= row[method]["ssim_union"] <= 1
+    assert row["3d"]["render_s"] > 0 and row["3d"]["compose_s"] > 0
+    assert set(report["fillers"]) == {"telea", "ns", "fsr_fast"}
+    for filler in report["fillers"].values():
+        assert 5 < filler["psnr_hole_mean"] < 99 and 5 < filler["psnr_ring_mean"] < 99
+        assert -1 <= filler["ssim_hole_median"] <= 1
+    assert "vs_telea_hole_db" not in report["fillers"]["telea"]  # no delta against itself
+    assert report["fillers"]["ns"]["wins_vs_telea"] in (0, 1)
+    assert "hole fillers" in (tmp_path / "quality.md").read_text() and "identity" in done.stdout
+    assert (tmp_path / "quality_fillers.png").is_file()

@@ -29,7 +29,7 @@ def build_lifter(config) -> Lifter | None:
 
 
 def build_inpainter(config) -> Inpainter | None:
-    if config.inpaint in ("telea", "ns"):
+    if config.inpaint in ("telea", "ns", "fsr_fast", "fsr_best", "patchmatch"):
         from .opencv_inpaint import OpenCVInpainter
         return OpenCVInpainter(config.inpaint)
     if config.inpaint == "lama":
