@@ -1,7 +1,7 @@
 """The GPU splat draw (blender/splat_draw.py) through Blender's gpu module, headless.
 
 Rows: the 'viewport' render backend on the object blob of bench/render.py (on llvmpipe
-here, a software rasteriser: reported, not a target), and the CPU cost per update on
+here, a software rasteriser: reported, not a target), with and without photo reprojection, and the CPU cost per update on
 Blender's main thread: per view, depth + 16-bit sort + order upload (what a turn or a
 new pose costs), and per pose, the upload of the geometry planes packed on the worker
 (the packing itself is reported too: it runs on the worker thread).
@@ -31,7 +31,7 @@ def rows() -> list[Row]:
     from .render import _wide_camera, object_camera, object_scene
 
     splat_draw, reason = _gpu()
-    names = ["viewport 512x512 100k object", "viewport 1920x1080 500k object"]
+    names = ["viewport 512x512 100k object", "viewport 1920x1080 500k object", "viewport 512x512 100k object, photo"]
     names += [f"sort + order upload, {n // 1000}k" for n in SORT_COUNTS]
     if splat_draw is None:
         return [Row(SECTION, name, None, "ms", reason) for name in names]
@@ -47,6 +47,7 @@ def rows() -> list[Row]:
         seconds = median_time(lambda: render(g, cam, backend="viewport"), repeats=repeats)
         out.append(Row(SECTION, name, seconds * 1e3, "ms",
                        f"colour + depth passes, packing and read-back included, median of {repeats}, {load}"))
+    out.append(_photo_row(names[2], out[0].value, load, render, object_scene, object_camera))
     for count in SORT_COUNTS:
         g = object_scene(count)
         means = g.means.numpy()
@@ -66,3 +67,19 @@ def rows() -> list[Row]:
                 + ("; aim <= 10 ms" if count == 300_000 else ""))
         out.append(Row(SECTION, f"sort + order upload, {count // 1000}k", total, "ms", note))
     return out
+
+
+def _photo_row(name: str, plain_ms: float, load: str, render, object_scene, object_camera) -> Row:
+    """The same 512^2 render reprojecting a photo: per-splat features on the CPU, three more
+    passes of the shader, the resolve on the CPU. Every splat counts as seen (visibility is a
+    once-per-object cost, not a per-frame one)."""
+    import torch
+
+    from uplift.core.render.reprojection import PhotoSource
+
+    g, cam = object_scene(100_000), object_camera(512)
+    image = torch.rand(cam.height, cam.width, 3, generator=torch.Generator().manual_seed(0))
+    photo = PhotoSource(image, cam, g, torch.ones(len(g)))
+    seconds = median_time(lambda: render(g, cam, backend="viewport", photo=photo), repeats=5)
+    return Row(SECTION, name, seconds * 1e3, "ms",
+               f"{seconds * 1e3 / plain_ms:.2f}x the render without photo; median of 5, {load}")

@@ -180,20 +180,36 @@ def _offscreen(width: int, height: int, draw, passes: int) -> list[np.ndarray]:
     return images
 
 
-def render_offscreen(gaussians, camera, depth: bool = True):
+def render_offscreen(gaussians, camera, depth: bool = True, features=None):
     """Render `gaussians` (world frame) through `camera` (core.camera.Camera) offscreen.
-    Returns numpy (color [H, W, 3] premultiplied, alpha [H, W], depth_sum [H, W] or None),
-    the same sums the other backends return."""
+    Returns numpy (color [H, W, 3 (+ F)] premultiplied, alpha [H, W], depth_sum [H, W] or None),
+    the same sums the other backends return. `features` [N, F]: the photo reprojection's
+    per-splat channels (`reprojection.photo_features`, column 0 the photo's weight u): the
+    colour is scaled by 1 - u, as the torch renderer does, and each three feature channels
+    are composited by one more pass with that plane in place of the colours."""
     require_gpu()
     view = SplatView.from_camera(camera)
     splats = SplatTextures(len(gaussians))
     planes = splat_pack.pack_geometry(gaussians)
     planes["color"] = splat_pack.pack_color(gaussians, view.eye)
+    extra = []
+    if features is not None:
+        features = np.asarray(features, dtype=np.float32)
+        planes["color"][:len(gaussians), :3] *= 1.0 - features[:, :1]
+        extra = [_texture(plane, 4) for plane in splat_pack.feature_planes(features)]
     splats.upload(planes)
     means = gaussians.means.detach().cpu().numpy()
     splats.upload_order(splat_pack.back_to_front(splat_pack.camera_depths(means, view.view_model)))
-    images = _offscreen(view.width, view.height, lambda i: splats.draw(view, depth_pass=i == 1), 2 if depth else 1)
-    return images[0][..., :3], images[0][..., 3], (images[1][..., 0] if depth else None)
+    passes = [lambda: splats.draw(view)]
+    if depth:
+        passes.append(lambda: splats.draw(view, depth_pass=True))
+    passes += [lambda tex=tex: splats.draw(view, color=tex) for tex in extra]
+    images = _offscreen(view.width, view.height, lambda i: passes[i](), len(passes))
+    color = images[0][..., :3]
+    if extra:
+        f = features.shape[1]
+        color = np.concatenate([color] + [image[..., :3] for image in images[1 + depth:]], -1)[..., :3 + f]
+    return color, images[0][..., 3], (images[1][..., 0] if depth else None)
 
 
 def render_shown(uid: str, camera, model=None) -> np.ndarray:

@@ -3,9 +3,9 @@ planes, the back-to-front depth order, when to re-sort, and the view in shader t
 
 Texture layout: every per-splat quantity is a *plane*, one RGBA32F texel per splat, laid
 out in rows of `TEX_WIDTH` texels (splat i at texel (i % TEX_WIDTH, i // TEX_WIDTH)).
-Planes are named in `PLANES`; the shader has one sampler per plane. A new per-splat
-feature (e.g. the photo reprojection's source coordinates) is one more plane: a name,
-a packer, and a sampler in `splat_shader.py`.
+Planes are named in `PLANES`; the shader has one sampler per plane. Extra per-splat channels
+(the photo reprojection's features, `feature_planes`) are drawn as the 'color' plane of
+further passes through the same shader, three channels a pass.
 
 - 'center':   x, y, z (object-local), opacity
 - 'rotation': unit quaternion w, x, y, z (object-local)
@@ -31,6 +31,7 @@ MAX_SPLATS = 1 << 24             # splat indices travel as float32 in the order 
 PLANES = ("center", "rotation", "scale", "color")
 GEOMETRY_PLANES = ("center", "rotation", "scale")  # what a deformation changes (LBS moves and turns)
 RESORT_ANGLE_DEG = 1.0           # re-sort when the view direction turns by more than this
+FEATURES_PER_PLANE = 3           # rgb of a plane; its alpha channel is the blend weight
 RECOLOR_MOVE = 1e-3              # re-evaluate SH colours when the eye moves by this fraction of its distance
 
 
@@ -82,6 +83,14 @@ def pack_color(gaussians, eye_local) -> np.ndarray:  # eye_local: [3] camera cen
     eye = torch.as_tensor(np.asarray(eye_local, dtype=np.float32))
     rgb = sh_to_rgb(gaussians.sh.float(), gaussians.means.float(), eye.to(gaussians.device))
     return _plane(_numpy(rgb), count=len(gaussians))
+
+
+def feature_planes(features) -> list[np.ndarray]:  # [N, F] -> ceil(F / 3) planes
+    """Per-splat extra channels (the photo reprojection's `photo_features`) as 'color'-like
+    planes of three channels each: the shader composites a plane's rgb like colours, so each
+    plane is one more pass through the same shader (`FEATURES_PER_PLANE` channels a pass)."""
+    f = _numpy(features).astype(np.float32, copy=False)
+    return [_plane(f[:, j:j + FEATURES_PER_PLANE], count=len(f)) for j in range(0, f.shape[1], FEATURES_PER_PLANE)]
 
 
 def camera_depths(

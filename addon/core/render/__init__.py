@@ -14,7 +14,8 @@ front-to-back by camera depth, stopping before transmittance reaches 1e-4,
 colour = max(0, 0.5 + SH(view direction)), near-plane culling.
 
 With `photo=PhotoSource(...)` the object takes the photo's own pixels wherever the photo
-saw it (`reprojection.py`): both backends composite the extra per-Gaussian channels.
+saw it (`reprojection.py`): every backend composites the extra per-Gaussian channels (the
+viewport backend in further passes of its shader, `blender/splat_draw.py`).
 """
 from __future__ import annotations
 
@@ -119,9 +120,6 @@ def render(
         if photo is not None:
             from .reprojection import photo_features
 
-            if name == "viewport":
-                raise RenderBackendError("the viewport backend does not reproject the photo yet; use the torch or "
-                                         "gsplat backend with a photo")
             extra = photo_features(g, cam, photo)
         if name == "gsplat":
             from .gsplat_backend import rasterize_gsplat
@@ -130,7 +128,7 @@ def render(
         elif name == "viewport":
             from .viewport_backend import rasterize_viewport
 
-            color, alpha, depth_sum = rasterize_viewport(g, cam)
+            color, alpha, depth_sum = rasterize_viewport(g, cam, extra)
         else:
             color, alpha, depth_sum = _rasterize_torch(g, cam, extra)
         layers = source_xy = seen = None

@@ -15,11 +15,13 @@ from ..errors import RenderBackendError
 from ..gaussians import Gaussians
 
 
-def rasterize_viewport(g: Gaussians, cam: Camera) -> tuple[Tensor, Tensor, Tensor]:
-    """-> (premultiplied colour [H, W, 3], alpha [H, W], depth sum [H, W]) like the other backends."""
+def rasterize_viewport(g: Gaussians, cam: Camera, extra: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """-> (premultiplied colour [H, W, 3 (+ E)], alpha [H, W], depth sum [H, W]) like the other
+    backends; `extra` [N, E] photo features composited as further channels."""
     try:
         from ...blender import splat_draw
     except ImportError as exc:
         raise RenderBackendError(f"the viewport renderer needs Blender's bpy module (pip install bpy): {exc}") from None
-    color, alpha, depth_sum = splat_draw.render_offscreen(g.to("cpu"), cam, depth=True)
+    color, alpha, depth_sum = splat_draw.render_offscreen(
+        g.to("cpu"), cam, depth=True, features=None if extra is None else extra.detach().cpu().numpy())
     return tuple(torch.from_numpy(x).to(g.device) for x in (color, alpha, depth_sum))
