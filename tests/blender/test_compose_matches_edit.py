@@ -3,14 +3,12 @@ same final.png for the same pose (both call pipeline.edit.render_object and comp
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import cv2
 import numpy as np
 import pytest
 
-from uplift_bpy_harness import REPO, package_shim, run_blender
+from uplift_bpy_harness import run_blender, write_demo_blend
 
 pytestmark = [pytest.mark.bpy, pytest.mark.slow]
 
@@ -28,12 +26,7 @@ def test_compose_export_equals_uplift_edit(extension_zip, blender_python, live_s
                  "-o", str(tmp_path / "final.png"), "--keep", str(keep), "-q"]) == 0
 
     blend = tmp_path / "edit.blend"  # the edited pose, plate, mask and camera of the --keep folder
-    code = (f"from uplift.blender.demo_scene import write_demo_blend\n"
-            f"write_demo_blend({str(keep)!r}, {str(blend)!r}, photo_path={str(photo)!r}, control_count=16)\n")
-    done = subprocess.run([blender_python, "-c", code], capture_output=True, text=True, cwd=REPO,
-                          env=dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "res"),
-                                   PYTHONPATH=str(package_shim(tmp_path / "shim"))))
-    assert done.returncode == 0, done.stdout + done.stderr
+    write_demo_blend(keep, blend, blender_python, tmp_path, photo=photo)
 
     out = run_blender(f"BLEND = {str(blend)!r}\nSERVER = {live_server.url!r}\n" + r"""
 from pathlib import Path

@@ -1,15 +1,13 @@
 """demo_scene.write_demo_blend: a keep folder → a .blend that opens ready to keep editing."""
 from __future__ import annotations
 
-import os
-import subprocess
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from uplift_bpy_harness import REPO, package_shim, run_blender
+from uplift_bpy_harness import run_blender, write_demo_blend
 
 pytestmark = pytest.mark.bpy
 
@@ -43,15 +41,7 @@ def make_keep_folder(folder):
 def demo_blend(tmp_path, blender_python):
     """A .blend with a lifted object of 16 controls over a 160x120 photo, written as `make demo`
     writes it: the plain `uplift` package in a bpy process of that Blender line."""
-    keep = make_keep_folder(tmp_path / "keep")
-    blend = tmp_path / "demo.blend"
-    code = (f"from uplift.blender.demo_scene import write_demo_blend\n"
-            f"print(write_demo_blend({str(keep)!r}, {str(blend)!r}, control_count=16))\n")
-    done = subprocess.run([blender_python, "-c", code], capture_output=True, text=True, cwd=REPO,
-                          env=dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "res"),
-                                   PYTHONPATH=str(package_shim(tmp_path / "shim"))))
-    assert done.returncode == 0, done.stdout + done.stderr
-    return blend
+    return write_demo_blend(make_keep_folder(tmp_path / "keep"), tmp_path / "demo.blend", blender_python, tmp_path)
 
 
 def test_demo_blend_opens_with_everything(extension_zip, blender_python, tmp_path):

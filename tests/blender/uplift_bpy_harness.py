@@ -67,6 +67,20 @@ def package_shim(folder: Path) -> Path:
     return folder
 
 
+def write_demo_blend(keep: Path, blend: Path, python: str, workdir: Path, photo: Path | None = None,
+                     control_count: int = 16) -> Path:
+    """`demo_scene.write_demo_blend` over a `--keep` folder, as `make demo` calls it (the plain
+    `uplift` package in a bpy process) with the interpreter of one Blender line."""
+    code = (f"from uplift.blender.demo_scene import write_demo_blend\n"
+            f"write_demo_blend({str(keep)!r}, {str(blend)!r}, photo_path={None if photo is None else str(photo)!r}, "
+            f"control_count={control_count})\n")
+    done = subprocess.run([python, "-c", code], capture_output=True, text=True, cwd=REPO,
+                          env=dict(os.environ, BLENDER_USER_RESOURCES=str(workdir / "res"),
+                                   PYTHONPATH=str(package_shim(workdir / "shim"))))
+    assert done.returncode == 0, done.stdout + done.stderr
+    return blend
+
+
 def run_blender(script: str, zip_path: Path, workdir: Path, python: str, timeout: float = 600,
                 prefix: str = "") -> dict:
     """Run `script` (after the preamble; it sets `out` entries and calls `emit()`) with the
