@@ -368,7 +368,8 @@ def _apply(root: bpy.types.Object, session: state.ObjectSession, result: state.L
     if result.posed is not None:
         from . import splat_draw
 
-        splat_draw.show(root.uplift.uid, result.posed, result.splat_planes, result.pose_version)
+        splat_draw.show(root.uplift.uid, result.posed, result.splat_planes, result.pose_version,
+                        reprojected_in_camera=bool(session.photo_input))
     if result.rgba is not None:
         show_render(root, result.rgba)
         session.full_due = (time.monotonic() + preferences.get().full_render_delay

@@ -276,11 +276,21 @@ def active() -> bool:
     return _handle is not None
 
 
-def show(uid: str, gaussians, planes: dict[str, np.ndarray] | None, version: int) -> None:
+# Objects whose camera-view preview image reprojects the photo: the live draw does not reproject
+# yet, so it leaves the view through the scene camera to that image (the look the export has).
+_reprojected_in_camera: set[str] = set()
+
+
+def show(uid: str, gaussians, planes: dict[str, np.ndarray] | None, version: int,
+         reprojected_in_camera: bool = False) -> None:
     """The live loop's hand-off after each LBS: posed Gaussians (object-local) and their packed
     geometry planes (None: pack here). Main thread only (GPU uploads)."""
     if not active():
         return
+    if reprojected_in_camera:
+        _reprojected_in_camera.add(uid)
+    else:
+        _reprojected_in_camera.discard(uid)
     drawn = _objects.get(uid)
     if drawn is not None and drawn.version == version and len(drawn.means) == len(gaussians):
         return  # same pose (a camera-only update)
@@ -296,6 +306,7 @@ def forget(uid: str | None = None, restore_proxies: bool = True) -> list[str]:
     """Drop one object's (or, with None, every object's) GPU data; its point proxy shows
     again unless `restore_proxies` is off. Returns the uids dropped."""
     dropped = [key for key in (list(_objects) if uid is None else [uid]) if _objects.pop(key, None) is not None]
+    _reprojected_in_camera.difference_update(dropped)
     if restore_proxies:
         for key in dropped:
             _show_proxy(key, True)
@@ -343,12 +354,13 @@ def _draw_view() -> None:
         return
     try:
         roots = _roots_by_uid(context)
+        through_camera = rv3d.view_perspective == "CAMERA"
         gpu.state.depth_test_set("LESS_EQUAL")
         gpu.state.depth_mask_set(False)
         gpu.state.blend_set("ALPHA_PREMULT")
         for uid, drawn in list(_objects.items()):
             root = roots.get(uid)
-            if root is None:
+            if root is None or (through_camera and uid in _reprojected_in_camera):
                 continue
             view = SplatView.from_blender(rv3d.view_matrix, rv3d.window_matrix, region.width, region.height,
                                           np.array(root.matrix_world, dtype=np.float64))
