@@ -67,7 +67,8 @@ def test_relief_is_closed_and_sized_by_the_convention(dog):
     n = int(mask.sum())
     front, back = cam_pts[:n, 2], cam_pts[n:2 * n, 2]
     assert (front < z0).all() and (back > z0).all()            # a front and a back surface around the plane
-    assert np.allclose(front + back, 2 * z0, atol=1e-6)         # mirror images: the volume is closed
+    half, middle = (back - front) / 2, (front + back) / 2       # mirror images about a middle surface: closed
+    assert np.allclose(middle - z0, half ** 2 / z0, atol=1e-6)  # which bows back like a round solid's
     uv, _ = cam.project(pts)
     px = np.clip(np.floor(uv).astype(int), 0, [149, 119])
     assert mask[px[:, 1], px[:, 0]].all()                       # every splat sits on a ray through the mask
