@@ -67,7 +67,8 @@ def test_relief_is_closed_and_sized_by_the_convention(dog):
     n = int(mask.sum())
     front, back = cam_pts[:n, 2], cam_pts[n:2 * n, 2]
     assert (front < z0).all() and (back > z0).all()            # a front and a back surface around the plane
-    assert np.allclose(front + back, 2 * z0, atol=1e-6)         # mirror images: the volume is closed
+    half, middle = (back - front) / 2, (front + back) / 2       # mirror images about a middle surface: closed
+    assert np.allclose(middle - z0, half ** 2 / z0, atol=1e-6)  # which bows back like a round solid's
     uv, _ = cam.project(pts)
     px = np.clip(np.floor(uv).astype(int), 0, [149, 119])
     assert mask[px[:, 1], px[:, 0]].all()                       # every splat sits on a ray through the mask
@@ -111,3 +112,27 @@ def test_gaussian_count_is_capped_with_larger_splats(dog):
     fitted_rgb = render(fitted, cam, backend="torch").rgba.numpy()[..., :3]
     # the minimal-residual fit never makes the full-resolution error grow
     assert psnr_inside(fitted_rgb, image, mask) >= psnr_inside(rgba[..., :3], image, mask)
+
+
+def test_a_disc_lifts_to_the_sphere_inscribed_in_its_visual_cone():
+    """A disc of radius R px is the silhouette of a sphere whose centre lies at d = z0 / cos^2(theta)
+    (tan theta = R / f; its rim circle sits in front of the centre, at z0) with radius d sin(theta).
+    Tolerances: the lifter measures heights in pixels at z0, off by 1/cos(theta) (1.6% here) plus
+    half a sample of the distance transform."""
+    import cv2
+
+    cam = Camera.from_fov(160, 120, 60.0)
+    R = 30
+    mask = np.zeros((120, 160), np.uint8)
+    cv2.circle(mask, (80, 60), R, 1, -1)
+    mask = mask.astype(bool)
+    g = InflateLifter(InflateConfig(fit_passes=0, fill_unseen=False)).lift(np.zeros((120, 160, 3), np.uint8), mask, cam)
+    pts = g.means.double().numpy() @ cam.world_to_camera[:3, :3].T + cam.world_to_camera[:3, 3]
+    z0 = reference_depth(mask, cam)
+    theta = np.arctan((R + 0.5) / cam.K[0, 0])
+    d, r = z0 / np.cos(theta) ** 2, z0 / np.cos(theta) ** 2 * np.sin(theta)
+    on_axis = np.hypot(pts[:, 0], pts[:, 1]) < 0.03 * r
+    front, back = pts[on_axis, 2].min(), pts[on_axis, 2].max()
+    assert (front + back) / 2 == pytest.approx(d, rel=0.01)     # its centre, the edit's pivot, as deep as the sphere's
+    assert back - front == pytest.approx(2 * r, rel=0.05)       # as thick as it is wide
+    assert pts[:, 2].min() > 0

@@ -2,12 +2,17 @@
 3DGS object in the camera's world, without any learned model.
 
 Shape (Teddy / Monster Mash style inflation): every mask sample sits on its own camera
-ray; its height above the silhouette plane grows with its distance d from the mask
-boundary as h = INFLATION * sqrt(d (2 dmax - d)) pixels (a round cross-section at the
-thickest part, flattened by INFLATION). The front surface lies h in front of the
-plane and carries the photo's colours, the back surface h behind it closes the volume,
+ray; its half thickness grows with its distance d from the mask boundary as
+h = INFLATION * sqrt(d (2 dmax - d)) pixels (a round cross-section at the thickest part).
+A thickness prior deepens compact shapes towards the mask box's shorter side (a box or a
+mug is about as deep as it is narrow, not as deep as its widest inscribed disc), capped so
+rings and thin limbs do not become walls. The front surface lies h in front of a middle
+surface and carries the photo's colours, the back surface h behind it closes the volume,
 and "skirts" fill depth steps between neighbouring samples (the side wall at the rim
-included) so the object has no cracks when seen from the side.
+included) so the object has no cracks when seen from the side. The middle surface bows
+away from the camera by h^2 / Z0, as a round solid's does in perspective (its silhouette
+rim lies in front of its centre): the object's centre, the edit's pivot, sits where a
+solid's would.
 
 Scale: the silhouette plane sits at depth Z0 = reference_depth(mask, camera), where the
 mask's bounding box spans 1 world unit — objects of any pixel size come out about a
@@ -40,7 +45,9 @@ HIDDEN_INSET = 2.0   # back and skirt splats keep this many samples away from th
 @dataclass(frozen=True)
 class InflateConfig:
     max_gaussians: int = 300_000
-    inflation: float = 0.8         # medial thickness relative to a round cross-section
+    inflation: float = 1.0         # medial thickness relative to a round cross-section
+    thickness_prior: float = 1.5   # deepen up to this factor towards the mask box's shorter side (1: off)
+    cone_correction: float = 1.0   # 1: middle surface behind the rim as a round solid's in perspective; 0: flat
     sigma_px: float = 0.35         # front splat std in the image plane, in sample spacings
     flatness: float = 0.3          # splat std along the camera ray relative to sigma_px
     opacity: float = 0.995
@@ -56,6 +63,11 @@ def reference_depth(mask: np.ndarray, camera) -> float:
         raise MaskError("cannot lift an empty mask")
     w, h = xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
     return 1.0 / max(w / camera.K[0, 0], h / camera.K[1, 1])
+
+
+def _shorter_side(mask: np.ndarray) -> float:
+    ys, xs = np.nonzero(mask)
+    return float(min(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1))
 
 
 class InflateLifter:
@@ -145,11 +157,19 @@ def _layout(image: np.ndarray, mask: np.ndarray, camera, stride: int, cfg: Infla
     dist = cv2.distanceTransform(np.pad(cells, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1] * stride
     dmax = float(dist.max())
     height = cfg.inflation * np.sqrt(np.clip(dist * (2 * dmax - dist), 0, None))   # [ch, cw]
+    if cfg.thickness_prior > 1.0:  # compact solids are about as deep as the box is narrow; a ring or
+        # thin limb (inscribed disc much smaller than the box) is not one, hence the cap
+        height *= float(np.clip(0.5 * _shorter_side(mask) / dmax, 1.0, cfg.thickness_prior))
     z0 = reference_depth(mask, camera)
     f = 0.5 * (camera.K[0, 0] + camera.K[1, 1])
     to_depth = z0 / f                                      # world units per pixel of height at Z0
-    z_front = np.maximum(z0 - height * to_depth, 0.05 * z0)
-    z_back = z0 + height * to_depth
+    half = height * to_depth                               # half thickness along the ray, world units
+    # A round solid seen in perspective is inscribed in the visual cone: its rim (the silhouette)
+    # lies in front of its middle. For a sphere, the chord midpoints on the rays satisfy
+    # z_mid - z_rim = half^2 / z_centre exactly; the rim plane stays at z0 (h = 0 there).
+    z_mid = z0 + cfg.cone_correction * half ** 2 / z0
+    z_front = np.maximum(z_mid - half, 0.05 * z0)
+    z_back = z_mid + half
 
     # Skirts: fill the depth step to the deepest (front) / shallowest (back) 4-neighbour.
     zf = np.where(cells, z_front, z0)
