@@ -9,7 +9,7 @@ import pytest
 
 from uplift.core.errors import ImageFormatError, MaskError
 from uplift.services.backends import opencv_inpaint
-from uplift.services.backends.base import build_inpainter
+from uplift.services.backends.registry import build_inpainter
 from uplift.services.backends.opencv_inpaint import OpenCVInpainter
 from uplift.services.config import ServerConfig
 
