@@ -368,8 +368,7 @@ def _apply(root: bpy.types.Object, session: state.ObjectSession, result: state.L
     if result.posed is not None:
         from . import splat_draw
 
-        splat_draw.show(root.uplift.uid, result.posed, result.splat_planes, result.pose_version,
-                        reprojected_in_camera=bool(session.photo_input))
+        splat_draw.show(root.uplift.uid, result.posed, result.splat_planes, result.pose_version, session.photo)
     if result.rgba is not None:
         show_render(root, result.rgba)
         session.full_due = (time.monotonic() + preferences.get().full_render_delay

@@ -88,6 +88,86 @@ void main() {
 }
 """
 
+# Photo reprojection of the live draw through the scene camera: the sums of the colour and
+# feature passes (drawn offscreen at the region's size) resolved per pixel as
+# `core.render.reprojection.resolve` does: source = (offset + Mbar p) / U, photo sampled there
+# (bilinear, edges replicated), blended with the unseen share's lifted colour by the photo share,
+# alpha made solid where seen, pinholes closed (grey closing over (2 HOLE_RADIUS + 1)^2 windows,
+# clipped to the region as max_pool2d's padding is). Feature plane c carries M11 and the splat's
+# camera z, whose sum over alpha is the expected depth written for Blender's depth test.
+RESOLVE_VERTEX = """
+void main() {
+  gl_Position = vec4(corner, 0.0, 1.0);
+}
+"""
+
+RESOLVE_FRAGMENT = """
+float solid_at(ivec2 texel) {
+  float alpha = texelFetch(lifted_tex, texel, 0).a;
+  float seen = texelFetch(feature_a_tex, texel, 0).r;
+  float share = clamp(seen / max(alpha, 1e-12) / PIXEL_SEEN_FULL, 0.0, 1.0);
+  return alpha + (1.0 - alpha) * share * clamp((alpha - SOLID_LO) / (SOLID_HI - SOLID_LO), 0.0, 1.0);
+}
+
+float closed_at(ivec2 texel, ivec2 size, float floor_value) {
+  /* min over the window of (max over the window): stops once it cannot exceed floor_value */
+  float closed = 1.0;
+  for (int y = max(texel.y - HOLE_RADIUS, 0); y <= min(texel.y + HOLE_RADIUS, size.y - 1); y++) {
+    for (int x = max(texel.x - HOLE_RADIUS, 0); x <= min(texel.x + HOLE_RADIUS, size.x - 1); x++) {
+      float grown = 0.0;
+      for (int v = max(y - HOLE_RADIUS, 0); v <= min(y + HOLE_RADIUS, size.y - 1); v++) {
+        for (int u = max(x - HOLE_RADIUS, 0); u <= min(x + HOLE_RADIUS, size.x - 1); u++) {
+          grown = max(grown, solid_at(ivec2(u, v)));
+        }
+      }
+      closed = min(closed, grown);
+      if (closed <= floor_value) {
+        return closed;
+      }
+    }
+  }
+  return closed;
+}
+
+void main() {
+  ivec2 texel = ivec2(gl_FragCoord.xy);
+  vec4 lifted = texelFetch(lifted_tex, texel, 0);
+  float alpha = lifted.a;
+  if (alpha <= 0.0) {
+    discard;
+  }
+  vec3 fa = texelFetch(feature_a_tex, texel, 0).rgb;  /* U, offset */
+  vec3 fb = texelFetch(feature_b_tex, texel, 0).rgb;  /* M00, M01, M10 */
+  vec2 fc = texelFetch(feature_c_tex, texel, 0).rg;   /* M11, camera z */
+  float seen = fa.x;
+  vec2 p = vec2(gl_FragCoord.x, sizes.z - gl_FragCoord.y);  /* OpenCV pixel, y down, centres +0.5 */
+  vec2 source = p;
+  if (seen > SEEN_MIN) {
+    source = (fa.yz + vec2(fb.x * p.x + fb.y * p.y, fb.z * p.x + fc.x * p.y)) / seen;
+  }
+  float share = clamp(seen / max(alpha, 1e-12) / PIXEL_SEEN_FULL, 0.0, 1.0);
+  vec3 photo = texture(photo_tex, source / sizes.xy).rgb;
+  vec3 straight = share * photo + (1.0 - share) * lifted.rgb / max(alpha - seen, 1e-12);
+  float solid = solid_at(texel);
+  if (share > 0.0 && solid < 1.0) {
+    solid = max(solid, closed_at(texel, textureSize(lifted_tex, 0), solid / share) * share);
+  }
+  frag_color = vec4(straight * solid, solid);
+  float z = fc.y / alpha;  /* expected camera depth */
+  gl_FragDepth = clamp(0.5 * (depth_ab.x + depth_ab.y / max(z, NEAR_PLANE)) + 0.5, 0.0, 1.0);
+}
+"""
+
+
+def resolve_defines() -> dict[str, str]:
+    """Constants of the torch resolve (`core.render.reprojection`), as GLSL literals."""
+    from ..core.render.projection import NEAR_PLANE
+    from ..core.render.reprojection import _SEEN_MIN, HOLE_RADIUS, PIXEL_SEEN_FULL, SOLID_FROM
+
+    return {"SEEN_MIN": repr(float(_SEEN_MIN)), "PIXEL_SEEN_FULL": repr(float(PIXEL_SEEN_FULL)),
+            "SOLID_LO": repr(float(SOLID_FROM[0])), "SOLID_HI": repr(float(SOLID_FROM[1])),
+            "HOLE_RADIUS": str(int(HOLE_RADIUS)), "NEAR_PLANE": repr(float(NEAR_PLANE))}
+
 
 def defines() -> dict[str, str]:
     """Constants shared with the torch renderer, as GLSL literals."""
