@@ -126,12 +126,8 @@ def object_pose(root: bpy.types.Object):
     from ..pipeline.animate import ObjectPose
 
     count = root.uplift.control_count
-    present, pinned, locations, _ = scene_io.control_pose(root, count)
-    keyed = np.zeros(count, dtype=bool)
-    for i, ob in scene_io.controls_of(root).items():
-        if i < count and ob.animation_data is not None and ob.animation_data.action is not None:
-            keyed[i] = True
-    handle_idx = np.flatnonzero(present & (pinned | keyed)).astype(np.int64)
+    present, held, locations, _ = scene_io.control_pose(root, count)  # held: pinned or keyed
+    handle_idx = np.flatnonzero(present & held).astype(np.int64)
     return ObjectPose(root.uplift.uid, handle_idx, locations[handle_idx],
                       np.array(root.matrix_world, dtype=np.float64))
 
@@ -187,41 +183,43 @@ def _showing_frames(scene: bpy.types.Scene) -> bool:
 
 
 # -- handlers --------------------------------------------------------------------------
+def _report(exc: Exception, frame: int | None = None) -> None:
+    """A render handler cannot cancel the render: say why the frame is stale (panel, stderr, `uplift animate`)."""
+    text = handlers.describe(exc)
+    last_error["text"] = text if frame is None else f"frame {frame}: {text}"
+    print(f"Uplift: {last_error['text']}", file=sys.stderr)
+
+
 @persistent
 def on_render_init(scene, *_args) -> None:
     global _rendering
     _rendering = True
+    handlers.rendering["on"] = True
     _renderer["job"] = None  # the scene may have changed since the last render
     last_error["text"] = ""
-    if _showing_frames(scene) and exported_still(scene):
-        try:
-            compositor.build(scene, scene.uplift.export_dir)  # back to the exported layers
-        except UpliftError as exc:
-            last_error["text"] = str(exc)
-            print(f"Uplift: {exc}", file=sys.stderr)
-    if active(scene):
-        try:
+    try:
+        if _showing_frames(scene) and exported_still(scene):
+            compositor.rebind(scene, scene.uplift.export_dir)  # back to the exported layers
+        if active(scene):
             ensure_tree(scene)
-        except UpliftError as exc:
-            last_error["text"] = str(exc)
-            print(f"Uplift: {exc}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - a handler must never raise into Blender
+        _report(exc)
 
 
 @persistent
 def on_render_pre(scene, *_args) -> None:
-    if not active(scene):
-        return
     try:
-        render_frame(scene)
-    except UpliftError as exc:  # a handler cannot cancel the render: say why the frame is stale
-        last_error["text"] = f"frame {scene.frame_current}: {exc}"
-        print(f"Uplift: {last_error['text']}", file=sys.stderr)
+        if active(scene):
+            render_frame(scene)
+    except Exception as exc:  # noqa: BLE001 - a handler must never raise into Blender
+        _report(exc, scene.frame_current)
 
 
 @persistent
 def on_render_done(scene, *_args) -> None:
     global _rendering
     _rendering = False
+    handlers.rendering["on"] = False
     _renderer["job"] = None
 
 

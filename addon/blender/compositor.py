@@ -81,6 +81,21 @@ def build(scene: bpy.types.Scene, folder: str | Path):
     return wire(scene, {name: _load(files[name], name) for name in LAYERS})
 
 
+def rebind(scene: bpy.types.Scene, folder: str | Path):
+    """Point the Uplift tree's Image nodes back at `folder`'s layer PNGs, keeping the nodes (and
+    any the artist added); builds the tree when it is missing. Returns the tree."""
+    files = layer_files(folder)
+    nodes = layer_nodes(scene)
+    if len(nodes) < len(LAYERS):
+        return build(scene, folder)
+    for name, node in nodes.items():
+        image = bpy.data.images.load(str(files[name]), check_existing=True)
+        image.colorspace_settings.name = "Non-Color"
+        image.reload()  # the file may have been rewritten by a later export
+        node.image = image
+    return scene_tree(scene)
+
+
 def layer_nodes(scene: bpy.types.Scene) -> dict:
     """The Uplift tree's Image node of each layer (by label); empty when the scene uses another tree."""
     tree = scene.compositing_node_group if hasattr(scene, "compositing_node_group") else scene.node_tree

@@ -78,7 +78,7 @@ def _write(keep: Path, ply: Path, pose, blend_path: Path, photo_path, control_co
     scene.camera = cam_obj
     props = scene.uplift
     props.camera = cam_obj
-    photo = Path(photo_path) if photo_path else keep / "plate.png"
+    photo = Path(photo_path) if photo_path else next(p for p in (keep / "photo.png", keep / "plate.png") if p.exists())
     props.photo_image = images.packed_image(f"Uplift Photo {photo.stem}", photo.read_bytes(), photo.suffix.lower())
     props.plate_image = images.packed_image("Uplift Plate", (keep / "plate.png").read_bytes(), ".png")
     images.camera_layer(cam_obj.data, props.plate_image, front=False)

@@ -139,13 +139,16 @@ def collect(scene: bpy.types.Scene, context=None, scale: float | None = None, to
 
 
 def forget_deleted(scene: bpy.types.Scene) -> None:
-    """Drop the sessions and render layers of lifted objects that no longer exist (after a
-    delete, load or undo; not on every update)."""
+    """Drop the sessions, GPU splats and render layers of lifted objects that no longer exist
+    (after a delete, load or undo; not on every update)."""
+    from . import splat_draw
+
     _objects_seen["count"] = len(bpy.data.objects)
     live_uids = {root.uplift.uid for root in scene_io.roots(scene)}
     for uid in state.uids():
         if uid not in live_uids and not any(ob.uplift.uid == uid for ob in bpy.data.objects):
             state.drop(uid)
+            splat_draw.forget(uid, restore_proxies=False)  # its proxy went with it
     _drop_orphan_layers(scene, live_uids)
 
 
@@ -195,8 +198,8 @@ def refresh(scene: bpy.types.Scene, touched=None) -> None:
     try:
         if collect(scene, touched=touched):
             kick()
-    except UpliftError as exc:
-        last_error["text"] = str(exc)
+    except Exception as exc:  # noqa: BLE001 - a handler must never raise into Blender
+        last_error["text"] = describe(exc)
 
 
 # -- running requests ----------------------------------------------------------------------
@@ -206,8 +209,8 @@ def _run(request: state.LiveRequest) -> None:
         return
     try:
         result, error = session.compute(request), None
-    except UpliftError as exc:
-        result, error = None, str(exc)
+    except Exception as exc:  # noqa: BLE001 - reported in the panel; the worker keeps serving
+        result, error = None, describe(exc)
     with _lock:
         _results.append((request, result, error))
 
@@ -247,8 +250,20 @@ def kick() -> None:
         bpy.app.timers.register(_drain, first_interval=0.02)
 
 
+def describe(exc: Exception) -> str:
+    """One line for the panel: our own errors as they read, others with their type."""
+    return str(exc) if isinstance(exc, UpliftError) else f"unexpected {type(exc).__name__}: {exc}"
+
+
+# Set by `animation` while Blender renders frames: results wait, so the main thread writes no
+# controls or proxy points under the render job.
+rendering = {"on": False}
+
+
 def _drain() -> float | None:
     """Timer: apply finished results; start due full-resolution renders; stop when idle."""
+    if rendering["on"]:
+        return 0.1
     if apply_results():
         _redraw_views()
     now = time.monotonic()
@@ -356,7 +371,7 @@ def _apply(root: bpy.types.Object, session: state.ObjectSession, result: state.L
         for i, ob in scene_io.controls_of(root).items():
             if i >= len(result.controls):
                 continue
-            if not ob.uplift.pinned:
+            if not ob.uplift.pinned and not scene_io.is_keyed(ob):  # never over a handle or an animated channel
                 ob.location = result.controls[i]
             written[i] = ob.location  # what Blender stored (float32), so the next compare is exact
             if result.rotations is not None:
@@ -391,12 +406,15 @@ def show_render(root: bpy.types.Object, rgba: np.ndarray) -> bpy.types.Image:
 
 # -- file / undo events ----------------------------------------------------------------------------
 def _forget_all() -> None:
+    from . import splat_draw
+
     with _lock:
         _pending.clear()
         _results.clear()
     _dirty.clear()
     _views.clear()
     state.clear()
+    splat_draw.forget(restore_proxies=False)  # a new file (or undo step): its poses are uploaded afresh
 
 
 @persistent

@@ -162,14 +162,21 @@ def session_for(root: bpy.types.Object, context=None) -> state.ObjectSession:
 
 
 def control_snapshot(root: bpy.types.Object, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """-> (present bool [M], pinned bool [M], locations [M, 3]) of the root's control empties."""
+    """-> (present bool [M], held bool [M] (pinned or keyed), locations [M, 3]) of the root's control empties."""
     present, pinned, locations, _ = control_pose(root, count)
     return present, pinned, locations
 
 
+def is_keyed(ob: bpy.types.Object) -> bool:
+    """An animated control (keys or drivers): a handle, like a pinned one, and never written back."""
+    data = ob.animation_data
+    return data is not None and (data.action is not None or len(data.drivers) > 0)
+
+
 def control_pose(root: bpy.types.Object, count: int):
-    """-> (present [M], pinned [M], locations [M, 3], wxyz rotations [M, 4]) of the control empties.
-    Each empty's rotation is the ARAP rotation Uplift last solved for it."""
+    """-> (present [M], held [M], locations [M, 3], wxyz rotations [M, 4]) of the control empties.
+    Held controls are the ARAP handles: pinned or keyed. Each empty's rotation is the ARAP
+    rotation Uplift last solved for it."""
     present = np.zeros(count, dtype=bool)
     pinned = np.zeros(count, dtype=bool)
     locations = np.zeros((count, 3))
@@ -177,7 +184,7 @@ def control_pose(root: bpy.types.Object, count: int):
     for i, ob in controls_of(root).items():
         if i < count:
             present[i] = True
-            pinned[i] = ob.uplift.pinned
+            pinned[i] = ob.uplift.pinned or is_keyed(ob)
             locations[i] = ob.location
             rotations[i] = ob.rotation_quaternion
     return present, pinned, locations, rotations

@@ -403,6 +403,7 @@ def render_object(g: Gaussians, camera: Camera, backend: str = "auto", *, photo=
 
 
 UNMOVED_PX = 0.5  # a pixel whose photo source lies closer than this to itself shows the photo unmoved
+UNMOVED_MIN_ALPHA = 0.99  # ... where the (rasterised) object covers it solidly
 
 
 def render_object_layers(g: Gaussians, camera: Camera, backend: str = "auto", *, photo=None,
@@ -419,7 +420,7 @@ def render_object_layers(g: Gaussians, camera: Camera, backend: str = "auto", *,
             rgba = _resize_rgba(np.clip(rgba, 0.0, 1.0), W, H)
         return np.clip(np.asarray(rgba, dtype=np.float32), 0.0, 1.0), None  # RGB is unclamped above
     from ..core.device import torch_cpu_threads
-    from ..core.render.reprojection import resolve
+    from ..core.render.reprojection import PIXEL_SEEN_FULL, resolve
 
     with torch_cpu_threads(1):  # many small elementwise ops: see core.render.RenderConfig.cpu_threads
         layers = result.layers if (W, H) == (camera.width, camera.height) else result.layers.resampled(W, H)
@@ -427,7 +428,9 @@ def render_object_layers(g: Gaussians, camera: Camera, backend: str = "auto", *,
         (x0, y0), (h, w) = layers.origin, alpha.shape
         ys, xs = np.mgrid[y0:y0 + h, x0:x0 + w] + 0.5
         moved = np.abs(source.cpu().numpy() - np.stack([xs, ys], -1)).max(-1)
-        seen = (layers.seen >= 0.5 * layers.alpha).cpu().numpy() & (layers.alpha > 0).cpu().numpy()
+        # Only pixels the object covers solidly and the photo saw: a faint tail of a Gaussian left in
+        # place must not keep the photo's pixel of a part that moved away (a ghost of the old object).
+        seen = ((layers.seen >= PIXEL_SEEN_FULL * layers.alpha) & (layers.alpha > UNMOVED_MIN_ALPHA)).cpu().numpy()
         rgba = np.zeros((H, W, 4), np.float32)
         rgba[y0:y0 + h, x0:x0 + w, :3] = _straight(premult, alpha)
         rgba[y0:y0 + h, x0:x0 + w, 3] = alpha.clamp(0.0, 1.0).cpu().numpy()

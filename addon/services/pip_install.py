@@ -216,6 +216,8 @@ class PipRun:
             self._install()
         except OSError as exc:  # the interpreter itself could not start, the folder could not be made...
             self.error = explain_failure(str(exc), -1, self.plan.target)
+        except Exception as exc:  # noqa: BLE001 - a failure must never read as success
+            self.error = f"Install Dependencies failed: {type(exc).__name__}: {exc}"
         finally:
             self.done.set()
 

@@ -323,3 +323,17 @@ def test_sources_of_different_photos_do_not_combine():
     b = PhotoSource(textured_photo(other_cam), other_cam, scene(4), torch.ones(4))
     with pytest.raises(ConfigError, match="different photos"):
         PhotoSource.combine([a, b])
+
+
+def test_depth_is_the_same_with_the_photo():
+    """Reprojection changes colours and makes seen pixels solid, not where the surface is: the
+    expected depth stays the rasterised one (divided by the raw alpha, not the solid one)."""
+    photo_cam = look_at_camera(W, H, eye=(0.3, -3.0, 0.6))
+    g = scene(30, seed=7)
+    source = PhotoSource.from_photo(textured_photo(photo_cam), photo_cam, g, backend="torch")
+    cam = look_at_camera(W, H, eye=(-0.2, -3.2, 0.4), fov=45)
+    posed = turned(g, 15.0)
+    plain, with_photo = render(posed, cam, backend="torch"), render(posed, cam, backend="torch", photo=source)
+    covered = plain.alpha > 0
+    assert covered.float().mean() > 0.2
+    assert torch.allclose(with_photo.depth[covered], plain.depth[covered], rtol=1e-5, atol=1e-6)

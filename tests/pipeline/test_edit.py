@@ -306,3 +306,39 @@ def test_layers_without_openexr_skip_the_exr_and_remove_a_stale_one(prepared, se
     written = write_layers(tmp_path, prepared, result.composite)
     assert "layers.exr" not in [p.name for p in written] and not (tmp_path / "layers.exr").exists()
     assert all(p.is_file() for p in written) and len(written) == 7
+
+
+def test_a_part_that_moved_away_leaves_no_ghost_of_the_photo():
+    """A flat green object (photo: its own render over red); its right half is moved out of view.
+    Where that half was, the composite must show the plate (blue), not the photo's old green pixels
+    kept as 'unmoved' through the faint tails of the Gaussians that stayed."""
+    from uplift.core.gaussians import Gaussians
+    from uplift.core.render import render
+    from uplift.core.render.reprojection import PhotoSource
+    from uplift.pipeline.edit import compose, prepared_from_layers, render_object_layers
+
+    cam = Camera.from_fov(96, 64)
+    xs, zs = np.meshgrid(np.linspace(-0.6, 0.6, 61), np.linspace(-0.4, 0.4, 41))
+    means = torch.tensor(np.stack([xs.ravel(), np.full(xs.size, 3.0), zs.ravel()], -1), dtype=torch.float32)
+    n = len(means)
+    g = Gaussians.from_colors(means, torch.tensor([0.1, 0.9, 0.1]).expand(n, 3), torch.full((n, 3), 0.012),
+                              torch.full((n,), 0.95))
+    photo = (render(g, cam, backend="torch", background=(0.9, 0.1, 0.1)).rgba[..., :3].numpy() * 255).round()
+    photo = photo.clip(0, 255).astype(np.uint8)
+    source = PhotoSource.from_photo(photo, cam, g, backend="torch")
+    right = means[:, 0] > 0
+    posed = Gaussians(means=torch.where(right[:, None], means + torch.tensor([5.0, 0.0, 0.0]), means),
+                      quats=g.quats, log_scales=g.log_scales, opacity_logits=g.opacity_logits, sh=g.sh)
+    rgba, unmoved = render_object_layers(posed, cam, "torch", photo=source)
+    plate = np.zeros_like(photo)
+    plate[...] = (20, 20, 230)
+    mask = render(g, cam, backend="torch").rgba[..., 3].numpy() > 0.5
+    prepared = prepared_from_layers(photo, plate, mask, cam, g)
+    final = compose(prepared, rgba, None, EditConfig(seam=False, hole_dilate=0), unmoved=unmoved).final
+    centre = cam.width // 2
+    uncovered = mask & (rgba[..., 3] < 0.5)  # where the right half was (the cut's column: faint tails)
+    assert uncovered.sum() > 200 and uncovered[:, centre + 1].any()
+    assert (final[uncovered][:, 1] > 128).sum() == 0  # no old green left there: the plate shows through
+    kept = cv2.erode(mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0  # the edge blends with the plate
+    kept[:, centre - 3:] = False  # the half that stayed still shows the photo's own pixels
+    assert np.abs(final[kept].astype(int) - photo[kept]).max() <= 2

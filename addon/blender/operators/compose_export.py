@@ -96,7 +96,7 @@ class UPLIFT_OT_compose_export(bpy.types.Operator, jobs.BackgroundStep):
 
         defaults = EditConfig()
         scene = context.scene
-        handlers.flush()  # finish any pending live solve so the export shows the current pose
+        handlers.flush(full=True)  # finish the live solve to convergence: the export shows the final pose
         objects, masks, sessions = [], [], []
         for root in scene_io.roots(scene):
             session = scene_io.session_for(root, context)

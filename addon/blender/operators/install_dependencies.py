@@ -48,6 +48,8 @@ class UPLIFT_OT_install_dependencies(bpy.types.Operator):
         absent = dependencies.missing(refresh=True)
         if not absent:
             return None
+        # Optional packages go in a later run of their own: one without a wheel here must not fail torch's.
+        absent = [r for r in absent if not r.optional] or absent
         target = dependencies.site_packages()
         if not target:
             raise ConfigError("Install Dependencies needs Uplift enabled as an extension (it installs into "
@@ -57,7 +59,7 @@ class UPLIFT_OT_install_dependencies(bpy.types.Operator):
                            prefs.torch_index_url.strip(), (links,) if links else (), prefs.install_offline,
                            dependencies.numpy_constraint())
         run = PipRun(plan, sys.executable, tuple(r.module for r in absent)).start()
-        current["run"] = run
+        current["run"], current["modules"] = run, {r.module for r in absent}
         return run
 
     def _finish(self, context, run) -> set[str]:
@@ -67,11 +69,16 @@ class UPLIFT_OT_install_dependencies(bpy.types.Operator):
         if run.error:
             raise DependencyError(run.error)
         dependencies.add_search_path(str(run.plan.target))
-        still = dependencies.missing(refresh=True)
+        absent = dependencies.missing(refresh=True)
+        still = [r for r in absent if r.module in current.get("modules", ())]
         if still:
             raise DependencyError("Installed, but Blender still cannot import "
                                   + ", ".join(r.module for r in still) + ": restart Blender")
         self.report({"INFO"}, f"Installed {', '.join(run.plan.packages)} into {run.plan.target}")
+        optional = [r.package for r in absent if r.optional]
+        if optional:
+            self.report({"INFO"}, f"Optional, not installed yet: {', '.join(optional)} (press Install Dependencies "
+                                  "again)")
         return {"FINISHED"}
 
     def execute(self, context):  # scripts and headless runs wait for pip

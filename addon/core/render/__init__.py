@@ -139,9 +139,12 @@ def render(
             seen = photo_share(layers)
             color, alpha, source_xy = resolve(layers, photo)
 
+    raw_alpha = alpha if layers is None else layers.alpha  # depth is a sum over the rasterised weights
+    covered = raw_alpha > 0
+    depth = torch.where(covered, depth_sum / torch.where(covered, raw_alpha, torch.ones_like(raw_alpha)),
+                        torch.zeros_like(depth_sum))
     visible = alpha > 0
     safe = torch.where(visible, alpha, torch.ones_like(alpha))
-    depth = torch.where(visible, depth_sum / safe, torch.zeros_like(depth_sum))
     if config.background is None:
         rgb = torch.where(visible[..., None], color / safe[..., None], torch.zeros_like(color))
         rgba = torch.cat((rgb, alpha[..., None]), dim=-1)

@@ -327,6 +327,7 @@ def photo_visibility(rest: Gaussians, camera: Camera, backend: str = "auto", cpu
     if resolve_backend(backend) == "gsplat":
         from .gsplat_backend import gsplat_weight_sums
 
+        g = rest.to("cuda")  # as render() does: callers hold CPU Gaussians (lifted, read from PLY)
         vis, depth_sum, alpha = gsplat_weight_sums(g, camera)
     else:
         from .projection import project_gaussians
@@ -341,4 +342,5 @@ def photo_visibility(rest: Gaussians, camera: Camera, backend: str = "auto", cpu
         vis = g.means.new_zeros(len(g))
         vis[proj.ids] = visibility_from_weights(out.weight_sums, proj.opacities, proj.conics)
         depth_sum, alpha = out.depth, out.alpha
-    return torch.maximum(vis.to(g.device), on_front_surface(g, camera, depth_sum.to(g.device), alpha.to(g.device)))
+    seen = torch.maximum(vis.to(g.device), on_front_surface(g, camera, depth_sum.to(g.device), alpha.to(g.device)))
+    return seen.to(rest.device)

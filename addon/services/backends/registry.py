@@ -29,8 +29,9 @@ def build_lifter(config) -> Lifter | None:
 
 
 def build_inpainter(config) -> Inpainter | None:
-    if config.inpaint in ("telea", "ns", "fsr_fast", "fsr_best", "patchmatch"):
-        from .opencv_inpaint import OpenCVInpainter
+    from .opencv_inpaint import METHODS, OpenCVInpainter
+
+    if config.inpaint in METHODS:
         return OpenCVInpainter(config.inpaint)
     if config.inpaint == "lama":
         from .lama import LamaInpainter
