@@ -403,7 +403,7 @@ def render_object(g: Gaussians, camera: Camera, backend: str = "auto", *, photo=
 
 
 UNMOVED_PX = 0.5  # a pixel whose photo source lies closer than this to itself shows the photo unmoved
-UNMOVED_MIN_ALPHA = 0.99  # ... where the (rasterised) object covers it solidly
+UNMOVED_ALPHA = 0.01  # ... where the object covers it as it did in the photo (alpha within this)
 
 
 def render_object_layers(g: Gaussians, camera: Camera, backend: str = "auto", *, photo=None,
@@ -428,9 +428,15 @@ def render_object_layers(g: Gaussians, camera: Camera, backend: str = "auto", *,
         (x0, y0), (h, w) = layers.origin, alpha.shape
         ys, xs = np.mgrid[y0:y0 + h, x0:x0 + w] + 0.5
         moved = np.abs(source.cpu().numpy() - np.stack([xs, ys], -1)).max(-1)
-        # Only pixels the object covers solidly and the photo saw: a faint tail of a Gaussian left in
-        # place must not keep the photo's pixel of a part that moved away (a ghost of the old object).
-        seen = ((layers.seen >= PIXEL_SEEN_FULL * layers.alpha) & (layers.alpha > UNMOVED_MIN_ALPHA)).cpu().numpy()
+        # Only pixels the photo saw that the object covers as it did at rest: where a part moved away,
+        # the faint tails of the Gaussians left in place must not keep the photo's pixel of that part
+        # (a ghost of the old object); at an unmoved soft edge the photo's own edge pixel is right.
+        raw_alpha = layers.alpha.cpu().numpy()
+        rest_alpha = photo.rest_alpha(W, H)[y0:y0 + h, x0:x0 + w] if (W, H) == (photo.camera.width,
+                                                                                photo.camera.height) else None
+        same_cover = (np.abs(raw_alpha - rest_alpha) < UNMOVED_ALPHA if rest_alpha is not None
+                      else raw_alpha > 1.0 - UNMOVED_ALPHA)
+        seen = (layers.seen >= PIXEL_SEEN_FULL * layers.alpha).cpu().numpy() & (raw_alpha > 0) & same_cover
         rgba = np.zeros((H, W, 4), np.float32)
         rgba[y0:y0 + h, x0:x0 + w, :3] = _straight(premult, alpha)
         rgba[y0:y0 + h, x0:x0 + w, 3] = alpha.clamp(0.0, 1.0).cpu().numpy()

@@ -107,6 +107,18 @@ class PhotoSource:
         camera = Camera(first.camera.width, first.camera.height, first.camera.K, np.eye(4))
         return cls(first.image, camera, concat(rests), torch.cat([s.visibility.float().cpu() for s in sources]))
 
+    def rest_alpha(self, width: int, height: int) -> np.ndarray:  # -> float32 [height, width]
+        """The rest object's coverage in the photo (its alpha through the photo's camera) at
+        `width` x `height`, rendered once per size. Where a posed render covers a pixel exactly
+        as the rest did, and shows it from its own place, that pixel is the photo's own."""
+        cache = self.__dict__.setdefault("_rest_alpha", {})
+        if (width, height) not in cache:
+            from . import render
+
+            cam = self.camera if width == self.camera.width else self.camera.scaled(width / self.camera.width)
+            cache[(width, height)] = render(self.rest, cam, backend="torch").alpha.detach().cpu().numpy()
+        return cache[(width, height)]
+
     def image_chw(self, device) -> Tensor:  # -> [1, 3, H, W]
         if self._chw is None or self._chw.device.type != torch.device(device).type:
             self._chw = self.image.to(device).permute(2, 0, 1)[None].contiguous()
