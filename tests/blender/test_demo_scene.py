@@ -26,13 +26,17 @@ def make_keep_folder(folder):
     write_ply(folder / "edited.ply", Gaussians.from_colors(means, torch.rand(n, 3, generator=g),
                                                           torch.full((n, 3), 0.02), torch.full((n,), 0.9)))
     rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)).save(folder / "plate.png")
+    plate = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    Image.fromarray(plate).save(folder / "plate.png")
     Image.fromarray(rng.integers(0, 256, (120, 160, 4), dtype=np.uint8)).save(folder / "object.png")
     mask = np.zeros((120, 160), np.uint8)
     mask[30:90, 40:120] = 255
     Image.fromarray(mask).save(folder / "mask.png")
     Image.fromarray(np.roll(mask, 3, axis=0)).save(folder / "seam_mask.png")
-    for name in ("final", "photo", "seam_fill"):
+    photo = plate.copy()  # as `uplift edit` keeps it: the plate differs from the photo only in the hole
+    photo[mask > 0] = rng.integers(0, 256, (int((mask > 0).sum()), 3), dtype=np.uint8)
+    Image.fromarray(photo).save(folder / "photo.png")
+    for name in ("final", "seam_fill"):
         Image.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)).save(folder / f"{name}.png")
     Image.fromarray(np.roll(mask, 5, axis=1)).save(folder / "region.png")
     return folder
