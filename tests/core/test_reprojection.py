@@ -337,3 +337,30 @@ def test_depth_is_the_same_with_the_photo():
     covered = plain.alpha > 0
     assert covered.float().mean() > 0.2
     assert torch.allclose(with_photo.depth[covered], plain.depth[covered], rtol=1e-5, atol=1e-6)
+
+
+def test_pinholes_in_a_seen_surface_take_the_photo_around_them():
+    """A gap the rasteriser left at alpha 0 (a turned surface's discs pulling apart) inside a
+    surface the photo saw is filled: solid, with the photo's colour of its neighbourhood, not
+    black and not the plate; the silhouette outside stays where it was."""
+    from uplift.core.render.reprojection import PhotoLayers, resolve
+
+    cam = look_at_camera(W, H)
+    image = textured_photo(cam)
+    alpha = torch.zeros(H, W)
+    alpha[8:24, 10:30] = 1.0
+    alpha[15, 19] = 0.0            # a 1-px pinhole
+    alpha[12, 14:16] = 0.0         # a 2-px one
+    ys, xs = torch.meshgrid(torch.arange(H) + 0.5, torch.arange(W) + 0.5, indexing="ij")
+    jacobian = torch.stack((alpha, torch.zeros_like(alpha), torch.zeros_like(alpha), alpha), -1)
+    layers = PhotoLayers(torch.zeros(H, W, 3), alpha.clone(), torch.zeros(H, W, 2), jacobian, alpha.clone())
+    source = PhotoSource(image, cam, scene(1), torch.ones(1))
+    premult, out_alpha, src = resolve(layers, source)
+    for y, x in ((15, 19), (12, 14), (12, 15)):
+        assert out_alpha[y, x] > 0.99
+        # The 5x5 neighbourhood's colour: the test photo's period is 16 px, so within 0.1 of the pixel's own.
+        assert torch.allclose(premult[y, x], image[y, x], atol=0.1)
+        assert torch.allclose(src[y, x], torch.tensor([x + 0.5, y + 0.5]), atol=0.6)
+    inside = alpha > 0
+    assert torch.allclose(premult[inside], image[inside], atol=1e-5)  # seen pixels are the photo's own
+    assert out_alpha[~torch.nn.functional.max_pool2d(alpha[None, None], 5, 1, 2)[0, 0].bool()].max() == 0.0

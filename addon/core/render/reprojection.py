@@ -215,13 +215,36 @@ def resolve(layers: PhotoLayers, photo: PhotoSource) -> tuple[Tensor, Tensor, Te
     lo, hi = SOLID_FROM
     solid = alpha + (1.0 - alpha) * share[..., 0] * ((alpha - lo) / (hi - lo)).clamp(0.0, 1.0)
     # Pinholes: a turned splat surface opens gaps of a pixel or two between its discs, which
-    # would show the plate as a dotted grid; a grey closing fills holes narrower than the window
-    # and leaves the silhouette where it is.
+    # would show the plate as a dotted grid. A grey closing finds holes narrower than the window
+    # (the silhouette stays where it is): partly covered pixels there are made solid in their own
+    # colour; gaps the rasteriser left at alpha 0 have neither a share nor a colour of their own,
+    # so they take colour and source from the seen pixels around them (normalised box average).
+    closed = _closing(solid)
+    raised = torch.maximum(solid, closed * share[..., 0])
+    premult = straight * raised[..., None]
+    hole = (alpha <= 0) & (closed > 1e-4)
+    if not bool(hole.any()):
+        return premult, raised, source
+    weights = (solid * share[..., 0])[None, None]
+    den = _box(weights)[0, 0]
+    hole &= den > 1e-6
+    fill_rgb = _box(straight.permute(2, 0, 1)[None] * weights)[0].permute(1, 2, 0) / den.clamp_min(1e-12)[..., None]
+    fill_src = _box(source.permute(2, 0, 1)[None] * weights)[0].permute(1, 2, 0) / den.clamp_min(1e-12)[..., None]
+    filled = torch.where(hole, closed, raised)
+    premult = torch.where(hole[..., None], fill_rgb * closed[..., None], premult)
+    source = torch.where(hole[..., None], fill_src, source)
+    return premult, filled, source
+
+
+def _closing(x: Tensor) -> Tensor:  # [H, W] -> [H, W] grey closing over a (2 HOLE_RADIUS + 1)^2 window
     k = 2 * HOLE_RADIUS + 1
-    grown = torch.nn.functional.max_pool2d(solid[None, None], k, stride=1, padding=HOLE_RADIUS)
-    closed = -torch.nn.functional.max_pool2d(-grown, k, stride=1, padding=HOLE_RADIUS)[0, 0]
-    solid = torch.maximum(solid, closed * share[..., 0])
-    return straight * solid[..., None], solid, source
+    grown = torch.nn.functional.max_pool2d(x[None, None], k, stride=1, padding=HOLE_RADIUS)
+    return -torch.nn.functional.max_pool2d(-grown, k, stride=1, padding=HOLE_RADIUS)[0, 0]
+
+
+def _box(x: Tensor) -> Tensor:  # [1, C, H, W] -> mean over the closing's window (borders: what is inside)
+    k = 2 * HOLE_RADIUS + 1
+    return torch.nn.functional.avg_pool2d(x, k, stride=1, padding=HOLE_RADIUS, count_include_pad=False)
 
 
 # -- per-Gaussian quantities ------------------------------------------------------------
