@@ -225,14 +225,24 @@ def resolve(layers: PhotoLayers, photo: PhotoSource) -> tuple[Tensor, Tensor, Te
     hole = (alpha <= 0) & (closed > 1e-4)
     if not bool(hole.any()):
         return premult, raised, source
-    weights = (solid * share[..., 0])[None, None]
-    den = _box(weights)[0, 0]
-    hole &= den > 1e-6
-    fill_rgb = _box(straight.permute(2, 0, 1)[None] * weights)[0].permute(1, 2, 0) / den.clamp_min(1e-12)[..., None]
-    fill_src = _box(source.permute(2, 0, 1)[None] * weights)[0].permute(1, 2, 0) / den.clamp_min(1e-12)[..., None]
-    filled = torch.where(hole, closed, raised)
-    premult = torch.where(hole[..., None], fill_rgb * closed[..., None], premult)
-    source = torch.where(hole[..., None], fill_src, source)
+    ys, xs = hole.nonzero(as_tuple=True)  # few: gather each hole's window instead of filtering the image
+    H, W = alpha.shape
+    offsets = torch.arange(-HOLE_RADIUS, HOLE_RADIUS + 1, device=alpha.device)
+    wy = (ys[:, None, None] + offsets[None, :, None]).expand(-1, len(offsets), len(offsets))
+    wx = (xs[:, None, None] + offsets[None, None, :]).expand(-1, len(offsets), len(offsets))
+    inside = (wy >= 0) & (wy < H) & (wx >= 0) & (wx < W)
+    wy, wx = wy.clamp(0, H - 1), wx.clamp(0, W - 1)
+    weights = (solid * share[..., 0])[wy, wx] * inside  # [K, k, k]: seen coverage around each hole
+    den = weights.sum((1, 2))
+    ok = den > 1e-6
+    norm = (weights / den.clamp_min(1e-12)[:, None, None])[..., None]
+    fill_rgb = (straight[wy, wx] * norm).sum((1, 2))  # [K, 3]
+    fill_src = (source[wy, wx] * norm).sum((1, 2))    # [K, 2]
+    ys, xs, fill_rgb, fill_src = ys[ok], xs[ok], fill_rgb[ok], fill_src[ok]
+    filled, premult, source = raised.clone(), premult.clone(), source.clone()
+    filled[ys, xs] = closed[ys, xs]
+    premult[ys, xs] = fill_rgb * closed[ys, xs][:, None]
+    source[ys, xs] = fill_src
     return premult, filled, source
 
 
@@ -240,11 +250,6 @@ def _closing(x: Tensor) -> Tensor:  # [H, W] -> [H, W] grey closing over a (2 HO
     k = 2 * HOLE_RADIUS + 1
     grown = torch.nn.functional.max_pool2d(x[None, None], k, stride=1, padding=HOLE_RADIUS)
     return -torch.nn.functional.max_pool2d(-grown, k, stride=1, padding=HOLE_RADIUS)[0, 0]
-
-
-def _box(x: Tensor) -> Tensor:  # [1, C, H, W] -> mean over the closing's window (borders: what is inside)
-    k = 2 * HOLE_RADIUS + 1
-    return torch.nn.functional.avg_pool2d(x, k, stride=1, padding=HOLE_RADIUS, count_include_pad=False)
 
 
 # -- per-Gaussian quantities ------------------------------------------------------------
