@@ -496,6 +496,7 @@ def _draw_view() -> None:
     finally:
         gpu.state.blend_set("NONE")
         gpu.state.depth_test_set("NONE")
+        gpu.state.depth_mask_set(True)  # Blender's own drawing after us writes depth again
 
 
 def register() -> str | None:

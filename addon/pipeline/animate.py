@@ -94,6 +94,7 @@ class FrameRenderer:
         self.seam = PlateSeam(plate)
         self._deformers: dict[str, object] = {}
         self._poses: dict[str, tuple[bytes, Gaussians]] = {}  # uid -> (handles + targets, posed local set)
+        self._photo_sources: dict[tuple[str, ...], object] = {}  # uids in render order -> combined PhotoSource
 
     def deformer(self, uid: str):
         if uid not in self._deformers:
@@ -103,6 +104,19 @@ class FrameRenderer:
             self._deformers[uid] = Deformer(obj.gaussians, dataclasses.replace(
                 obj.deform, batch_tolerance=min(obj.deform.batch_tolerance, ANIMATION_TOLERANCE)))
         return self._deformers[uid]
+
+    def photo_source(self, uids: tuple[str, ...]):
+        """The objects' photo sources combined in this order, built once per render (None when one
+        of them has no photo, or reprojection is off)."""
+        if uids not in self._photo_sources:
+            sources = [self.objects[uid].photo for uid in uids]
+            photo = None
+            if self.config.reproject and sources and all(src is not None for src in sources):
+                from ..core.render.reprojection import PhotoSource
+
+                photo = PhotoSource.combine(sources)
+            self._photo_sources[uids] = photo
+        return self._photo_sources[uids]
 
     def posed(self, pose: ObjectPose) -> Gaussians:
         """The object's Gaussians at this pose, in world space."""
@@ -136,12 +150,7 @@ class FrameRenderer:
                               "keep the render resolution equal to the photo's (100%)")
         world = concat([self.posed(p) for p in poses])
         # As a still: the photo's own pixels wherever the photo saw the posed surfaces.
-        sources = [self.objects[p.uid].photo for p in poses]
-        photo = None
-        if self.config.reproject and sources and all(src is not None for src in sources):
-            from ..core.render.reprojection import PhotoSource
-
-            photo = PhotoSource.combine(sources)
+        photo = self.photo_source(tuple(p.uid for p in poses))
         rgba, unmoved = render_object_layers(world, camera, self.backend, photo=photo)
         prepared = Prepared(self.photo, camera, camera, self.hole, self.hole, world, self.plate, None)
         # The hole already holds the plate's whole filled area: no further growth.
