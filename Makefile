@@ -1,6 +1,6 @@
 # Uplift — every set-up step lives here, so a fresh machine needs only `make test` or `make demo`.
 # Python 3.13 (Blender 5.1+); pyenv installs it off PATH, so look there too.
-PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python) $(shell for p in python3.13; do $$p -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null && command -v $$p; done))
+PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python) $(shell python3.13 -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null && command -v python3.13))
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed

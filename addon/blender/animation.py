@@ -24,8 +24,7 @@ import bpy
 import numpy as np
 from bpy.app.handlers import persistent
 
-from ..core.errors import UpliftError
-from . import compositor, handlers, images, scene_io
+from . import compositor, handlers, images, reporting, scene_io
 
 LAYER_IMAGE = "Uplift Frame {}"
 
@@ -70,17 +69,12 @@ def ensure_tree(scene: bpy.types.Scene) -> dict:
     return nodes
 
 
-def _animated(ob) -> bool:
-    data = ob.animation_data if ob is not None else None
-    return data is not None and (data.action is not None or len(data.drivers) > 0)
-
-
 def animated(scene: bpy.types.Scene) -> bool:
     """Whether a key or driver moves a lifted object, one of its controls or the camera."""
     obs = [scene.camera]
     for root in scene_io.roots(scene):
         obs += [root, *scene_io.controls_of(root).values()]
-    return any(_animated(ob) for ob in obs)
+    return any(ob is not None and scene_io.is_keyed(ob) for ob in obs)
 
 
 def pose_fingerprint(scene: bpy.types.Scene) -> str:
@@ -88,14 +82,7 @@ def pose_fingerprint(scene: bpy.types.Scene) -> str:
     controls, the camera and the plate. Stable across sessions (stored in the .blend)."""
     import hashlib
 
-    digest = hashlib.sha1()
-    cam = scene.camera
-    if cam is not None:
-        d, r = cam.data, scene.render
-        digest.update(np.array([*np.array(cam.matrix_world).ravel(), d.lens, d.sensor_width, d.sensor_height,
-                                d.shift_x, d.shift_y, r.resolution_x, r.resolution_y, r.resolution_percentage],
-                               dtype=np.float64).round(7).tobytes())
-        digest.update(f"{d.sensor_fit}|{d.type}".encode())
+    digest = hashlib.sha1(scene_io.camera_key(scene))
     for root in sorted(scene_io.roots(scene), key=lambda ob: ob.uplift.uid):
         count = root.uplift.control_count
         present, pinned, locations, _ = scene_io.control_pose(root, count)
@@ -185,7 +172,7 @@ def _showing_frames(scene: bpy.types.Scene) -> bool:
 # -- handlers --------------------------------------------------------------------------
 def _report(exc: Exception, frame: int | None = None) -> None:
     """A render handler cannot cancel the render: say why the frame is stale (panel, stderr, `uplift animate`)."""
-    text = handlers.describe(exc)
+    text = reporting.describe(exc)
     last_error["text"] = text if frame is None else f"frame {frame}: {text}"
     print(f"Uplift: {last_error['text']}", file=sys.stderr)
 
@@ -228,7 +215,7 @@ def on_frame_change(scene, *_args) -> None:
     """Scrubbing: the keyed controls moved, let the live loop catch up (latest request wins)."""
     if _rendering or handlers._guard or not hasattr(scene, "uplift") or not scene.uplift.live_update:
         return
-    handlers.refresh(scene)
+    handlers.refresh(scene, scene_io.roots(scene))  # the roots only: deletions are caught by the object count
 
 
 _HANDLERS = (

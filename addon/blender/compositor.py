@@ -98,7 +98,7 @@ def rebind(scene: bpy.types.Scene, folder: str | Path):
 
 def layer_nodes(scene: bpy.types.Scene) -> dict:
     """The Uplift tree's Image node of each layer (by label); empty when the scene uses another tree."""
-    tree = scene.compositing_node_group if hasattr(scene, "compositing_node_group") else scene.node_tree
+    tree = scene_tree(scene)
     if tree is None or (hasattr(scene, "compositing_node_group") and tree.name != TREE_NAME):
         return {}
     return {node.label: node for node in tree.nodes if node.bl_idname == "CompositorNodeImage" and node.label in LAYERS}

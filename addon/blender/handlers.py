@@ -25,7 +25,7 @@ import numpy as np
 from bpy.app.handlers import persistent
 
 from ..core.errors import UpliftError
-from . import images, scene_io, state
+from . import images, reporting, scene_io, state
 
 MOVE_EPSILON = 1e-5  # metres; smaller differences are float noise, not the artist
 
@@ -148,6 +148,7 @@ def forget_deleted(scene: bpy.types.Scene) -> None:
     for uid in state.uids():
         if uid not in live_uids and not any(ob.uplift.uid == uid for ob in bpy.data.objects):
             state.drop(uid)
+            _dirty.discard(uid)
             splat_draw.forget(uid, restore_proxies=False)  # its proxy went with it
     _drop_orphan_layers(scene, live_uids)
 
@@ -199,7 +200,7 @@ def refresh(scene: bpy.types.Scene, touched=None) -> None:
         if collect(scene, touched=touched):
             kick()
     except Exception as exc:  # noqa: BLE001 - a handler must never raise into Blender
-        last_error["text"] = describe(exc)
+        last_error["text"] = reporting.describe(exc)
 
 
 # -- running requests ----------------------------------------------------------------------
@@ -210,7 +211,7 @@ def _run(request: state.LiveRequest) -> None:
     try:
         result, error = session.compute(request), None
     except Exception as exc:  # noqa: BLE001 - reported in the panel; the worker keeps serving
-        result, error = None, describe(exc)
+        result, error = None, reporting.describe(exc)
     with _lock:
         _results.append((request, result, error))
 
@@ -248,11 +249,6 @@ def kick() -> None:
     _wake.set()
     if not bpy.app.timers.is_registered(_drain):
         bpy.app.timers.register(_drain, first_interval=0.02)
-
-
-def describe(exc: Exception) -> str:
-    """One line for the panel: our own errors as they read, others with their type."""
-    return str(exc) if isinstance(exc, UpliftError) else f"unexpected {type(exc).__name__}: {exc}"
 
 
 # Set by `animation` while Blender renders frames: results wait, so the main thread writes no

@@ -17,12 +17,14 @@ from ..core.errors import UpliftError
 GUARDED_METHODS = ("execute", "invoke", "modal")
 
 
+def describe(exc: BaseException) -> str:
+    """One line for a panel or a report: our own errors as they read, others with their type."""
+    return str(exc) if isinstance(exc, UpliftError) else f"unexpected {type(exc).__name__}: {exc}"
+
+
 def message(exc: BaseException) -> str:
-    """One line for the report."""
-    if isinstance(exc, UpliftError):
-        text = str(exc)
-    else:
-        text = f"unexpected {type(exc).__name__}: {exc} (details in the system console)"
+    """One line for an operator's report (the traceback went to the system console)."""
+    text = describe(exc) + ("" if isinstance(exc, UpliftError) else " (details in the system console)")
     return " ".join(text.split()) or type(exc).__name__
 
 

@@ -56,7 +56,8 @@ def camera_of(scene: bpy.types.Scene):
 
 
 def camera_key(scene: bpy.types.Scene) -> bytes:
-    """Changes whenever anything that moves the rendered view changes."""
+    """Changes whenever anything that moves the rendered view changes; the same in every session
+    (`animation.pose_fingerprint` stores it in the .blend)."""
     try:
         cam = scene_camera(scene)
     except SceneStateError:
@@ -64,8 +65,8 @@ def camera_key(scene: bpy.types.Scene) -> bytes:
     d, r = cam.data, scene.render
     numbers = [*np.array(cam.matrix_world).ravel(), d.lens, d.sensor_width, d.sensor_height, d.shift_x,
                d.shift_y, r.resolution_x, r.resolution_y, r.resolution_percentage, r.pixel_aspect_x,
-               r.pixel_aspect_y, hash(d.sensor_fit), hash(d.type)]
-    return np.asarray(numbers, dtype=np.float64).tobytes()
+               r.pixel_aspect_y]
+    return np.asarray(numbers, dtype=np.float64).tobytes() + f"{d.sensor_fit}|{d.type}".encode()
 
 
 # -- lifted objects --------------------------------------------------------------------

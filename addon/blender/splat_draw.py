@@ -111,23 +111,25 @@ def resolve_shader():
     return _resolve_shader
 
 
+def _corner_batch(program):
+    """Two triangles over the corners (-1, -1)..(1, 1): a splat's quad or the whole screen."""
+    from gpu_extras.batch import batch_for_shader
+
+    corners = [(-1, -1), (1, -1), (1, 1), (-1, -1), (1, 1), (-1, 1)]
+    return batch_for_shader(program, "TRIS", {"corner": corners})
+
+
 def _quad_batch():
     global _quad
     if _quad is None:
-        from gpu_extras.batch import batch_for_shader
-
-        corners = [(-1, -1), (1, -1), (1, 1), (-1, -1), (1, 1), (-1, 1)]
-        _quad = batch_for_shader(shader(), "TRIS", {"corner": corners})
+        _quad = _corner_batch(shader())
     return _quad
 
 
 def _screen_quad_batch():
     global _screen_quad
     if _screen_quad is None:
-        from gpu_extras.batch import batch_for_shader
-
-        corners = [(-1, -1), (1, -1), (1, 1), (-1, -1), (1, 1), (-1, 1)]
-        _screen_quad = batch_for_shader(resolve_shader(), "TRIS", {"corner": corners})
+        _screen_quad = _corner_batch(resolve_shader())
     return _screen_quad
 
 
@@ -319,6 +321,7 @@ class _DrawnObject:
         self._photo_texture = None
         self.gaussians = gaussians  # posed, object-local (torch)
         self.means = gaussians.means.detach().cpu().numpy()
+        self.centre = self.means.mean(0) if len(self.means) else np.zeros(3)  # SH colours: eye distance to this
         self.view_dependent = gaussians.sh_degree > 0
         self.version = version
         self.textures = SplatTextures(len(gaussians))
@@ -330,6 +333,7 @@ class _DrawnObject:
     def update(self, gaussians, planes: dict[str, np.ndarray], version: int, photo=None) -> None:
         """A new pose: only the geometry planes go to the GPU; every view re-sorts on its next draw."""
         self.gaussians, self.means, self.version = gaussians, gaussians.means.detach().cpu().numpy(), version
+        self.centre = self.means.mean(0) if len(self.means) else np.zeros(3)
         self.textures.upload({k: planes[k] for k in splat_pack.GEOMETRY_PLANES})
         self.use_photo(photo)
 
@@ -349,7 +353,7 @@ class _DrawnObject:
             cache.order = order_texture(splat_pack.back_to_front(depths))
             cache.state.sorted_for(view, self.version)
         if self.view_dependent:
-            distance = float(np.linalg.norm(view.eye - self.means.mean(0))) if len(self.means) else 1.0
+            distance = float(np.linalg.norm(view.eye - self.centre)) if len(self.means) else 1.0
             if cache.color is None or cache.state.needs_color(view, self.version, distance):
                 cache.color = _texture(splat_pack.pack_color(self.gaussians, view.eye), 4)
                 cache.state.colored_for(view)

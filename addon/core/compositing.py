@@ -33,6 +33,9 @@ def erode(mask: np.ndarray, radius: int) -> np.ndarray:  # bool [H, W] -> bool [
     return cv2.erode(mask.astype(np.uint8), _disk(radius), borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
 
 
+SEAM_WIDTH = 4  # default seam-ring half-width in pixels (a seam pass asked for width 0)
+
+
 def seam_ring(mask: np.ndarray, width: int) -> np.ndarray:  # bool [H, W] -> bool [H, W]
     """The band of `width` pixels on each side of the mask's boundary."""
     return dilate(mask, width) & ~erode(mask, width)

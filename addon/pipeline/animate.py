@@ -22,13 +22,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.camera import Camera
-from ..core.compositing import seam_ring
+from ..core.compositing import SEAM_WIDTH, seam_ring
 from ..core.errors import ConfigError, MaskError
 from ..core.gaussians import Gaussians
 from .edit import Composite, EditConfig, Prepared, compose, render_object_layers
 
 ANIMATION_TOLERANCE = 1e-8  # batch ARAP stop rule for frames: tighter than an edit's, so order does not show
-SEAM_WIDTH = 4              # PlateSeam ring half-width when the caller passes 0 (as LocalServices)
 
 
 @dataclass(frozen=True)

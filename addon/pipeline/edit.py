@@ -412,7 +412,7 @@ def render_object_layers(g: Gaussians, camera: Camera, backend: str = "auto", *,
     pixel at its own place (mostly seen, source within UNMOVED_PX), which `compose` keeps exactly."""
     from ..core.render import render
 
-    result = render(g, camera, backend=backend, photo=photo)
+    result = render(g, camera, backend=backend, photo=photo, resolve_photo=False)  # resolved below, at (W, H)
     W, H = output_size if output_size is not None else (camera.width, camera.height)
     if photo is None:
         rgba = result.rgba.detach().cpu().numpy()

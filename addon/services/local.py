@@ -17,7 +17,6 @@ from .api import SegmentResult
 from .config import ServerConfig
 from .errors import BackendNotLoadedError, BackendOutOfMemoryError, InvalidRequestError
 
-SEAM_WIDTH = 4        # default seam-ring half-width in pixels when `dilate` is 0
 MAX_DILATE = 1024     # pixels; larger asks are refused as absurd
 MAX_POINTS = 256
 
@@ -81,7 +80,7 @@ class LocalServices:
         return g.to("cpu")
 
     def inpaint(self, image, mask, mode: str = "fill", dilate: int = 0, prompt: str | None = None) -> np.ndarray:
-        from ..core.compositing import dilate as grow, seam_ring
+        from ..core.compositing import SEAM_WIDTH, dilate as grow, seam_ring
 
         self.check_image(image)
         mask = self.check_mask(mask, image)

@@ -106,6 +106,7 @@ def render(
     device: torch.device | str | None = None,
     cpu_threads: int = 1,   # torch backend on CPU; 0 keeps torch's own thread count
     photo: "PhotoSource | None" = None,  # reproject this photo onto the (posed) Gaussians
+    resolve_photo: bool = True,  # False: only `layers` (a caller resolving at another size); rgba is the lifted part
 ) -> RenderResult:
     config = RenderConfig(backend=backend, background=None if background is None else tuple(background), scale=scale,
                           cpu_threads=cpu_threads)
@@ -136,8 +137,10 @@ def render(
             from .reprojection import PhotoLayers, photo_share, resolve
 
             layers = PhotoLayers(color[..., :3], color[..., 3], color[..., 4:6], color[..., 6:10], alpha)
-            seen = photo_share(layers)
-            color, alpha, source_xy = resolve(layers, photo)
+            color = layers.lifted
+            if resolve_photo:
+                seen = photo_share(layers)
+                color, alpha, source_xy = resolve(layers, photo)
 
     raw_alpha = alpha if layers is None else layers.alpha  # depth is a sum over the rasterised weights
     covered = raw_alpha > 0

@@ -121,10 +121,6 @@ def _dot3(p: Tensor, q: Tensor) -> Tensor:  # [3, M] x [3, M] -> [M]; faster tha
     return torch.addcmul(torch.addcmul(p[0] * q[0], p[1], q[1]), p[2], q[2])
 
 
-def _dot4(q: Tensor) -> Tensor:  # [4, M] -> [M] squared norms; a reduction over dim 0 is slow on CPU
-    return torch.addcmul(torch.addcmul(torch.addcmul(q[0] * q[0], q[1], q[1]), q[2], q[2]), q[3], q[3])
-
-
 def fov_limits(width: int, height: int, K) -> tuple[float, float, float, float]:
     """(x_min, x_max, y_min, y_max) of x/z and y/z beyond which the Jacobian is clamped:
     the image edges plus 0.3 of the half field of view (gsplat's `persp_proj`)."""

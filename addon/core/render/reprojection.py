@@ -39,6 +39,7 @@ from torch import Tensor
 from ..camera import Camera
 from ..errors import ConfigError
 from ..gaussians import Gaussians
+from .projection import _dot3
 
 VISIBILITY_RAMP = (0.1, 0.5)     # seen fraction over the front layer's typical one -> visibility 0 .. 1
 CONDITION_FADE = (2.0, 5.0)      # kappa(M): photo fully up to 2 (60 deg turn), none from 5 (78 deg)
@@ -269,10 +270,6 @@ def _screen_axes(g: Gaussians, cam: Camera) -> tuple[Tensor, Tensor, Tensor]:
     return torch.stack((u, v)), row_x, row_y
 
 
-def _dot(p: Tensor, q: Tensor) -> Tensor:  # [3, N] x [3, N] -> [N]
-    return torch.addcmul(torch.addcmul(p[0] * q[0], p[1], q[1]), p[2], q[2])
-
-
 def photo_maps(posed: Gaussians, render_camera: Camera, photo: PhotoSource) -> tuple[Tensor, Tensor, Tensor]:
     """-> (s - M mu' [N, 2], M [N, 2, 2] photo pixels per render pixel, fade [N] in [0, 1])."""
     if len(posed) != len(photo.rest):
@@ -281,11 +278,11 @@ def photo_maps(posed: Gaussians, render_camera: Camera, photo: PhotoSource) -> t
     s, dx, dy = photo.rest_axes(posed.device)        # photo: rest mean, rest axes D
     mu, bx, by = _screen_axes(posed, render_camera)  # render: posed mean, posed axes B
     # M = D B^T (B B^T)^-1 with B B^T the undilated screen covariance (tiny ridge for edge-on splats).
-    a, b, c = _dot(bx, bx), _dot(bx, by), _dot(by, by)
+    a, b, c = _dot3(bx, bx), _dot3(bx, by), _dot3(by, by)
     eps = 1e-6 * (a + c) + 1e-12
     a, c = a + eps, c + eps
     inv_det = 1.0 / (a * c - b * b)
-    p00, p01, p10, p11 = _dot(dx, bx), _dot(dx, by), _dot(dy, bx), _dot(dy, by)  # D B^T
+    p00, p01, p10, p11 = _dot3(dx, bx), _dot3(dx, by), _dot3(dy, bx), _dot3(dy, by)  # D B^T
     m00, m01 = (p00 * c - p01 * b) * inv_det, (p01 * a - p00 * b) * inv_det
     m10, m11 = (p10 * c - p11 * b) * inv_det, (p11 * a - p10 * b) * inv_det
     M = torch.stack((m00, m01, m10, m11), 1).view(-1, 2, 2)
