@@ -364,3 +364,52 @@ def test_pinholes_in_a_seen_surface_take_the_photo_around_them():
     inside = alpha > 0
     assert torch.allclose(premult[inside], image[inside], atol=1e-5)  # seen pixels are the photo's own
     assert out_alpha[~torch.nn.functional.max_pool2d(alpha[None, None], 5, 1, 2)[0, 0].bool()].max() == 0.0
+
+
+def test_features_from_the_projection_equal_the_standalone_ones():
+    """The torch renderer takes the features from its own projection's screen axes, gsplat and the
+    viewport from `photo_features`: the same numbers for every splat the projection keeps (some
+    of this scene are culled off-screen, so the index bookkeeping is exercised)."""
+    from uplift.core.render.reprojection import photo_features, projected_photo_features
+
+    rest = scene(40, seed=3)
+    rest.means[:8, 0] += 5.0  # off-screen: culled
+    photo_cam = look_at_camera(W, H, eye=(0.3, -3.0, 0.6))
+    cam = look_at_camera(W, H, eye=(-0.2, -3.2, 0.4), fov=45)
+    posed = turned(rest, 30.0, 1.2)
+    photo = PhotoSource(textured_photo(photo_cam), photo_cam, rest, torch.rand(len(rest)))
+    proj = project_gaussians(posed.means, posed.quats, posed.scales, posed.opacities,
+                             torch.as_tensor(cam.world_to_camera, dtype=torch.float32),
+                             torch.as_tensor(cam.K, dtype=torch.float32), cam.width, cam.height, keep_axes=True)
+    assert 0 < len(proj) < len(posed) - 7
+    ours = projected_photo_features(proj, posed, photo)
+    expected = photo_features(posed, cam, photo).index_select(0, proj.ids)
+    torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (37, 29)])
+def test_closing_equals_max_pooling(shape):
+    """The separable running-max closing against max_pool2d (the obvious reference), edges included."""
+    from uplift.core.render.reprojection import HOLE_RADIUS, _closing
+
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(sum(shape)))
+    k = 2 * HOLE_RADIUS + 1
+    grown = torch.nn.functional.max_pool2d(x[None, None], k, stride=1, padding=HOLE_RADIUS)
+    expected = -torch.nn.functional.max_pool2d(-grown, k, stride=1, padding=HOLE_RADIUS)[0, 0]
+    assert torch.equal(_closing(x), expected)
+
+
+def test_resolving_the_object_box_equals_resolving_every_pixel():
+    """`resolve` works over the object's bounding box (plus the closing's reach) and fills the rest
+    as empty: the same image as the whole-image `resolve_box`, pinholes included."""
+    from uplift.core.render.reprojection import resolve, resolve_box
+
+    rest = scene(30, seed=5)
+    rest.means.mul_(0.4)  # a small object in a larger frame: the box is a fraction of the image
+    photo_cam = look_at_camera(64, 48, eye=(0.3, -3.0, 0.6))
+    photo = PhotoSource(textured_photo(photo_cam), photo_cam, rest, torch.rand(len(rest)))
+    layers = render(turned(rest, 35.0), photo_cam, backend="torch", photo=photo, resolve_photo=False).layers
+    covered = (layers.alpha > 0).float().mean()
+    assert 0.02 < covered < 0.3
+    for ours, whole in zip(resolve(layers, photo), resolve_box(layers, photo)):
+        torch.testing.assert_close(ours, whole, rtol=0, atol=1e-6)

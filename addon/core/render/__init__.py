@@ -117,21 +117,22 @@ def render(
     g = gaussians.to(device)
 
     with torch_cpu_threads(config.cpu_threads if name == "torch" and g.device.type == "cpu" else 0):
-        extra = None
-        if photo is not None:
-            from .reprojection import photo_features
-
-            extra = photo_features(g, cam, photo)
-        if name == "gsplat":
-            from .gsplat_backend import rasterize_gsplat
-
-            color, alpha, depth_sum = rasterize_gsplat(g, cam, extra)
-        elif name == "viewport":
-            from .viewport_backend import rasterize_viewport
-
-            color, alpha, depth_sum = rasterize_viewport(g, cam, extra)
+        if name == "torch":  # the features from the projection's own screen axes
+            color, alpha, depth_sum = _rasterize_torch(g, cam, photo)
         else:
-            color, alpha, depth_sum = _rasterize_torch(g, cam, extra)
+            extra = None
+            if photo is not None:
+                from .reprojection import photo_features
+
+                extra = photo_features(g, cam, photo)
+            if name == "gsplat":
+                from .gsplat_backend import rasterize_gsplat
+
+                color, alpha, depth_sum = rasterize_gsplat(g, cam, extra)
+            else:
+                from .viewport_backend import rasterize_viewport
+
+                color, alpha, depth_sum = rasterize_viewport(g, cam, extra)
         layers = source_xy = seen = None
         if photo is not None:
             from .reprojection import PhotoLayers, photo_share, resolve
@@ -159,9 +160,9 @@ def render(
                         source_xy=source_xy, seen=seen, layers=layers)
 
 
-def _rasterize_torch(g: Gaussians, cam: Camera, extra: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
-    """-> (premultiplied colour [H, W, 3 (+ E)], alpha, depth sum); `extra` [N, E] photo features
-    (column 0 the weight u the photo takes: the colour is scaled by 1 - u)."""
+def _rasterize_torch(g: Gaussians, cam: Camera, photo: "PhotoSource | None" = None) -> tuple[Tensor, Tensor, Tensor]:
+    """-> (premultiplied colour [H, W, 3 (+ FEATURES)], alpha, depth sum); with a photo the colour
+    is scaled by 1 - u and the photo features follow it (`reprojection.photo_features`)."""
     from .projection import project_gaussians
     from .sh import sh_to_rgb
     from .torch_backend import rasterize
@@ -170,11 +171,13 @@ def _rasterize_torch(g: Gaussians, cam: Camera, extra: Tensor | None = None) -> 
     w2c = torch.as_tensor(cam.world_to_camera, dtype=torch.float32, device=dev)
     K = torch.as_tensor(cam.K, dtype=torch.float32, device=dev)
     proj = project_gaussians(g.means.float(), g.quats.float(), g.scales.float(), g.opacities.float(),
-                             w2c, K, cam.width, cam.height)
+                             w2c, K, cam.width, cam.height, keep_axes=photo is not None)
     center = torch.as_tensor(cam.center, dtype=torch.float32, device=dev)
     colors = sh_to_rgb(g.sh.index_select(0, proj.ids).float(), g.means.index_select(0, proj.ids).float(), center)
-    if extra is not None:
-        extra = extra.index_select(0, proj.ids)
+    if photo is not None:
+        from .reprojection import projected_photo_features
+
+        extra = projected_photo_features(proj, g, photo)
         colors = torch.cat((colors * (1.0 - extra[:, :1]), extra), 1)
     out = rasterize(proj, colors, cam.width, cam.height)
     return out.color, out.alpha, out.depth

@@ -36,6 +36,9 @@ class ProjectedGaussians:
     depths: Tensor     # [M] camera-space z
     radii: Tensor      # [M, 2] float, whole pixels: half extent of the bounding box in x and y
     opacities: Tensor  # [M] in [1/255, 1)
+    # With `keep_axes`: rows of J R R_q S, the splats' scaled axes on the screen ([3, M] each, as
+    # `screen_axes`), for the photo reprojection's per-splat maps without projecting twice.
+    axes: tuple[Tensor, Tensor] | None = None
 
     def __len__(self) -> int:
         return self.ids.shape[0]
@@ -52,6 +55,7 @@ def project_gaussians(
     height: int,
     near_plane: float = NEAR_PLANE,
     eps2d: float = EPS2D,
+    keep_axes: bool = False,
 ) -> ProjectedGaussians:
     dtype = means.dtype
     R = world_to_camera[:3, :3].to(dtype)
@@ -80,10 +84,14 @@ def project_gaussians(
     pick = (lambda t: t.index_select(0, sel)) if sel.shape[0] < good.shape[0] else (lambda t: t)
     a, b, c, det, u, v, rx, ry, z, opacities = (pick(t) for t in (a, b, c, det, u, v, rx, ry, z, opacities))
     inv_det = 1.0 / det
+    axes = None
+    if keep_axes:
+        pick_rows = (lambda t: t.index_select(1, sel)) if sel.shape[0] < good.shape[0] else (lambda t: t)
+        axes = (pick_rows(row_x), pick_rows(row_y))
     return ProjectedGaussians(  # [M, k] fields as transposes of [k, M]: the rasteriser reads them by column
         ids=pick(ids),
         means2d=torch.stack((u, v)).T, conics=torch.stack((c * inv_det, -b * inv_det, a * inv_det)).T,
-        depths=z, radii=torch.stack((rx, ry)).T, opacities=opacities,
+        depths=z, radii=torch.stack((rx, ry)).T, opacities=opacities, axes=axes,
     )
 
 
