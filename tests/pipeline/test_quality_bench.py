@@ -89,15 +89,16 @@ def test_report_pairs_fillers_and_edits_by_scene():
     """The summary's numbers come from the per-scene scores: medians, wins and the Telea deltas."""
     from bench.quality import FillScore, IdentityScore, Results, Score, report, summarise
 
-    edits = [Score("oracle", "yaw15", "3d", f"s{i}", 20.0 + i, 0.5, 0.9, 40.0, 0.2, 0.05) for i in range(3)]
-    edits += [Score("oracle", "yaw15", "2d", f"s{i}", 21.0, 0.4, 0.95, 40.0) for i in range(3)]
+    edits = [Score("oracle", "yaw15", "3d", f"s{i}", 20.0 + i, 0.5, 0.9, 40.0, 22.0 + i, 0.2, 0.05) for i in range(3)]
+    edits += [Score("oracle", "yaw15", "2d", f"s{i}", 21.0, 0.4, 0.95, 40.0, 22.5) for i in range(3)]
     fills = [FillScore("telea", f"s{i}", 14.0, 0.3, 16.0, 0.01) for i in range(3)]
     fills += [FillScore("fsr_fast", f"s{i}", 14.0 + i, 0.4, 17.0, 1.0) for i in range(3)]
     identity = [IdentityScore("oracle", f"s{i}", 30.0 + i, 50.0) for i in range(3)]
     summary = report(Results(edits, identity, fills), ["oracle"], ["yaw15"], ["telea", "fsr_fast"])
     row = summary["edits"]["oracle"]["yaw15"]
     assert row["3d"]["psnr_union"] == 21.0 and row["2d"]["psnr_union"] == 21.0
-    assert row["wins_3d"] == {"psnr_union": 1, "iou": 0, "scenes": 3}
+    assert row["3d"]["psnr_union_shift"] == 23.0 and row["2d"]["psnr_union_shift"] == 22.5
+    assert row["wins_3d"] == {"psnr_union": 1, "psnr_union_shift": 2, "iou": 0, "scenes": 3}
     assert row["3d"]["render_s"] == 0.2
     assert summary["identity"]["oracle"]["psnr_mask_median"] == 31.0
     assert summary["identity"]["oracle"]["psnr_mask_min"] == 30.0
@@ -107,6 +108,20 @@ def test_report_pairs_fillers_and_edits_by_scene():
     text, md = summarise(summary, "telea")
     for table in (text, md):
         assert "identity" in table and "yaw15" in table and "fsr_fast" in table
+
+
+def test_best_shift_psnr_undoes_a_small_offset_and_no_more():
+    from bench.quality import psnr, psnr_best_shift
+
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    region = np.zeros((40, 50), bool)
+    region[10:30, 12:38] = True
+    moved = np.roll(truth, (2, -3), axis=(0, 1))  # the whole object 3 px left, 2 px down
+    assert psnr(moved, truth, region) < 15
+    assert psnr_best_shift(moved, truth, region, reach=3) == 99.0
+    assert psnr_best_shift(moved, truth, region, reach=2) < 15  # beyond the reach: not undone
+    assert psnr_best_shift(truth, truth, region, reach=3) == psnr(truth, truth, region)
 
 
 @pytest.mark.bpy
@@ -125,7 +140,7 @@ def test_tiny_run_writes_every_report_field(tmp_path):
     assert 15 < identity["psnr_mask_median"] <= 99
     row = report["edits"]["oracle"]["yaw15"]
     for method in ("3d", "2d"):
-        assert 5 < row[method]["psnr_union"] <= 99 and 0 < row[method]["iou"] <= 1
+        assert 5 < row[method]["psnr_union"] <= row[method]["psnr_union_shift"] <= 99 and 0 < row[method]["iou"] <= 1
         assert -1 <= row[method]["ssim_union"] <= 1
     assert row["3d"]["render_s"] > 0 and row["3d"]["compose_s"] > 0
     assert set(report["fillers"]) == {"telea", "ns", "fsr_fast"}
