@@ -1,13 +1,24 @@
 """Embedded hole fillers, no model files: OpenCV's cv2.inpaint ('telea', 'ns'), OpenCV contrib's
-frequency-selective reconstruction ('fsr_fast', 'fsr_best', `cv2.xphoto.inpaint`) and PatchMatch
-('patchmatch', the optional `pypatchmatch` package).
+frequency-selective reconstruction ('fsr_fast', 'fsr_best', `cv2.xphoto.inpaint`), PatchMatch
+('patchmatch', the optional `pypatchmatch` package) and 'structure_texture' (a smooth membrane plus
+PatchMatch's texture detail near the rim).
 
 Telea and NS diffuse the rim's colours inwards (smooth, streaky in large holes); FSR and PatchMatch
 synthesise texture. FSR and PatchMatch cost grows with the image, so they run on a crop around the
 hole (plus a margin of context), shrunk to at most `max_pixels` when larger, and the result is
 upsampled back only inside the hole. Every filler returns the input unchanged outside the region.
+
+'structure_texture' splits the fill into two bands. The low band is the harmonic membrane (Laplace's
+equation inside the hole, the known pixels as boundary values): the smoothest surface meeting the rim,
+with no radial streaks. The high band is PatchMatch's plate minus its blur, added with an amplitude
+exp(-d / DETAIL_DECAY) at distance d from the nearest known pixel: next to the rim the synthesised
+texture continues the real one (no smooth blob edge), deeper in it is a guess uncorrelated with the
+lost background, and full-amplitude guessed texture doubles the expected squared error of a smooth fill.
+Without `pypatchmatch` the method is the membrane alone.
 """
 from __future__ import annotations
+
+import importlib.util
 
 import numpy as np
 
@@ -17,10 +28,15 @@ RADIUS = 5  # cv2.inpaint: neighbourhood considered for each filled pixel, in pi
 CONTEXT_MARGIN = 0.25  # crop margin around the hole's bounding box, as a fraction of its longer side ...
 MIN_MARGIN = 16        # ... but at least this many pixels of context
 # Crop pixel budgets (measured: FSR_BEST is ~15x slower than FSR_FAST; see bench.quality's filler table).
-MAX_PIXELS = {"fsr_fast": 60_000, "fsr_best": 15_000, "patchmatch": 250_000}
+MAX_PIXELS = {"fsr_fast": 60_000, "fsr_best": 15_000, "patchmatch": 250_000, "structure_texture": 120_000}
 PATCHMATCH_PATCH = 3   # patch radius: (2 * 3 + 1)^2 px patches
 PATCHMATCH_SEED = 0    # fixed, so the same input always gives the same plate
-METHODS = ("telea", "ns", "fsr_fast", "fsr_best", "patchmatch")
+# structure_texture: the detail band is PatchMatch's plate minus its Gaussian blur at this sigma (px) ...
+DETAIL_SIGMA = 2.0
+# ... faded as exp(-d / DETAIL_DECAY) with the distance d (px) into the hole: a synthesised patch agrees
+# with the lost texture only about one patch radius beyond the rim.
+DETAIL_DECAY = float(PATCHMATCH_PATCH)
+METHODS = ("telea", "ns", "fsr_fast", "fsr_best", "patchmatch", "structure_texture")
 
 
 class OpenCVInpainter:
@@ -110,6 +126,55 @@ def _patchmatch(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
                                           patch_size=PATCHMATCH_PATCH))
 
 
+def membrane(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """The harmonic fill: inside `hole`, the solution of Laplace's equation (each pixel the mean of its
+    4 neighbours) with the known pixels as fixed boundary values and no flux across the image border.
+    uint8 [h, w, 3], bool [h, w] -> float64 [h, w, 3], equal to `image` outside the hole. A hole
+    with no known pixel at all (the whole image) has no boundary values: it is returned unchanged."""
+    from scipy.sparse import csc_matrix
+    from scipy.sparse.linalg import splu
+
+    out = image.astype(np.float64)
+    if hole.all():
+        return out
+    h, w = hole.shape
+    ys, xs = np.nonzero(hole)
+    n = len(ys)
+    index = np.full((h, w), -1, np.int64)
+    index[ys, xs] = np.arange(n)
+    diag = np.zeros(n)
+    rhs = np.zeros((n, image.shape[2]))
+    rows, cols = [], []
+    for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+        ny, nx = ys + dy, xs + dx
+        inside = (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)  # off-image neighbours: no equation term
+        diag += inside
+        i, ny, nx = np.nonzero(inside)[0], ny[inside], nx[inside]
+        unknown = hole[ny, nx]
+        rows.append(i[unknown])
+        cols.append(index[ny[unknown], nx[unknown]])
+        np.add.at(rhs, i[~unknown], out[ny[~unknown], nx[~unknown]])
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    # Every hole component touches a known pixel (the hole is not the whole image), so A is non-singular.
+    A = csc_matrix((np.concatenate([diag, -np.ones(len(rows))]),
+                    (np.concatenate([np.arange(n), rows]), np.concatenate([np.arange(n), cols]))), shape=(n, n))
+    out[ys, xs] = splu(A).solve(rhs)
+    return out
+
+
+def _structure_texture(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    import cv2
+
+    fill = membrane(image, hole)
+    if importlib.util.find_spec("patchmatch") is not None and not hole.all():
+        texture = _patchmatch(image, hole).astype(np.float64)
+        detail = texture - cv2.GaussianBlur(texture, (0, 0), DETAIL_SIGMA)
+        depth = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 5)  # px to the nearest known pixel
+        fill += np.exp(-depth / DETAIL_DECAY)[..., None] * detail
+    return np.clip(np.rint(fill), 0, 255).astype(np.uint8)
+
+
 _FILLERS = {"fsr_fast": lambda img, hole: _fsr(img, hole, best=False),
             "fsr_best": lambda img, hole: _fsr(img, hole, best=True),
-            "patchmatch": _patchmatch}
+            "patchmatch": _patchmatch,
+            "structure_texture": _structure_texture}
