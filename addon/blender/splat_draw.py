@@ -18,10 +18,6 @@ from ..core.errors import RenderBackendError
 from ..core import splat_pack
 from ..core.splat_pack import PLANES, SplatView, ViewState
 
-# The GPU photo resolve in the scene camera's view (`_DrawnObject.draw_photo`) matches torch at
-# 111 dB on one scene but on another its full-screen pass writes no fragment at all (see the
-# xfail in tests/blender/test_splat_draw.py): off until that is understood.
-LIVE_PHOTO_RESOLVE = False
 MAX_VIEWS = 8  # per object: sorted orders kept for this many 3D views (oldest dropped)
 
 _shader = None
@@ -279,18 +275,23 @@ class _ViewCache:
 class _PhotoView:
     """The photo reprojection of one camera view: per-splat features for this exact view and
     pose (they map its pixels into the photo, so any change of the view re-makes them), the
-    colours scaled by 1 - u, and region-sized offscreen targets for the passes' sums."""
+    colours scaled by 1 - u, and region-sized targets for the passes' sums.
+
+    The targets are plain textures in framebuffers, not GPUOffScreen: creating an offscreen
+    binds the context's default framebuffer (Blender's GPU_offscreen_create ends with
+    GPU_framebuffer_restore), so made inside a draw it sent the resolve and everything drawn
+    after it to that framebuffer instead of the view's. Textures and framebuffers leave the
+    binding alone, and each pass's `bind()` rebinds the caller's framebuffer on exit."""
 
     def __init__(self, key: tuple, color, features: list, width: int, height: int):
         import gpu
 
         self.key, self.color, self.features = key, color, features
-        self.targets = [gpu.types.GPUOffScreen(width, height, format="RGBA32F") for _ in range(1 + len(features))]
+        self.sums = [gpu.types.GPUTexture((width, height), format="RGBA32F") for _ in range(1 + len(features))]
+        self.targets = [gpu.types.GPUFrameBuffer(color_slots=texture) for texture in self.sums]
 
-    def free(self) -> None:
-        for target in self.targets:
-            target.free()
-        self.targets = []
+    def free(self) -> None:  # the GPU memory goes with the last reference
+        self.sums, self.targets = [], []
 
 
 def _photo_view(drawn: "_DrawnObject", cache: _ViewCache, view: SplatView) -> "_PhotoView":
@@ -377,29 +378,28 @@ class _DrawnObject:
             self._photo_texture.filter_mode(True)
         colors = [photo_view.color] + photo_view.features
         depth_test = gpu.state.depth_test_get()
-        framebuffer = gpu.state.active_framebuffer_get()
         for target, color in zip(photo_view.targets, colors):
-            with target.bind():
+            with target.bind():  # back to the caller's framebuffer on exit
+                gpu.state.viewport_set(0, 0, view.width, view.height)
                 gpu.state.depth_test_set("NONE")
                 gpu.state.blend_set("ALPHA_PREMULT")
-                gpu.state.active_framebuffer_get().clear(color=(0.0, 0.0, 0.0, 0.0))
+                target.clear(color=(0.0, 0.0, 0.0, 0.0))
                 self.textures.draw(view, order=cache.order, color=color)
-        gpu.state.depth_test_set("NONE")
-        gpu.state.blend_set("ALPHA_PREMULT")
         sh = resolve_shader()
         sh.bind()
         sh.uniform_float("sizes", (float(self._photo_texture.width), float(self._photo_texture.height),
                                    float(view.height), 0.0))
-        for name, target in zip(("lifted", "feature_a", "feature_b", "feature_c"), photo_view.targets):
-            sh.uniform_sampler(f"{name}_tex", target.texture_color)
+        for name, texture in zip(("lifted", "feature_a", "feature_b", "feature_c"), photo_view.sums):
+            sh.uniform_sampler(f"{name}_tex", texture)
         sh.uniform_sampler("photo_tex", self._photo_texture)
         sh.uniform_float("depth_ab", view.depth_ab)
-        with framebuffer.bind():  # the view's own (an offscreen's unbind may restore another)
-            gpu.state.viewport_set(0, 0, view.width, view.height)
-            gpu.state.face_culling_set("NONE")
-            gpu.state.depth_test_set(depth_test)
-            _screen_quad_batch().draw(sh)
+        viewport = gpu.state.viewport_get()
+        gpu.state.viewport_set(0, 0, view.width, view.height)  # gl_FragCoord indexes the sums' texels
+        gpu.state.face_culling_set("NONE")
         gpu.state.depth_test_set(depth_test)
+        gpu.state.blend_set("ALPHA_PREMULT")
+        _screen_quad_batch().draw(sh)
+        gpu.state.viewport_set(*viewport)
 
 
 _objects: dict[str, _DrawnObject] = {}
@@ -487,8 +487,8 @@ def _draw_view() -> None:
         gpu.state.blend_set("ALPHA_PREMULT")
         for uid, drawn in list(_objects.items()):
             root = roots.get(uid)
-            if root is None or (through_camera and drawn.photo is not None and not LIVE_PHOTO_RESOLVE):
-                continue  # stop-gap: the camera view shows the reprojected preview image instead
+            if root is None:
+                continue
             view = SplatView.from_blender(rv3d.view_matrix, rv3d.window_matrix, region.width, region.height,
                                           np.array(root.matrix_world, dtype=np.float64))
             drawn.draw(rv3d.as_pointer(), view, through_camera)
