@@ -496,7 +496,8 @@ def _fall_back_later(uids: list[str]) -> None:
     def restore() -> None:
         for uid in uids:
             _show_proxy(uid, True)
-        handlers.refresh(bpy.context.scene)
+        if bpy.context.scene is not None:
+            handlers.refresh(bpy.context.scene)
 
     bpy.app.timers.register(restore, first_interval=0.0)
 
@@ -525,8 +526,8 @@ def _draw_view() -> None:
         gpu.state.blend_set("ALPHA_PREMULT")
         for uid, drawn in list(_objects.items()):
             root = roots.get(uid)
-            if root is None:
-                continue
+            if root is None or (through_camera and drawn.photo is not None and not camera_views["on"]):
+                continue  # after a draw failure the camera view shows the torch preview of such objects
             model = np.array(root.matrix_world, dtype=np.float64)
             view = SplatView.from_blender(rv3d.view_matrix, rv3d.window_matrix, region.width, region.height, model)
             drawn.draw(rv3d.as_pointer(), view, through_camera, model)
