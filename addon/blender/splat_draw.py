@@ -298,8 +298,9 @@ main_thread_features = {"count": 0}  # photo_features calls made while drawing (
 
 
 def _photo_view(drawn: "_DrawnObject", cache: _ViewCache, view: SplatView, model) -> "_PhotoView":
-    key = (drawn.version, id(drawn.photo), id(drawn.photo_planes), view.view_model.tobytes(), view.intrinsics,
-           view.width, view.height)
+    # Planes made here or by the worker for this pose and view give the same image: no re-make when
+    # the worker's arrive later.
+    key = (drawn.version, id(drawn.photo), view.view_model.tobytes(), view.intrinsics, view.width, view.height)
     if cache.photo is not None and cache.photo.key == key:
         return cache.photo
     cache.photo = None  # its GPU memory goes with the last reference

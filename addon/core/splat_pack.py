@@ -227,8 +227,9 @@ def photo_planes(gaussians, model: np.ndarray, camera, photo) -> PhotoPlanes:
     """`PhotoPlanes` of object-local `gaussians` (world matrix `model` [4, 4], a similarity)
     through `camera` (core.camera.Camera, world frame) for `photo` (reprojection.PhotoSource).
     The features are computed in the world frame, as the renderers do (a scaled root makes
-    the object-local camera non-rigid). Costs a `photo_features` call (torch; ~40 ms at 100k
-    on one CPU thread): the live loop runs it on its worker, the draw only when it must."""
+    the object-local camera non-rigid). Costs a `photo_features` call (torch, one CPU thread:
+    ~40 ms at 100k): the live loop runs it on its worker, the draw only when it must."""
+    from .device import torch_cpu_threads
     from .gaussians import Gaussians
     from .render.reprojection import photo_features
     from .transforms import apply_similarity, similarity_from_matrix
@@ -238,7 +239,8 @@ def photo_planes(gaussians, model: np.ndarray, camera, photo) -> PhotoPlanes:
     if not np.allclose(model, np.eye(4)):  # the features need the geometry only: SH degree 0 turns for free
         geometry = Gaussians(g.means, g.quats, g.log_scales, g.opacity_logits, g.sh[:, :1])
         g = apply_similarity(geometry, similarity_from_matrix(model))
-    features = _numpy(photo_features(g, camera, photo)).astype(np.float32, copy=False)
+    with torch_cpu_threads(1 if g.device.type == "cpu" else 0):  # as `render`: small ops lose to thread hand-offs
+        features = _numpy(photo_features(g, camera, photo)).astype(np.float32, copy=False)
     view = SplatView.from_camera(camera, model)
     color = pack_color(gaussians, view.eye)
     color[:len(features), :3] *= 1.0 - features[:, :1]
