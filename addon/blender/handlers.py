@@ -394,14 +394,14 @@ def _apply(root: bpy.types.Object, session: state.ObjectSession, result: state.L
         splat_draw.show(root.uplift.uid, result.posed, result.splat_planes, result.pose_version, session.photo,
                         result.photo_planes)
     request = result.request
+    delay = preferences.get().full_render_delay
     if result.rgba is not None:
         show_render(root, result.rgba)
+        session.full_due = time.monotonic() + delay if request.scale < 1.0 else None
     elif request.gpu_camera:
         hide_render(root)  # a stale preview image in front would cover the GPU draw
-    if result.rgba is not None or request.gpu_camera:
-        # After a pause: the full-resolution render, or (GPU draw) just the converged solve.
-        finish = request.scale < 1.0 if result.rgba is not None else request.solve and request.mode != "batch"
-        session.full_due = time.monotonic() + preferences.get().full_render_delay if finish else None
+        if request.solve and request.mode != "batch":  # after a pause, converge (no render needed);
+            session.full_due = time.monotonic() + delay  # a view-only result keeps a pending one
 
 
 def show_render(root: bpy.types.Object, rgba: np.ndarray) -> bpy.types.Image:

@@ -499,6 +499,10 @@ def test_live_loop_draws_the_photo_through_the_camera_instead_of_the_torch_previ
         session = state.get(uid)
         out["posed"] = {"new_pose": drawn.version > version, "planes": drawn.photo_planes is not None,
                         "full_due": session.full_due is not None, "draw": draw_through_camera()}
+        root.location.x += 0.01  # a view-only update before the pause keeps the pending converge
+        bpy.context.view_layer.update()
+        handlers.flush()
+        out["posed"]["full_due_kept"] = session.full_due is not None
         handlers.flush(full=True)
         out["paused"] = {"converged": session.converged, "layer_shown": layer_shown()}
         del drawn  # (a reference of the script's would outlive the GPU context at exit)
@@ -519,7 +523,7 @@ def test_live_loop_draws_the_photo_through_the_camera_instead_of_the_torch_previ
     first, posed = out["first"], out["posed"]
     assert first["planes"] and first["photo"] and not first["layer_shown"], out
     assert first["draw"][0] > 0.02 and first["draw"][1] == 0, out  # drawn, with the worker's planes
-    assert posed["new_pose"] and posed["planes"] and posed["full_due"], out
+    assert posed["new_pose"] and posed["planes"] and posed["full_due"] and posed["full_due_kept"], out
     assert posed["draw"][0] > 0.02 and posed["draw"][1] == 0, out
     assert out["paused"] == {"converged": True, "layer_shown": False}, out
     assert out["fallback"] == {"layer_shown": True, "views": False, "planes": False}, out
