@@ -54,8 +54,16 @@ def _merge(old: state.LiveRequest | None, new: state.LiveRequest) -> state.LiveR
     if old is not None and old.solve and not new.solve:
         # The older request's solve must still happen; the newer one carries the latest view.
         return state.LiveRequest(new.uid, old.handle_idx, old.targets, new.root_matrix, new.camera,
-                                 new.scale, True, new.generation, old.mode, old.restore)
+                                 new.scale, True, new.generation, old.mode, old.restore, new.gpu_camera)
     return new
+
+
+def _gpu_camera(session: state.ObjectSession) -> bool:
+    """The GPU draw shows this object with its photo through the scene camera, so the torch camera
+    preview is skipped (it stays the fallback where the GPU does not draw)."""
+    from . import splat_draw
+
+    return bool(session.photo_input) and splat_draw.draws_camera_photo()
 
 
 def _view(scene: bpy.types.Scene) -> tuple[bytes, object, bool]:
@@ -129,7 +137,8 @@ def collect(scene: bpy.types.Scene, context=None, scale: float | None = None, to
         session.solved_key, session.view_key = solve_key, view_key
         session.generation += 1
         request = state.LiveRequest(uid, handle_idx, targets, np.array(root.matrix_world, dtype=np.float64),
-                                    camera, scale, solve, session.generation, restore=restore)
+                                    camera, scale, solve, session.generation, restore=restore,
+                                    gpu_camera=_gpu_camera(session))
         with _lock:
             _pending[uid] = _merge(_pending.get(uid), request)
         queued += 1
@@ -290,11 +299,14 @@ def _queue_full(uid: str) -> bool:
         camera = scene_io.camera_of(root.users_scene[0] if root.users_scene else bpy.context.scene)
     except UpliftError:
         return False
+    solve = len(session.handle_idx) > 0 and not session.converged
+    gpu_camera = _gpu_camera(session)
+    if gpu_camera and not solve:
+        return False  # the GPU draw needs no full-resolution render, only the converged pose
     session.generation += 1
     request = state.LiveRequest(uid, session.handle_idx, session.targets,
                                 np.array(root.matrix_world, dtype=np.float64), camera, 1.0,
-                                len(session.handle_idx) > 0 and not session.converged, session.generation,
-                                "batch")
+                                solve, session.generation, "batch", gpu_camera=gpu_camera)
     with _lock:
         _pending[uid] = _merge(_pending.get(uid), request)
     return True
@@ -379,11 +391,17 @@ def _apply(root: bpy.types.Object, session: state.ObjectSession, result: state.L
     if result.posed is not None:
         from . import splat_draw
 
-        splat_draw.show(root.uplift.uid, result.posed, result.splat_planes, result.pose_version, session.photo)
+        splat_draw.show(root.uplift.uid, result.posed, result.splat_planes, result.pose_version, session.photo,
+                        result.photo_planes)
+    request = result.request
+    delay = preferences.get().full_render_delay
     if result.rgba is not None:
         show_render(root, result.rgba)
-        session.full_due = (time.monotonic() + preferences.get().full_render_delay
-                            if result.request.scale < 1.0 else None)
+        session.full_due = time.monotonic() + delay if request.scale < 1.0 else None
+    elif request.gpu_camera:
+        hide_render(root)  # a stale preview image in front would cover the GPU draw
+        if request.solve and request.mode != "batch":  # after a pause, converge (no render needed);
+            session.full_due = time.monotonic() + delay  # a view-only result keeps a pending one
 
 
 def show_render(root: bpy.types.Object, rgba: np.ndarray) -> bpy.types.Image:
@@ -398,6 +416,19 @@ def show_render(root: bpy.types.Object, rgba: np.ndarray) -> bpy.types.Image:
             continue
         images.camera_layer(cam.data, image, front=True)
     return image
+
+
+def hide_render(root: bpy.types.Object) -> None:
+    """Take the render layer of `root` out of the camera view (the GPU draw shows it there)."""
+    image = root.uplift.render_image
+    if image is None:
+        return
+    for scene in root.users_scene:
+        try:
+            cam = scene_io.scene_camera(scene)
+        except UpliftError:
+            continue
+        images.remove_camera_layer(cam.data, image)
 
 
 # -- file / undo events ----------------------------------------------------------------------------

@@ -18,10 +18,6 @@ from ..core.errors import RenderBackendError
 from ..core import splat_pack
 from ..core.splat_pack import PLANES, SplatView, ViewState
 
-# The GPU photo resolve in the scene camera's view (`_DrawnObject.draw_photo`) matches torch at
-# 111 dB on one scene but on another its full-screen pass writes no fragment at all (see the
-# xfail in tests/blender/test_splat_draw.py): off until that is understood.
-LIVE_PHOTO_RESOLVE = False
 MAX_VIEWS = 8  # per object: sorted orders kept for this many 3D views (oldest dropped)
 
 _shader = None
@@ -100,6 +96,7 @@ def resolve_shader():
     for name, value in splat_shader.resolve_defines().items():
         info.define(name, value)
     info.push_constant("VEC4", "sizes")  # photo width, height, region height, -
+    info.push_constant("VEC4", "pixel_map")  # view pixel -> the features' camera pixel: p * xy + zw
     info.push_constant("VEC2", "depth_ab")  # camera z -> NDC depth a + b / z
     for slot, name in enumerate(("lifted", "feature_a", "feature_b", "feature_c", "photo")):
         info.sampler(slot, "FLOAT_2D", f"{name}_tex")
@@ -263,8 +260,8 @@ def render_shown(uid: str, camera, model=None, through_camera: bool = False) -> 
     if drawn is None:
         raise RenderBackendError(f"no splats are shown for object {uid!r}")
     view = SplatView.from_camera(camera, model)
-    return _offscreen(view.width, view.height, lambda _i: drawn.draw(("offscreen", uid), view, through_camera),
-                       1)[0]
+    return _offscreen(view.width, view.height,
+                      lambda _i: drawn.draw(("offscreen", uid), view, through_camera, model), 1)[0]
 
 
 # -- the 3D view draw handler -----------------------------------------------------------------------
@@ -277,47 +274,58 @@ class _ViewCache:
 
 
 class _PhotoView:
-    """The photo reprojection of one camera view: per-splat features for this exact view and
-    pose (they map its pixels into the photo, so any change of the view re-makes them), the
-    colours scaled by 1 - u, and region-sized offscreen targets for the passes' sums."""
+    """The photo reprojection of one camera view: the planes (`splat_pack.PhotoPlanes`, from
+    the live loop's worker when it made them for this pose, else here) on the GPU, the map from
+    this view's pixels to the planes' camera pixels, and region-sized targets for the passes'
+    sums, which stay valid (`summed`) until the view or the pose changes.
 
-    def __init__(self, key: tuple, color, features: list, width: int, height: int):
+    The targets are plain textures in framebuffers, not GPUOffScreen: creating an offscreen
+    binds the context's default framebuffer (Blender's GPU_offscreen_create ends with
+    GPU_framebuffer_restore), so made inside a draw it sent the resolve and everything drawn
+    after it to that framebuffer instead of the view's. Textures and framebuffers leave the
+    binding alone, and each pass's `bind()` rebinds the caller's framebuffer on exit."""
+
+    def __init__(self, key: tuple, planes: splat_pack.PhotoPlanes, pixel_map: tuple, width: int, height: int):
         import gpu
 
-        self.key, self.color, self.features = key, color, features
-        self.targets = [gpu.types.GPUOffScreen(width, height, format="RGBA32F") for _ in range(1 + len(features))]
-
-    def free(self) -> None:
-        for target in self.targets:
-            target.free()
-        self.targets = []
+        self.key, self.pixel_map, self.summed = key, pixel_map, False
+        self.colors = [_texture(planes.color, 4)] + [_texture(plane, 4) for plane in planes.features]
+        self.sums = [gpu.types.GPUTexture((width, height), format="RGBA32F") for _ in self.colors]
+        self.targets = [gpu.types.GPUFrameBuffer(color_slots=texture) for texture in self.sums]
 
 
-def _photo_view(drawn: "_DrawnObject", cache: _ViewCache, view: SplatView) -> "_PhotoView":
-    from ..core.camera import Camera
-    from ..core.render.reprojection import photo_features
+main_thread_features = {"count": 0}  # photo_features calls made while drawing (the worker's planes did not fit)
 
+
+def _photo_view(drawn: "_DrawnObject", cache: _ViewCache, view: SplatView, model) -> "_PhotoView":
+    # Planes made here or by the worker for this pose and view give the same image: no re-make when
+    # the worker's arrive later.
     key = (drawn.version, id(drawn.photo), view.view_model.tobytes(), view.intrinsics, view.width, view.height)
     if cache.photo is not None and cache.photo.key == key:
         return cache.photo
-    if cache.photo is not None:
-        cache.photo.free()
-    fx, fy, cx, cy = view.intrinsics
-    camera = Camera(view.width, view.height, np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]]), view.view_model)
-    features = photo_features(drawn.gaussians, camera, drawn.photo).detach().cpu().numpy()
-    color = splat_pack.pack_color(drawn.gaussians, view.eye)
-    color[:len(features), :3] *= 1.0 - features[:, :1]
-    # The camera z rides along as an eighth channel (plane c's green): the resolve's depth.
-    depths = splat_pack.camera_depths(drawn.means, view.view_model)[:, None]
-    planes = splat_pack.feature_planes(np.concatenate((features, depths), 1))
-    cache.photo = _PhotoView(key, _texture(color, 4), [_texture(p, 4) for p in planes], view.width, view.height)
+    cache.photo = None  # its GPU memory goes with the last reference
+    planes = drawn.photo_planes
+    pixel_map = None if planes is None else planes.pixel_map(view)
+    if pixel_map is None:  # no worker planes for this pose (camera moved, not yet updated): make them here
+        from ..core.camera import Camera
+
+        model = np.eye(4) if model is None else np.asarray(model, dtype=np.float64)
+        fx, fy, cx, cy = view.intrinsics
+        world_to_camera = view.view_model @ np.linalg.inv(model)
+        camera = Camera(view.width, view.height, np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]]), world_to_camera)
+        planes = splat_pack.photo_planes(drawn.gaussians, model, camera, drawn.photo)
+        pixel_map = (1.0, 1.0, 0.0, 0.0)
+        main_thread_features["count"] += 1
+    cache.photo = _PhotoView(key, planes, pixel_map, view.width, view.height)
     return cache.photo
 
 
 class _DrawnObject:
-    def __init__(self, uid: str, gaussians, planes: dict[str, np.ndarray], version: int, photo=None):
+    def __init__(self, uid: str, gaussians, planes: dict[str, np.ndarray], version: int, photo=None,
+                 photo_planes=None):
         self.uid = uid
         self.photo = photo  # core.render.reprojection.PhotoSource (object-local) or None
+        self.photo_planes = photo_planes  # splat_pack.PhotoPlanes of this pose through the scene camera, or None
         self._photo_texture = None
         self.gaussians = gaussians  # posed, object-local (torch)
         self.means = gaussians.means.detach().cpu().numpy()
@@ -330,20 +338,22 @@ class _DrawnObject:
             self.textures.upload({"color": splat_pack.pack_color(gaussians, np.zeros(3))})
         self.views: dict[object, _ViewCache] = {}  # by 3D view (its region_data pointer)
 
-    def update(self, gaussians, planes: dict[str, np.ndarray], version: int, photo=None) -> None:
+    def update(self, gaussians, planes: dict[str, np.ndarray], version: int, photo=None, photo_planes=None) -> None:
         """A new pose: only the geometry planes go to the GPU; every view re-sorts on its next draw."""
         self.gaussians, self.means, self.version = gaussians, gaussians.means.detach().cpu().numpy(), version
         self.centre = self.means.mean(0) if len(self.means) else np.zeros(3)
         self.textures.upload({k: planes[k] for k in splat_pack.GEOMETRY_PLANES})
-        self.use_photo(photo)
+        self.use_photo(photo, photo_planes)
 
-    def use_photo(self, photo) -> None:
+    def use_photo(self, photo, photo_planes=None) -> None:
         if photo is not self.photo:
             self.photo, self._photo_texture = photo, None
+        self.photo_planes = photo_planes if photo is not None else None
 
-    def draw(self, key, view: SplatView, through_camera: bool = False) -> None:
+    def draw(self, key, view: SplatView, through_camera: bool = False, model=None) -> None:
         """Draw into the bound framebuffer; `through_camera`: this is the scene camera's view,
-        where an object with a photo shows it reprojected (`draw_photo`)."""
+        where an object with a photo shows it reprojected (`draw_photo`); `model`: the object's
+        world matrix (identity by default), for photo planes made here."""
         cache = self.views.pop(key, None) or _ViewCache()
         self.views[key] = cache  # most recent last
         while len(self.views) > MAX_VIEWS:
@@ -358,48 +368,50 @@ class _DrawnObject:
                 cache.color = _texture(splat_pack.pack_color(self.gaussians, view.eye), 4)
                 cache.state.colored_for(view)
         if through_camera and self.photo is not None and not view.ortho:
-            self.draw_photo(cache, view)
+            self.draw_photo(cache, view, model)
         else:
             self.textures.draw(view, order=cache.order, color=cache.color)
 
-    def draw_photo(self, cache: _ViewCache, view: SplatView) -> None:
-        """The colour and feature passes offscreen, then the per-pixel resolve over the bound
-        framebuffer with the caller's depth test: the resolve writes each pixel's expected depth,
-        so Blender's depth buffer (meshes) hides it where a surface is nearer."""
+    def draw_photo(self, cache: _ViewCache, view: SplatView, model=None) -> None:
+        """The colour and feature passes into the view's targets (once per view and pose), then
+        the per-pixel resolve over the bound framebuffer with the caller's depth test: the
+        resolve writes each pixel's expected depth, so Blender's depth buffer (meshes) hides it
+        where a surface is nearer."""
         import gpu
 
-        photo_view = _photo_view(self, cache, view)
+        photo_view = _photo_view(self, cache, view, model)
         if self._photo_texture is None:
             image = np.ascontiguousarray(self.photo.image.detach().cpu().numpy(), dtype=np.float32)
             rgba = np.concatenate((image, np.ones_like(image[..., :1])), -1)
             buf = gpu.types.Buffer("FLOAT", rgba.size, rgba.reshape(-1))
             self._photo_texture = gpu.types.GPUTexture((image.shape[1], image.shape[0]), format="RGBA32F", data=buf)
             self._photo_texture.filter_mode(True)
-        colors = [photo_view.color] + photo_view.features
         depth_test = gpu.state.depth_test_get()
-        framebuffer = gpu.state.active_framebuffer_get()
-        for target, color in zip(photo_view.targets, colors):
-            with target.bind():
-                gpu.state.depth_test_set("NONE")
-                gpu.state.blend_set("ALPHA_PREMULT")
-                gpu.state.active_framebuffer_get().clear(color=(0.0, 0.0, 0.0, 0.0))
-                self.textures.draw(view, order=cache.order, color=color)
-        gpu.state.depth_test_set("NONE")
-        gpu.state.blend_set("ALPHA_PREMULT")
+        if not photo_view.summed:
+            for target, color in zip(photo_view.targets, photo_view.colors):
+                with target.bind():  # back to the caller's framebuffer on exit
+                    gpu.state.viewport_set(0, 0, view.width, view.height)
+                    gpu.state.depth_test_set("NONE")
+                    gpu.state.blend_set("ALPHA_PREMULT")
+                    target.clear(color=(0.0, 0.0, 0.0, 0.0))
+                    self.textures.draw(view, order=cache.order, color=color)
+            photo_view.summed = True
         sh = resolve_shader()
         sh.bind()
         sh.uniform_float("sizes", (float(self._photo_texture.width), float(self._photo_texture.height),
                                    float(view.height), 0.0))
-        for name, target in zip(("lifted", "feature_a", "feature_b", "feature_c"), photo_view.targets):
-            sh.uniform_sampler(f"{name}_tex", target.texture_color)
+        sh.uniform_float("pixel_map", photo_view.pixel_map)
+        for name, texture in zip(("lifted", "feature_a", "feature_b", "feature_c"), photo_view.sums):
+            sh.uniform_sampler(f"{name}_tex", texture)
         sh.uniform_sampler("photo_tex", self._photo_texture)
         sh.uniform_float("depth_ab", view.depth_ab)
-        with framebuffer.bind():  # the view's own (an offscreen's unbind may restore another)
-            gpu.state.viewport_set(0, 0, view.width, view.height)
-            gpu.state.face_culling_set("NONE")
-            gpu.state.depth_test_set(depth_test)
-            _screen_quad_batch().draw(sh)
+        viewport = gpu.state.viewport_get()
+        gpu.state.viewport_set(0, 0, view.width, view.height)  # gl_FragCoord indexes the sums' texels
+        gpu.state.face_culling_set("NONE")
         gpu.state.depth_test_set(depth_test)
+        gpu.state.blend_set("ALPHA_PREMULT")
+        _screen_quad_batch().draw(sh)
+        gpu.state.viewport_set(*viewport)
 
 
 _objects: dict[str, _DrawnObject] = {}
@@ -407,27 +419,43 @@ _handle = None
 off_reason = {"text": ""}  # why GPU drawing is off ("" while on)
 
 
+# Whether 3D views are drawn (Blender with windows, not background mode): then the handler shows
+# objects with a photo reprojected in the scene camera's view, and the live loop makes their
+# photo planes instead of the torch camera preview. Off headless (no views: the preview image is
+# the live render's only output) and after a draw failure (the preview takes over).
+camera_views = {"on": False}
+
+
 def active() -> bool:
     """The draw handler is registered (GPU drawing on)."""
     return _handle is not None
 
 
-def show(uid: str, gaussians, planes: dict[str, np.ndarray] | None, version: int, photo=None) -> None:
+def draws_camera_photo() -> bool:
+    """The draw handler shows lifted objects with a photo, reprojected, through the scene camera:
+    the torch camera preview is not needed for them (`handlers` then skips it)."""
+    return _handle is not None and camera_views["on"]
+
+
+def show(uid: str, gaussians, planes: dict[str, np.ndarray] | None, version: int, photo=None,
+         photo_planes=None) -> None:
     """The live loop's hand-off after each LBS: posed Gaussians (object-local) and their packed
     geometry planes (None: pack here); `photo`: the object's PhotoSource (rest and camera in
-    the object's frame), reprojected in the scene camera's view. Main thread only (GPU uploads)."""
+    the object's frame), reprojected in the scene camera's view; `photo_planes`: its
+    splat_pack.PhotoPlanes for this pose through the scene camera, made on the worker (None:
+    the draw makes them). Main thread only (GPU uploads)."""
     if not active():
         return
     drawn = _objects.get(uid)
     if drawn is not None and drawn.version == version and len(drawn.means) == len(gaussians):
-        drawn.use_photo(photo)  # same pose (a camera-only update); the photo may have just been read
+        drawn.use_photo(photo, photo_planes)  # same pose (a camera-only update); the photo may have just been read
         return
     planes = planes if planes is not None else splat_pack.pack_geometry(gaussians)
     if drawn is None or len(drawn.means) != len(gaussians):
-        _objects[uid] = _DrawnObject(uid, gaussians, planes, version, photo)
+        _objects[uid] = _DrawnObject(uid, gaussians, planes, version, photo, photo_planes)
         _show_proxy(uid, False)  # the splats replace the point proxy while they are drawn
     else:
-        drawn.update(gaussians, planes, version, photo)
+        drawn.update(gaussians, planes, version, photo, photo_planes)
 
 
 def forget(uid: str | None = None, restore_proxies: bool = True) -> list[str]:
@@ -453,12 +481,24 @@ def _show_proxy(uid: str, visible: bool) -> None:
                     modifier.show_viewport = visible
 
 
-def _restore_proxies_later(uids: list[str]) -> None:
+def _fall_back_later(uids: list[str]) -> None:
+    """After a draw failure: the point proxies show again and the camera view gets the torch
+    preview back (a render of each object is queued). Later: no data writes while drawing."""
     import bpy
+
+    from . import handlers, state
+
+    camera_views["on"] = False
+    for uid in uids:
+        session = state.get(uid)
+        if session is not None:
+            session.view_key = b""  # the next collect queues a render
 
     def restore() -> None:
         for uid in uids:
             _show_proxy(uid, True)
+        if bpy.context.scene is not None:
+            handlers.refresh(bpy.context.scene)
 
     bpy.app.timers.register(restore, first_interval=0.0)
 
@@ -487,16 +527,16 @@ def _draw_view() -> None:
         gpu.state.blend_set("ALPHA_PREMULT")
         for uid, drawn in list(_objects.items()):
             root = roots.get(uid)
-            if root is None or (through_camera and drawn.photo is not None and not LIVE_PHOTO_RESOLVE):
-                continue  # stop-gap: the camera view shows the reprojected preview image instead
-            view = SplatView.from_blender(rv3d.view_matrix, rv3d.window_matrix, region.width, region.height,
-                                          np.array(root.matrix_world, dtype=np.float64))
-            drawn.draw(rv3d.as_pointer(), view, through_camera)
+            if root is None or (through_camera and drawn.photo is not None and not camera_views["on"]):
+                continue  # after a draw failure the camera view shows the torch preview of such objects
+            model = np.array(root.matrix_world, dtype=np.float64)
+            view = SplatView.from_blender(rv3d.view_matrix, rv3d.window_matrix, region.width, region.height, model)
+            drawn.draw(rv3d.as_pointer(), view, through_camera, model)
     except Exception as exc:  # a draw callback must never raise into Blender's draw loop
         from . import handlers
 
         handlers.last_error["text"] = f"splat drawing failed: {exc}"
-        _restore_proxies_later(forget(restore_proxies=False))  # no data writes while drawing
+        _fall_back_later(forget(restore_proxies=False))
     finally:
         gpu.state.blend_set("NONE")
         gpu.state.depth_test_set("NONE")
@@ -515,6 +555,7 @@ def register() -> str | None:
     if reason is None:
         _handle = bpy.types.SpaceView3D.draw_handler_add(_draw_view, (), "WINDOW", "POST_VIEW")
         state.pack_splat_planes = True
+    camera_views["on"] = reason is None and not bpy.app.background
     off_reason["text"] = reason or ""
     return reason
 
@@ -537,6 +578,7 @@ def unregister() -> None:
     from . import state
 
     state.pack_splat_planes = False
+    camera_views["on"] = False
     if _handle is not None:
         bpy.types.SpaceView3D.draw_handler_remove(_handle, "WINDOW")
         _handle = None

@@ -94,7 +94,9 @@ void main() {
 # (bilinear, edges replicated), blended with the unseen share's lifted colour by the photo share,
 # alpha made solid where seen, pinholes closed (grey closing over (2 HOLE_RADIUS + 1)^2 windows,
 # clipped to the region as max_pool2d's padding is). Feature plane c carries M11 and the splat's
-# camera z, whose sum over alpha is the expected depth written for Blender's depth test.
+# camera z, whose sum over alpha is the expected depth written for Blender's depth test. The
+# features may come from the scene camera at another resolution (the view through it zooms and
+# pans): `pixel_map` takes the view's pixels to that camera's.
 RESOLVE_VERTEX = """
 void main() {
   gl_Position = vec4(corner, 0.0, 1.0);
@@ -140,7 +142,8 @@ void main() {
   vec3 fb = texelFetch(feature_b_tex, texel, 0).rgb;  /* M00, M01, M10 */
   vec2 fc = texelFetch(feature_c_tex, texel, 0).rg;   /* M11, camera z */
   float seen = fa.x;
-  vec2 p = vec2(gl_FragCoord.x, sizes.z - gl_FragCoord.y);  /* OpenCV pixel, y down, centres +0.5 */
+  /* OpenCV pixel (y down, centres +0.5) of the camera the features were made for */
+  vec2 p = vec2(gl_FragCoord.x, sizes.z - gl_FragCoord.y) * pixel_map.xy + pixel_map.zw;
   vec2 source = p;
   if (seen > SEEN_MIN) {
     source = (fa.yz + vec2(fb.x * p.x + fb.y * p.y, fb.z * p.x + fc.x * p.y)) / seen;

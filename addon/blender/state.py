@@ -46,6 +46,9 @@ class LiveRequest:
     mode: str = "interactive"  # ARAP: 'interactive' (a few warm-started iterations) or 'batch' (converge)
     # Instead of solving, re-skin from a pose read back from the empties (after undo or reopening):
     restore: tuple[np.ndarray, np.ndarray] | None = None  # ([M, 3] locations, [M, 4] wxyz rotations)
+    # The GPU draw shows this object (it has a photo) reprojected in the scene camera's view: no torch
+    # camera preview; the worker makes its photo planes for that camera instead (splat_pack.photo_planes).
+    gpu_camera: bool = False
 
 
 @dataclass
@@ -58,6 +61,7 @@ class LiveResult:
     posed: object = None          # core.gaussians.Gaussians (local) of this pose, for the GPU splat draw
     pose_version: int = 0         # increases with each new pose of the session
     splat_planes: dict | None = None  # packed geometry planes (core.splat_pack), when drawing on
+    photo_planes: object = None   # core.splat_pack.PhotoPlanes through the camera (request.gpu_camera)
 
 
 # Set by blender.splat_draw while its draw handler is on: the worker then packs the splat
@@ -156,8 +160,14 @@ class ObjectSession:
             current = self.deformed if self.deformed is not None else self.gaussians
             planes = self._splat_planes(current) if pack_splat_planes else None
             controls = self.deformed_controls if has_controls else None
-            rgba = None
-            if req.camera is not None:
+            rgba = photo_planes = None
+            if req.camera is not None and req.gpu_camera:
+                photo = self.photo_source()
+                if photo is not None:
+                    from ..core.splat_pack import photo_planes as make_photo_planes
+
+                    photo_planes = make_photo_planes(current, req.root_matrix, req.camera, photo)
+            elif req.camera is not None:
                 from ..core.transforms import apply_similarity
 
                 world = apply_similarity(current, similarity_from_matrix(req.root_matrix))
@@ -168,7 +178,7 @@ class ObjectSession:
         rotations = self.control_rotations if has_controls else None
         return LiveResult(req, None if controls is None else controls.copy(),
                           None if rotations is None else rotations.copy(), means, rgba,
-                          current, self.pose_version, planes)
+                          current, self.pose_version, planes, photo_planes)
 
     def _splat_planes(self, current) -> dict:
         """Geometry planes of the current pose, packed once per pose."""

@@ -199,6 +199,55 @@ class SplatView:
         return np.stack((fx * cam[:, 0] / z + cx, fy * cam[:, 1] / z + cy), axis=1)
 
 
+@dataclass(frozen=True)
+class PhotoPlanes:
+    """The photo reprojection's per-splat planes for one camera pose (`photo_planes`): the
+    colours scaled by 1 - u, and the features (u, u offset, u M: `reprojection.photo_features`)
+    with the camera z as an eighth channel (the resolve's expected depth), three a plane.
+    The features map the camera's pixels into the photo; a view from the same pose at another
+    zoom or pan (Blender's view through the scene camera) reuses them through `pixel_map`."""
+    view_model: np.ndarray                         # [4, 4] object-local -> OpenCV camera they were made for
+    intrinsics: tuple[float, float, float, float]  # fx, fy, cx, cy of that camera's pixels
+    color: np.ndarray                              # 'color' plane
+    features: list[np.ndarray]                     # feature planes a, b, c
+
+    def pixel_map(self, view: SplatView, tolerance: float = 1e-5) -> tuple[float, float, float, float] | None:
+        """(sx, sy, ox, oy) with camera pixel = view pixel * s + o, for a perspective `view` from
+        the pose these planes were made for; None for any other view."""
+        scale = max(1.0, float(np.abs(self.view_model[:3, 3]).max()))
+        if view.ortho or not np.allclose(view.view_model, self.view_model, rtol=0.0, atol=tolerance * scale):
+            return None
+        fx, fy, cx, cy = self.intrinsics
+        vx, vy, vcx, vcy = view.intrinsics
+        sx, sy = fx / vx, fy / vy
+        return sx, sy, cx - vcx * sx, cy - vcy * sy
+
+
+def photo_planes(gaussians, model: np.ndarray, camera, photo) -> PhotoPlanes:
+    """`PhotoPlanes` of object-local `gaussians` (world matrix `model` [4, 4], a similarity)
+    through `camera` (core.camera.Camera, world frame) for `photo` (reprojection.PhotoSource).
+    The features are computed in the world frame, as the renderers do (a scaled root makes
+    the object-local camera non-rigid). Costs a `photo_features` call (torch, one CPU thread:
+    ~40 ms at 100k): the live loop runs it on its worker, the draw only when it must."""
+    from .device import torch_cpu_threads
+    from .gaussians import Gaussians
+    from .render.reprojection import photo_features
+    from .transforms import apply_similarity, similarity_from_matrix
+
+    model = np.asarray(model, dtype=np.float64)
+    g = gaussians
+    if not np.allclose(model, np.eye(4)):  # the features need the geometry only: SH degree 0 turns for free
+        geometry = Gaussians(g.means, g.quats, g.log_scales, g.opacity_logits, g.sh[:, :1])
+        g = apply_similarity(geometry, similarity_from_matrix(model))
+    with torch_cpu_threads(1 if g.device.type == "cpu" else 0):  # as `render`: small ops lose to thread hand-offs
+        features = _numpy(photo_features(g, camera, photo)).astype(np.float32, copy=False)
+    view = SplatView.from_camera(camera, model)
+    color = pack_color(gaussians, view.eye)
+    color[:len(features), :3] *= 1.0 - features[:, :1]
+    depths = camera_depths(_numpy(gaussians.means).astype(np.float32, copy=False), view.view_model)[:, None]
+    return PhotoPlanes(view.view_model, view.intrinsics, color, feature_planes(np.concatenate((features, depths), 1)))
+
+
 @dataclass
 class ViewState:
     """What one view's order and colours were made for; says when to re-make them."""

@@ -197,3 +197,36 @@ def test_bad_views_are_config_errors():
         SplatView(np.eye(4), (0.0, 1.0, 0.0, 0.0), 10, 10)
     with pytest.raises(ConfigError):
         SplatView(np.eye(4), (1.0, 1.0, 0.0, 0.0), 0, 10)
+
+
+def test_photo_planes_map_a_zoomed_view_through_their_camera_and_no_other():
+    """The pixel map takes a view's pixels to the planes' camera pixels wherever the view shares
+    the camera's pose (Blender's view through the scene camera zooms and pans); other poses get None."""
+    from uplift.core.render.reprojection import PhotoSource
+
+    model = _model()
+    cam = Camera.from_fov(64, 48, 50.0, world_to_camera=np.array(
+        [[1.0, 0, 0, 0.1], [0, 0, -1, 0.2], [0, 1, 0, 4.0], [0, 0, 0, 1]]))
+    g = _gaussians(40, degree=1)
+    photo = PhotoSource(torch.rand(48, 64, 3), cam, g, torch.ones(len(g)))
+    planes = splat_pack.photo_planes(g, model, cam, photo)
+    assert len(planes.features) == 3 and planes.color.shape == planes.features[0].shape
+    K = cam.K
+    zoomed = Camera(101, 77, np.array([[K[0, 0] * 1.7, 0, K[0, 2] * 1.7 + 9], [0, K[1, 1] * 1.7, K[1, 2] * 1.7 - 4],
+                                       [0, 0, 1.0]]), cam.world_to_camera)
+    view = SplatView.from_camera(zoomed, model)
+    sx, sy, ox, oy = planes.pixel_map(view)
+    points = np.random.default_rng(1).normal(size=(20, 3))
+    mapped = view.pixel(points) * [sx, sy] + [ox, oy]
+    np.testing.assert_allclose(mapped, SplatView.from_camera(cam, model).pixel(points), atol=1e-9)
+    turned = np.eye(4)
+    turned[:3, :3] = [[math.cos(0.01), 0, math.sin(0.01)], [0, 1, 0], [-math.sin(0.01), 0, math.cos(0.01)]]
+    other = Camera(zoomed.width, zoomed.height, zoomed.K, turned @ cam.world_to_camera)
+    assert planes.pixel_map(SplatView.from_camera(other, model)) is None
+    # Colours: the view's SH colours scaled by 1 - u (u = visibility x fade: photo_features column 0).
+    from uplift.core.render.reprojection import photo_features
+    from uplift.core.transforms import apply_similarity, similarity_from_matrix
+
+    u = photo_features(apply_similarity(g, similarity_from_matrix(model)), cam, photo)[:, 0].numpy()
+    plain = splat_pack.pack_color(g, SplatView.from_camera(cam, model).eye)
+    np.testing.assert_allclose(planes.color[:40, :3], plain[:40, :3] * (1 - u[:, None]), rtol=1e-5, atol=1e-6)
