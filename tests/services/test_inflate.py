@@ -136,3 +136,62 @@ def test_a_disc_lifts_to_the_sphere_inscribed_in_its_visual_cone():
     assert (front + back) / 2 == pytest.approx(d, rel=0.01)     # its centre, the edit's pivot, as deep as the sphere's
     assert back - front == pytest.approx(2 * r, rel=0.05)       # as thick as it is wide
     assert pts[:, 2].min() > 0
+
+
+def _sphere_lift(tangent: bool):
+    import cv2
+
+    cam = Camera.from_fov(160, 120, 60.0)
+    mask = np.zeros((120, 160), np.uint8)
+    cv2.circle(mask, (80, 60), 30, 1, -1)
+    image = np.zeros((120, 160, 3), np.uint8)
+    g = InflateLifter(InflateConfig(fit_passes=0, fill_unseen=False, tangent_front=tangent)).lift(
+        image, mask.astype(bool), cam)
+    return g, cam, mask.astype(bool)
+
+
+def test_front_splats_lie_in_the_inflated_surface():
+    """On the sphere a disc lifts to, each front splat's thin axis is the sphere's normal: facing
+    the camera at the middle, nearly edge-on to the ray at the rim (tilt up to 75.5 deg, where the
+    stretch 1/cos caps), and its longer axis runs down the slope."""
+    from uplift.core import quaternion
+    from uplift.services.backends.inflate import TILT_STRETCH_MAX
+
+    g, cam, mask = _sphere_lift(tangent=True)
+    R = cam.world_to_camera[:3, :3]
+    axes = (R @ quaternion.to_matrix(g.quats.double()).numpy())  # [N, 3, 3] columns in camera axes
+    pts = g.means.double().numpy() @ R.T + cam.world_to_camera[:3, 3]
+    scales = g.scales.double().numpy()
+    # Front splats: thin along their normal (skirts are long along the ray) and of the full in-plane
+    # size at their depth (back splats are HIDDEN_SIGMA of it).
+    in_plane = scales[:, 1] / pts[:, 2]
+    front = (scales[:, 2] < scales[:, 1]) & (in_plane > 0.75 * in_plane.max())
+    tilted = front & (scales[:, 0] > 1.01 * scales[:, 1])
+    assert tilted.sum() > 50
+    view = pts / np.linalg.norm(pts, axis=1, keepdims=True)
+    normal = axes[:, :, 2]
+    cos_tilt = np.abs((normal * view).sum(1))
+    # the stretch is 1/cos(tilt), capped
+    stretch = scales[:, 0] / scales[:, 1]
+    np.testing.assert_allclose(stretch[front], 1.0 / np.maximum(cos_tilt[front], 1 / TILT_STRETCH_MAX), rtol=1e-3)
+    # near the optical axis (the disc's middle) they face the camera; towards the rim they tilt
+    radial = np.hypot(pts[:, 0] / pts[:, 2], pts[:, 1] / pts[:, 2])
+    rim = radial.max()
+    assert cos_tilt[front & (radial < 0.2 * rim)].min() > 0.97
+    assert np.median(cos_tilt[front & (radial > 0.95 * rim)]) < 0.5
+    # the normal leans outwards at the rim, as the sphere's does
+    outward = np.stack([pts[:, 0], pts[:, 1]], 1) / np.maximum(np.hypot(pts[:, 0], pts[:, 1]), 1e-9)[:, None]
+    lean = (normal[:, :2] * outward).sum(1)
+    assert np.median(lean[front & (radial > 0.8 * rim)]) > 0.5
+
+
+def test_tilted_front_splats_cover_the_photo_as_camera_facing_ones_do():
+    """At rest the photo camera sees the tilted, stretched discs with the coverage the camera-
+    facing ones give (same silhouette, within a pixel's worth of the rim)."""
+    flat_g, cam, mask = _sphere_lift(tangent=False)
+    tilted_g, _, _ = _sphere_lift(tangent=True)
+    flat = render(flat_g, cam, backend="torch").alpha.numpy() > 0.5
+    tilted = render(tilted_g, cam, backend="torch").alpha.numpy() > 0.5
+    iou = (flat & tilted).sum() / (flat | tilted).sum()
+    assert iou > 0.97, iou
+    assert (tilted & mask).sum() / mask.sum() > 0.98

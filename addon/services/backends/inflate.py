@@ -18,7 +18,11 @@ Scale: the silhouette plane sits at depth Z0 = reference_depth(mask, camera), wh
 mask's bounding box spans 1 world unit — objects of any pixel size come out about a
 metre big, which is the scale the deformation defaults are tuned for.
 
-Colours: splats are flat discs facing the camera, one per sample; a few passes of
+Splats: the front ones are flat discs lying in the inflated surface (`_tangent_frames`),
+stretched down its slope by 1/cos(tilt) so that the photo's camera sees each cover its
+sample's pixels as a disc facing the camera would; the rest face the camera.
+
+Colours: one disc per sample on the front surface; a few passes of
 residual correction through the renderer (c += target - render, a Jacobi iteration on
 the blur the overlapping splats introduce) make the render match the photo. The splats
 the photo did not see (back, side walls) then take colours diffused from the seen ones
@@ -40,6 +44,7 @@ SKIRT_SPACING = 3.0  # skirt splats along a ray, in front stds; their own std al
 HIDDEN_SIGMA = 0.5   # in-plane std of back and skirt splats relative to the front ones
 SKIRT_DEPTH_SIGMA = 2.0  # skirt splats' std along the ray, in front stds: neighbours overlap, no crack shows
 HIDDEN_INSET = 2.0   # back and skirt splats keep this many samples away from the outside
+TILT_STRETCH_MAX = 4.0  # a tilted front splat is 1/cos(tilt) longer down the slope, up to this (tilt 75.5 deg)
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,7 @@ class InflateConfig:
     fit_passes: int = 3            # colour-correction passes through the renderer (0: none)
     render_backend: str = "auto"   # the colour fit's renderer on CUDA (gsplat if importable); CPU: torch
     fill_unseen: bool = True       # back and side walls: colours diffused from the seen surface (core.color_fill)
+    tangent_front: bool = True     # front splats lie in the inflated surface (see `_tangent_frames`), not facing the camera
 
 
 def reference_depth(mask: np.ndarray, camera) -> float:
@@ -111,8 +117,9 @@ class _Layout:
     cell_of: np.ndarray        # [N] index of the sample cell each splat takes its colour from
     front_colors: np.ndarray   # [C, 3] cell colours from the photo, in [0, 1]
     cell_pixels: np.ndarray    # [H, W] int cell index per pixel, -1 outside the mask
-    quat: np.ndarray           # [4] wxyz camera-to-world rotation shared by all splats
+    quat: np.ndarray           # [4] or [N, 4] wxyz: the splats' rotation (local z along the ray, or the surface normal)
     config: InflateConfig
+    stretch: np.ndarray | None = None  # [N] factor on the local-x std (tilted front splats), None: 1
 
     @property
     def count(self) -> int:
@@ -124,13 +131,15 @@ class _Layout:
         from ...core.gaussians import Gaussians
 
         n = self.count
-        s = np.stack([self.sigma_xy, self.sigma_xy, self.sigma_z], 1)
+        stretch = np.ones(n) if self.stretch is None else self.stretch
+        s = np.stack([self.sigma_xy * stretch, self.sigma_xy, self.sigma_z], 1)
+        quats = self.quat if self.quat.ndim == 2 else np.tile(self.quat, (n, 1))
         return Gaussians.from_colors(
             means=torch.from_numpy(self.means).float(),
             colors=torch.from_numpy(cell_colors[self.cell_of]).float(),
             scales=torch.from_numpy(s).float(),
             opacities=torch.full((n,), self.config.opacity),
-            quats=torch.from_numpy(np.tile(self.quat, (n, 1))).float(),
+            quats=torch.from_numpy(quats).float(),
         )
 
 
@@ -190,7 +199,7 @@ def _layout(image: np.ndarray, mask: np.ndarray, camera, stride: int, cfg: Infla
     uv_hidden = uv + shift[:, None] * np.stack([gx[cells], gy[cells]], 1) / norm[cells][:, None]
     sigma_px = cfg.sigma_px * stride
 
-    # Front and back splats are discs facing the camera; skirt splats are elongated along the
+    # Front and back splats are discs (the front ones turned into the surface below); skirt splats are elongated along the
     # ray (seen from the side they must close the crack), SKIRT_SPACING front stds apart.
     # Splats stacked on one ray add up their alpha at the neighbouring pixels, so the back
     # and skirt splats are narrower in the image plane (HIDDEN_SIGMA) and longer along the ray:
@@ -219,7 +228,53 @@ def _layout(image: np.ndarray, mask: np.ndarray, camera, stride: int, cfg: Infla
     cell_pixels = np.where(mask, cell_pixels, -1)
     c2w = torch.from_numpy(camera.camera_to_world[:3, :3].copy())
     quat = quaternion.from_matrix(c2w).numpy()
-    return _Layout(means, sigma_xy, sigma_z, cell_of, colors, cell_pixels, quat, cfg)
+    if not cfg.tangent_front:
+        return _Layout(means, sigma_xy, sigma_z, cell_of, colors, cell_pixels, quat, cfg)
+    frames, stretch_front = _tangent_frames(np.where(cells, z_front, z_mid), cells, camera, stride)
+    rotations = np.tile(np.eye(3), (means.shape[0], 1, 1))  # camera axes: facing the camera
+    rotations[:C] = frames[cells]
+    stretch = np.ones(means.shape[0])
+    stretch[:C] = stretch_front[cells]
+    quats = quaternion.from_matrix(c2w[None] @ torch.from_numpy(rotations)).numpy()
+    return _Layout(means, sigma_xy, sigma_z, cell_of, colors, cell_pixels, quats, cfg, stretch)
+
+
+def _tangent_frames(z: np.ndarray, cells: np.ndarray, camera, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per sample cell of the front surface z [ch, cw] (camera depth): the rotation [ch, cw, 3, 3]
+    (camera axes) whose columns are the downhill tangent t1, the level tangent t2 and the normal,
+    and the stretch 1/cos(tilt) [ch, cw] (capped) that keeps a disc in that plane covering the
+    same pixels as one facing the camera. A disc facing the camera at the rim of a round object
+    is seen face-on by the photo where the true surface was seen edge-on: turned towards the
+    camera it would spread one rim pixel over the whole revealed side. In the surface plane its
+    render-to-photo map foreshortens as the surface's does, so the fade takes over there."""
+    ch, cw = z.shape
+    ys, xs = np.mgrid[0:ch, 0:cw]
+    uv1 = np.stack([(xs + 0.5) * stride, (ys + 0.5) * stride, np.ones_like(xs, dtype=np.float64)], -1)
+    rays = uv1 @ np.linalg.inv(camera.K).T                                  # [ch, cw, 3], z = 1
+    points = rays * z[..., None]
+    padded, inside = np.pad(points, ((1, 1), (1, 1), (0, 0)), mode="edge"), np.pad(cells, 1)
+
+    def slope(dy: int, dx: int) -> np.ndarray:  # central difference, one-sided where a neighbour is no cell (the rim)
+        ahead = padded[1 + dy:1 + dy + ch, 1 + dx:1 + dx + cw] - points
+        behind = points - padded[1 - dy:1 - dy + ch, 1 - dx:1 - dx + cw]
+        ok_a = inside[1 + dy:1 + dy + ch, 1 + dx:1 + dx + cw][..., None]
+        ok_b = inside[1 - dy:1 - dy + ch, 1 - dx:1 - dx + cw][..., None]
+        return np.where(ok_a & ok_b, 0.5 * (ahead + behind), np.where(ok_a, ahead, np.where(ok_b, behind, 0.0)))
+    du, dv = slope(0, 1), slope(1, 0)
+    normal = np.cross(du, dv)
+    view = rays / np.linalg.norm(rays, axis=-1, keepdims=True)
+    flat = np.linalg.norm(normal, axis=-1) < 1e-12  # isolated cell: face the camera
+    normal = np.where(flat[..., None], -view, normal)
+    normal /= np.linalg.norm(normal, axis=-1, keepdims=True)
+    normal = np.where((normal * view).sum(-1, keepdims=True) > 0, -normal, normal)  # towards the camera
+    cos = np.clip(-(normal * view).sum(-1), 1.0 / TILT_STRETCH_MAX, 1.0)
+    t1 = view - (view * normal).sum(-1, keepdims=True) * normal               # the ray's share in the plane
+    t1_len = np.linalg.norm(t1, axis=-1, keepdims=True)
+    # Facing the camera (no tilt): any tangent; take the image x axis's.
+    fallback = np.cross(normal, np.array([0.0, 1.0, 0.0]))
+    t1 = np.where(t1_len > 1e-9, t1 / np.maximum(t1_len, 1e-12), fallback / np.linalg.norm(fallback, axis=-1, keepdims=True))
+    t2 = np.cross(normal, t1)
+    return np.stack([t1, t2, normal], -1), 1.0 / cos
 
 
 def _fit_colors(layout: _Layout, image: np.ndarray, mask: np.ndarray, camera, cfg: InflateConfig, device):
@@ -235,7 +290,8 @@ def _fit_colors(layout: _Layout, image: np.ndarray, mask: np.ndarray, camera, cf
 
     c = len(layout.front_colors)
     front = _Layout(layout.means[:c], layout.sigma_xy[:c], layout.sigma_z[:c], np.arange(c),
-                    layout.front_colors, layout.cell_pixels, layout.quat, cfg)
+                    layout.front_colors, layout.cell_pixels, layout.quat if layout.quat.ndim == 1 else layout.quat[:c],
+                    cfg, None if layout.stretch is None else layout.stretch[:c])
     cells = c
     # Always against the full-resolution photo: fitting subsampled splats on their own grid
     # sharpens them into ringing at full resolution (measured: PSNR 24.9 -> 22.0 dB on dog.jpg).
