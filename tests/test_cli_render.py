@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -167,8 +168,13 @@ def test_photo_reprojection_at_rest_shows_the_photo(scene, tmp_path, capsys):
     assert main(["render", str(ply), "--camera", str(cam_path), "-o", str(out), "--backend", "torch",
                  "--photo", str(photo_path), "--rest", str(ply), "--photo-camera", str(cam_path)]) == 0
     rgba = np.asarray(Image.open(out))
-    solid = rgba[..., 3] == 255
-    assert solid.mean() > 0.05
+    # Opaque pixels away from the silhouette are the photo's; the band at the silhouette takes the
+    # object's colour from inside (the photo's edge pixels mix in what is behind the object).
+    from uplift.core.render.reprojection import EDGE_INSET
+
+    solid = cv2.erode((rgba[..., 3] == 255).astype(np.uint8), np.ones((3, 3), np.uint8),
+                      iterations=EDGE_INSET + 1).astype(bool)
+    assert solid.mean() > 0.02
     error = np.abs(rgba[..., :3][solid].astype(int) - photo[solid])
     assert np.median(error) <= 1 and error.mean() < 2
     plain = tmp_path / "plain.png"

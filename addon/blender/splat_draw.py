@@ -381,7 +381,7 @@ class _DrawnObject:
 
         photo_view = _photo_view(self, cache, view, model)
         if self._photo_texture is None:
-            image = np.ascontiguousarray(self.photo.image.detach().cpu().numpy(), dtype=np.float32)
+            image = np.ascontiguousarray(self.photo.sampled_image().numpy(), dtype=np.float32)
             rgba = np.concatenate((image, np.ones_like(image[..., :1])), -1)
             buf = gpu.types.Buffer("FLOAT", rgba.size, rgba.reshape(-1))
             self._photo_texture = gpu.types.GPUTexture((image.shape[1], image.shape[0]), format="RGBA32F", data=buf)

@@ -241,6 +241,7 @@ def photo_planes(gaussians, model: np.ndarray, camera, photo) -> PhotoPlanes:
         g = apply_similarity(geometry, similarity_from_matrix(model))
     with torch_cpu_threads(1 if g.device.type == "cpu" else 0):  # as `render`: small ops lose to thread hand-offs
         features = _numpy(photo_features(g, camera, photo)).astype(np.float32, copy=False)
+    photo.sampled_image()  # made here, on the live loop's worker, not in the draw that uploads it
     view = SplatView.from_camera(camera, model)
     color = pack_color(gaussians, view.eye)
     color[:len(features), :3] *= 1.0 - features[:, :1]

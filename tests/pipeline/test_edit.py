@@ -72,10 +72,14 @@ def test_identity_keeps_the_photo_outside_and_reproduces_it_inside(shared_data, 
     assert np.array_equal(final[outside], photo[outside])  # exactly the photo's pixels
     inside = psnr(final[mask], photo[mask])
     assert inside >= 35.0, f"identity edit reproduces the object at only {inside:.1f} dB"
-    object_only = psnr(np.round(result.composite.object_rgba[..., :3] * 255)[mask], photo[mask])
+    # The render alone, one pixel in from the mask's edge: on the edge itself the photo mixes the
+    # object with what is behind it, and the render's straight colour is the object's own there
+    # (`PhotoSource.sampled_image`); compose keeps those pixels unmoved anyway (`inside` above).
+    interior = cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    object_only = psnr(np.round(result.composite.object_rgba[..., :3] * 255)[interior], photo[interior])
     assert object_only >= 35.0, f"the reprojected object alone reaches only {object_only:.1f} dB"
     lifted = render_object(result.prepared.gaussians, result.prepared.work_camera, "torch")
-    assert psnr(np.round(lifted[..., :3] * 255)[mask], photo[mask]) < object_only - 5
+    assert psnr(np.round(lifted[..., :3] * 255)[interior], photo[interior]) < object_only - 5
 
 
 def test_reprojection_samples_the_full_size_photo(shared_data, services):

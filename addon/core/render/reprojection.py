@@ -47,6 +47,8 @@ PIXEL_SEEN_FULL = 0.6            # seen fraction of a pixel's alpha from which i
 HOLE_RADIUS = 2                  # px: alpha holes up to 2 * HOLE_RADIUS wide are closed where seen
 SOLID_FROM = (0.5, 0.85)         # alpha over which seen pixels are made fully opaque (see resolve)
 FEATURES = 7                     # u, u * offset (2), u * M (4)
+EDGE_INSET = 2                   # px inside the silhouette (rest alpha 1/2) from which a photo pixel is the object's alone ...
+EDGE_REACH = 4                   # ... and how far (px) its colour is carried out over the edge
 _SEEN_MIN = 1e-6                 # U below this: no photo colour at the pixel
 
 
@@ -120,9 +122,21 @@ class PhotoSource:
             cache[(width, height)] = render(self.rest, cam, backend="torch").alpha.detach().cpu().numpy()
         return cache[(width, height)]
 
-    def image_chw(self, device) -> Tensor:  # -> [1, 3, H, W]
+    def sampled_image(self) -> Tensor:  # -> [H, W, 3] float32, what `sample` reads
+        """The photo with its object's soft edge replaced by the object's own colour carried out
+        from inside (computed once). A silhouette pixel mixes the object with what was behind it;
+        moved elsewhere, the rim shows that background as a dark or bright line across the object
+        (the truck's wheel, the monkey's ears). Pixels the object covers where it did, as it did,
+        keep the photo's own pixel anyway (`pipeline.edit.render_object_layers`)."""
+        cached = self.__dict__.get("_sampled")
+        if cached is None:
+            cached = self.__dict__["_sampled"] = torch.from_numpy(edge_extended(
+                self.image.detach().cpu().numpy(), self.rest_alpha(self.camera.width, self.camera.height)))
+        return cached
+
+    def image_chw(self, device) -> Tensor:  # -> [1, 3, H, W] of `sampled_image`
         if self._chw is None or self._chw.device.type != torch.device(device).type:
-            self._chw = self.image.to(device).permute(2, 0, 1)[None].contiguous()
+            self._chw = self.sampled_image().to(device).permute(2, 0, 1)[None].contiguous()
         return self._chw
 
     def sample(self, source_xy: Tensor) -> Tensor:  # [..., 2] photo pixels (centres +0.5) -> [..., 3] bilinear
@@ -132,6 +146,34 @@ class PhotoSource:
         flat = grid.reshape(1, 1, -1, 2).float()
         out = torch.nn.functional.grid_sample(image, flat, mode="bilinear", padding_mode="border", align_corners=False)
         return out[0, :, 0].T.reshape(*source_xy.shape[:-1], 3)
+
+
+def edge_extended(image: np.ndarray,  # [H, W, 3] float
+                  alpha: np.ndarray,  # [H, W] the object's coverage of each pixel
+                  inset: int = EDGE_INSET, reach: int = EDGE_REACH) -> np.ndarray:  # -> [H, W, 3] float32
+    """`image` at least `inset` px inside the object's silhouette (alpha >= 1/2: a lifted object's
+    interior is not fully opaque, the inflate lifter's composites to about 0.94); on the band
+    outside that (alpha > 0), the average colour of the inside pixels within `reach` px (rings
+    grown one pixel at a time, so the nearest ones win); elsewhere, and where no inside pixel is
+    within reach, `image` unchanged."""
+    import cv2
+
+    out = np.array(image, dtype=np.float32)
+    inner = cv2.erode((alpha >= 0.5).astype(np.uint8), np.ones((3, 3), np.uint8), iterations=inset).astype(bool)
+    todo = (alpha > 0) & ~inner
+    if not todo.any() or not inner.any():
+        return out
+    known = inner.astype(np.float32)
+    colour = out * known[..., None]
+    for _ in range(reach):
+        weight = cv2.boxFilter(known, -1, (3, 3), normalize=False, borderType=cv2.BORDER_CONSTANT)
+        total = cv2.boxFilter(colour, -1, (3, 3), normalize=False, borderType=cv2.BORDER_CONSTANT)
+        grow = (weight > 0) & (known == 0) & todo
+        colour[grow] = total[grow] / weight[grow, None]
+        known[grow] = 1.0
+    reached = todo & (known > 0)
+    out[reached] = colour[reached]
+    return out
 
 
 @dataclass
