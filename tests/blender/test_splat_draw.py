@@ -193,11 +193,12 @@ for name, cam_, img in (("zoomed", zoomed, worker_shown), ("moved", moved, moved
                                       "coverage": float(img[..., 3].mean())}
 splat_draw._handle = None
 splat_draw.forget()
-ident = render(rest, photo_cam, backend="viewport",
-               photo=PhotoSource(photo.image, photo_cam, rest, torch.ones(len(rest))))
+identity_source = PhotoSource(photo.image, photo_cam, rest, torch.ones(len(rest)))
+ident = render(rest, photo_cam, backend="viewport", photo=identity_source)
 covered = ident.alpha.numpy() > 0.05
+sampled = identity_source.sampled_image().numpy()  # the photo, its silhouette band carried out from inside
 out["photo_identity"] = {"covered": float(covered.mean()),
-                         "photo_err": float(np.abs(ident.rgba[..., :3].numpy() - image)[covered].max())}
+                         "photo_err": float(np.abs(ident.rgba[..., :3].numpy() - sampled)[covered].max())}
 
 # The live hand-off: rest pose shown, then a deformation (ARAP + LBS) uploaded.
 from uplift.core.deformer import DeformConfig, Deformer
@@ -343,7 +344,8 @@ def test_live_draw_uses_the_workers_photo_planes_in_any_view_through_the_camera(
 
 
 def test_viewport_backend_at_identity_shows_the_photo(gpu_results):
-    """Rest pose through the photo camera, every splat seen: each covered pixel is the photo's own."""
+    """Rest pose through the photo camera, every splat seen: each covered pixel is the photo's own
+    (the one the renderers sample: `PhotoSource.sampled_image`)."""
     r = gpu_results["photo_identity"]
     assert r["covered"] > 0.1 and r["photo_err"] < 1e-3, r
 
