@@ -9,7 +9,7 @@ The blob of bench.render, 512 controls, the far half pinned, one end lifted.
 
 Flicker: mean absolute change (0..255) between consecutive frames inside the seam ring,
 for a held pose and for a slow lift, with the animation's plate seam against the server's
-default (telea) seam inpainting, on a smaller frame.
+default (structure_texture) seam inpainting, on a smaller frame.
 """
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def rows() -> list[Row]:
     out = [Row(SECTION, "frame 1920x1080 100k Gaussians, CPU", seconds, "s",
                "ARAP batch + LBS + render + compose; plate and binding cached")]
     slow = [0.05 + 0.004 * i for i in range(5)]
-    for name, seam in (("plate seam", None), ("telea seam", LocalServices())):
+    for name, seam in (("plate seam", None), (f"{LocalServices().config.inpaint} seam", LocalServices())):
         out.append(Row(SECTION, f"seam ring change, held pose, {name}", _seam_change(seam, [0.05] * 3), "levels",
                        "480x270, 20k Gaussians"))
         out.append(Row(SECTION, f"seam ring change, slow lift, {name}", _seam_change(seam, slow), "levels",

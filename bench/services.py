@@ -1,5 +1,5 @@
 """Model-service speed: HTTP overhead of `uplift serve` against in-process calls, and the
-embedded backends (GrabCut, inflate lifting, Telea inpainting) on the test photos (tests/data/photos)."""
+embedded backends (GrabCut, inflate lifting, the default structure_texture inpainting) on the test photos (tests/data/photos)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -51,7 +51,7 @@ def rows() -> list[Row]:
         Row("services", "segment grabcut truck 1800x1200 (in-process)", seg_local, "s"),
         Row("services", "segment grabcut truck via HTTP", seg_http, "s", f"x{seg_http / seg_local:.2f} of in-process"),
         Row("services", "lift inflate 150x120 crop (3 fit passes)", lift_local, "s", f"{count} Gaussians"),
-        Row("services", "inpaint telea truck (in-process)", inpaint_local, "s"),
-        Row("services", "inpaint telea truck via HTTP", inpaint_http, "s",
+        Row("services", f"inpaint {local.config.inpaint} truck (in-process)", inpaint_local, "s"),
+        Row("services", f"inpaint {local.config.inpaint} truck via HTTP", inpaint_http, "s",
             f"x{inpaint_http / inpaint_local:.2f} of in-process (PNG both ways)"),
     ]

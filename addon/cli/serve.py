@@ -5,7 +5,7 @@ from __future__ import annotations
 def add_parser(sub) -> None:
     from ..core.image_io import MAX_PIXELS
     from ..services import protocol as P
-    from ..services.config import INPAINT_BACKENDS, LIFT_BACKENDS, SEGMENT_BACKENDS
+    from ..services.config import INPAINT_BACKENDS, LIFT_BACKENDS, SEGMENT_BACKENDS, ServerConfig
     from ..services.options import TOKEN_ENV, add_model_paths
 
     p = sub.add_parser("serve", help="serve segmentation, lifting and inpainting over HTTP",
@@ -15,7 +15,7 @@ def add_parser(sub) -> None:
     p.add_argument("--port", type=int, default=P.DEFAULT_PORT, help=f"port (default {P.DEFAULT_PORT})")
     p.add_argument("--segment", choices=SEGMENT_BACKENDS, default="grabcut")
     p.add_argument("--lift", choices=LIFT_BACKENDS, default="inflate")
-    p.add_argument("--inpaint", choices=INPAINT_BACKENDS, default="telea")
+    p.add_argument("--inpaint", choices=INPAINT_BACKENDS, default=ServerConfig().inpaint)
     add_model_paths(p, ("sam_checkpoint", "trellis_model", "lama_model", "diffusers_model"))
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--token", help=f"require 'Authorization: Bearer TOKEN' on every request (default: ${TOKEN_ENV})")

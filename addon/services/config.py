@@ -12,7 +12,7 @@ from . import protocol as P
 
 SEGMENT_BACKENDS = ("grabcut", "sam", "none")
 LIFT_BACKENDS = ("inflate", "trellis", "none")
-INPAINT_BACKENDS = ("telea", "ns", "fsr_fast", "fsr_best", "patchmatch", "structure_texture", "lama", "diffusers", "none")
+INPAINT_BACKENDS = ("structure_texture", "telea", "ns", "fsr_fast", "fsr_best", "patchmatch", "lama", "diffusers", "none")
 # 'auto' reads the encoder size from the checkpoint itself, so a vit_b file never meets a vit_h model.
 SAM_MODEL_TYPES = ("auto", "vit_h", "vit_l", "vit_b")
 
@@ -23,7 +23,7 @@ class ServerConfig:
     port: int = P.DEFAULT_PORT
     segment: str = "grabcut"            # one of SEGMENT_BACKENDS; 'none' serves no /v1/segment
     lift: str = "inflate"               # one of LIFT_BACKENDS
-    inpaint: str = "telea"              # one of INPAINT_BACKENDS
+    inpaint: str = "structure_texture"  # one of INPAINT_BACKENDS: smooth fill + faded texture, no Telea streaks
     sam_checkpoint: Path | None = None  # segment_anything .pth state dict
     sam_model_type: str = "auto"
     trellis_model: Path | None = None   # local TrellisImageTo3DPipeline directory

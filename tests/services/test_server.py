@@ -39,7 +39,7 @@ def png_with_size(width: int, height: int) -> bytes:
 def test_health_names_service_backends_device_and_queue(default_server):
     info = UpliftClient(default_server).health()
     assert info["service"] == P.SERVICE_NAME and info["api"] == P.API_VERSION
-    assert info["backends"] == {"segment": "grabcut", "lift": "inflate", "inpaint": "telea"}
+    assert info["backends"] == {"segment": "grabcut", "lift": "inflate", "inpaint": "structure_texture"}
     assert info["loaded"] == info["backends"]
     assert info["device"] == "cpu" and info["cuda"] is None
     assert info["limits"]["max_pixels"] == 2_000_000 and info["auth"] is False
