@@ -12,7 +12,8 @@ from . import protocol as P
 
 SEGMENT_BACKENDS = ("grabcut", "sam", "none")
 LIFT_BACKENDS = ("inflate", "trellis", "none")
-INPAINT_BACKENDS = ("structure_texture", "telea", "ns", "fsr_fast", "fsr_best", "patchmatch", "lama", "diffusers", "none")
+INPAINT_BACKENDS = ("structure_texture", "membrane", "telea", "ns", "fsr_fast", "fsr_best", "patchmatch", "lama",
+                    "diffusers", "none")
 # 'auto' reads the encoder size from the checkpoint itself, so a vit_b file never meets a vit_h model.
 SAM_MODEL_TYPES = ("auto", "vit_h", "vit_l", "vit_b")
 

@@ -96,6 +96,8 @@ class LocalServices:
             raise InvalidRequestError(f"the {inpainter.name} inpainting backend needs a prompt describing the "
                                       "background to paint (e.g. 'empty street')")
         region = seam_ring(mask, int(dilate) or SEAM_WIDTH) if mode == "seam" else grow(mask, int(dilate))
+        if mode == "seam" and hasattr(inpainter, "for_seam"):
+            inpainter = inpainter.for_seam()
         out = _contained(inpainter.name, lambda: inpainter.inpaint(image, region, prompt))
         out = np.asarray(out)
         if out.shape != image.shape or out.dtype != np.uint8:

@@ -16,7 +16,7 @@ from uplift.services.config import ServerConfig
 TEXTURE_FILLERS = ["fsr_fast", pytest.param("fsr_best", marks=pytest.mark.slow),  # ~10 s a fill on a loaded core
                    pytest.param("patchmatch", marks=pytest.mark.skipif(
                        not __import__("importlib").util.find_spec("patchmatch"), reason="pypatchmatch not installed"))]
-ALL_FILLERS = ["telea", "ns", "structure_texture", *TEXTURE_FILLERS]
+ALL_FILLERS = ["telea", "ns", "structure_texture", "membrane", *TEXTURE_FILLERS]
 HAS_PATCHMATCH = __import__("importlib").util.find_spec("patchmatch") is not None
 
 
@@ -225,3 +225,22 @@ def test_structure_texture_detail_fades_into_the_hole(monkeypatch):
                         lambda name, *a: None if name == "patchmatch" else find_spec(name, *a))
     plain = OpenCVInpainter("structure_texture").inpaint(photo, hole)
     assert np.array_equal(plain, np.where(hole[..., None], np.clip(np.rint(smooth), 0, 255), photo).astype(np.uint8))
+
+
+def test_the_seam_ring_of_structure_texture_is_its_membrane():
+    """The seam pass (a ring a few px wide round the composited object) takes the smooth membrane:
+    a one-level change of the composite must not swap PatchMatch's copied patches there."""
+    from uplift.core.compositing import seam_ring
+    from uplift.services.local import LocalServices
+
+    image, mask = noisy_photo(), hole_mask()
+    services = LocalServices(ServerConfig(inpaint="structure_texture"))
+    seamed = services.inpaint(image, mask, mode="seam", dilate=2)
+    ring = seam_ring(mask, 2)
+    expected = OpenCVInpainter("membrane").inpaint(image, ring)
+    assert ring.sum() > 50 and np.array_equal(seamed, expected)
+    nudged = image.copy()
+    nudged[~ring] = np.clip(nudged[~ring].astype(int) + 1, 0, 255).astype(np.uint8)  # one level elsewhere
+    assert np.abs(services.inpaint(nudged, mask, mode="seam", dilate=2).astype(int) - seamed)[ring].max() <= 1
+    filled = services.inpaint(image, mask, mode="fill")  # the hole itself still gets the texture
+    assert np.array_equal(filled, OpenCVInpainter("structure_texture").inpaint(image, mask))
