@@ -28,7 +28,7 @@ Backends: 'grabcut' segments with the embedded GrabCut from the box; 'oracle' us
 true mask, isolating lifting from segmentation errors.
 
     python -m bench.quality [--out bench-output] [--backends grabcut,oracle] [--scenes N]
-                            [--fillers telea,ns,fsr_fast,fsr_best,patchmatch,structure_texture] [--objects ...]
+                            [--fillers telea,ns,fsr_fast,fsr_best,patchmatch,structure_texture,membrane] [--objects ...]
 
 Prints the tables and writes OUT/quality.md, OUT/quality.json, OUT/quality_scenes.csv and
 OUT/quality_examples.png (one scene: A | true B | 3D | 2D per edit) and OUT/quality_fillers.png
@@ -61,7 +61,7 @@ BACKGROUNDS = {
 }
 BOX_PAD = 4  # px around A's mask's bounding box, as a user would draw it
 PSNR_CAP = 99.0  # dB reported for identical pixels
-FILLERS = ("telea", "ns", "fsr_fast", "fsr_best", "patchmatch", "structure_texture")
+FILLERS = ("telea", "ns", "fsr_fast", "fsr_best", "patchmatch", "structure_texture", "membrane")
 SHIFT_REACH = 1 / 80  # best-shift search half-width, as a fraction of the image width
 SEAM_RING = (1, 2)  # (offset, half-width) px of the thin ring scored for seam filling: EditConfig's defaults
 
