@@ -460,3 +460,20 @@ def test_a_turned_object_shows_no_background_from_its_photo_rim():
     # 0.06 and 0.004 (bilinear taps beside the outermost rim pixels at the turned object's edge).
     assert float(blue_share[covered].max()) < 0.1
     assert float(blue_share[covered].quantile(0.99)) < 0.02
+
+
+def test_a_large_photo_takes_its_edge_band_from_a_smaller_rest_render(monkeypatch):
+    """Above EDGE_ALPHA_PIXELS the rest coverage is rendered smaller and upsampled: the band moves by
+    under a pixel, so the extended image matches the full-size one away from the band's border."""
+    from uplift.core.render import reprojection
+
+    rest = scene(30, seed=5)
+    cam = look_at_camera(96, 72, eye=(0.3, -3.0, 0.6))
+    image = textured_photo(cam)
+    full = PhotoSource(image, cam, rest, torch.ones(len(rest))).sampled_image()
+    monkeypatch.setattr(reprojection, "EDGE_ALPHA_PIXELS", 96 * 72 // 4)
+    small = PhotoSource(image, cam, rest, torch.ones(len(rest)))
+    reduced = small.sampled_image()
+    assert list(small.__dict__["_rest_alpha"]) == [(48, 36)]  # rendered at half size only
+    same = (full - reduced).abs().amax(-1) < 1e-6
+    assert float(same.float().mean()) > 0.9

@@ -49,6 +49,7 @@ SOLID_FROM = (0.5, 0.85)         # alpha over which seen pixels are made fully o
 FEATURES = 7                     # u, u * offset (2), u * M (4)
 EDGE_INSET = 2                   # px inside the silhouette (rest alpha 1/2) from which a photo pixel is the object's alone ...
 EDGE_REACH = 4                   # ... and how far (px) its colour is carried out over the edge
+EDGE_ALPHA_PIXELS = 4_000_000    # the rest coverage for that is rendered at most this large, then upsampled
 _SEEN_MIN = 1e-6                 # U below this: no photo colour at the pixel
 
 
@@ -130,8 +131,14 @@ class PhotoSource:
         keep the photo's own pixel anyway (`pipeline.edit.render_object_layers`)."""
         cached = self.__dict__.get("_sampled")
         if cached is None:
-            cached = self.__dict__["_sampled"] = torch.from_numpy(edge_extended(
-                self.image.detach().cpu().numpy(), self.rest_alpha(self.camera.width, self.camera.height)))
+            import cv2
+
+            W, H = self.camera.width, self.camera.height
+            small = self.camera.scaled(min(1.0, (EDGE_ALPHA_PIXELS / (W * H)) ** 0.5))  # a 40 MP photo: seconds, not a minute
+            alpha = self.rest_alpha(small.width, small.height)
+            if (small.width, small.height) != (W, H):
+                alpha = cv2.resize(alpha, (W, H), interpolation=cv2.INTER_LINEAR)
+            cached = self.__dict__["_sampled"] = torch.from_numpy(edge_extended(self.image.detach().cpu().numpy(), alpha))
         return cached
 
     def image_chw(self, device) -> Tensor:  # -> [1, 3, H, W] of `sampled_image`
@@ -156,10 +163,22 @@ def edge_extended(image: np.ndarray,  # [H, W, 3] float
     outside that (alpha > 0), the average colour of the inside pixels within `reach` px (rings
     grown one pixel at a time, so the nearest ones win); elsewhere, and where no inside pixel is
     within reach, `image` unchanged."""
+    out = np.array(image, dtype=np.float32)
+    rows, cols = np.nonzero((alpha > 0).any(1))[0], np.nonzero((alpha > 0).any(0))[0]
+    if rows.size == 0:
+        return out
+    margin = inset + reach + 1  # the work stays inside the object's box plus what the filters reach
+    y0, y1 = max(0, rows[0] - margin), min(alpha.shape[0], rows[-1] + 1 + margin)
+    x0, x1 = max(0, cols[0] - margin), min(alpha.shape[1], cols[-1] + 1 + margin)
+    out[y0:y1, x0:x1] = _edge_extended_box(out[y0:y1, x0:x1], alpha[y0:y1, x0:x1], inset, reach)
+    return out
+
+
+def _edge_extended_box(out: np.ndarray, alpha: np.ndarray, inset: int, reach: int) -> np.ndarray:
     import cv2
 
-    out = np.array(image, dtype=np.float32)
-    inner = cv2.erode((alpha >= 0.5).astype(np.uint8), np.ones((3, 3), np.uint8), iterations=inset).astype(bool)
+    inner = cv2.erode((alpha >= 0.5).astype(np.uint8), np.ones((3, 3), np.uint8), iterations=inset,
+                      borderType=cv2.BORDER_REPLICATE).astype(bool)
     todo = (alpha > 0) & ~inner
     if not todo.any() or not inner.any():
         return out
