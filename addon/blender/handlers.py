@@ -376,21 +376,22 @@ def _apply(root: bpy.types.Object, session: state.ObjectSession, result: state.L
 
     if result.controls is not None and session.written is not None:
         written = session.written
+        # Plain lists: Blender converts them about 4x faster than numpy rows (512 controls: 2.6 -> 0.6 ms).
+        locations = result.controls.tolist()
+        rotations = result.rotations.tolist() if result.rotations is not None else None
         for i, ob in scene_io.controls_of(root).items():
-            if i >= len(result.controls):
+            if i >= len(locations):
                 continue
             if not ob.uplift.pinned and not scene_io.is_keyed(ob):  # never over a handle or an animated channel
-                ob.location = result.controls[i]
-            written[i] = ob.location  # what Blender stored (float32), so the next compare is exact
-            if result.rotations is not None:
-                ob.rotation_quaternion = result.rotations[i]
-    proxy = scene_io.proxy_of(root)
-    if proxy is not None and proxy.type == "MESH" and len(proxy.data.vertices) == len(result.means):
-        proxy.data.vertices.foreach_set("co", np.ascontiguousarray(result.means, dtype=np.float32).ravel())
-        proxy.data.update()
-    if result.posed is not None:
-        from . import splat_draw
+                ob.location = locations[i]
+                written[i] = np.float32(locations[i])  # what Blender stores, so the next compare is exact
+            else:
+                written[i] = ob.location
+            if rotations is not None:
+                ob.rotation_quaternion = rotations[i]
+    from . import splat_draw
 
+    if result.posed is not None:
         splat_draw.show(root.uplift.uid, result.posed, result.splat_planes, result.pose_version, session.photo,
                         result.photo_planes)
     request = result.request
@@ -402,6 +403,13 @@ def _apply(root: bpy.types.Object, session: state.ObjectSession, result: state.L
         hide_render(root)  # a stale preview image in front would cover the GPU draw
         if request.solve and request.mode != "batch":  # after a pause, converge (no render needed);
             session.full_due = time.monotonic() + delay  # a view-only result keeps a pending one
+    # While the splats are drawn the point proxy is hidden: a drag leaves its points alone (3 ms a
+    # pose at 20k) as long as a later full or converged pass is due, which brings them up to date.
+    if not (splat_draw.active() and root.uplift.uid in splat_draw._objects and session.full_due is not None):
+        proxy = scene_io.proxy_of(root)
+        if proxy is not None and proxy.type == "MESH" and len(proxy.data.vertices) == len(result.means):
+            proxy.data.vertices.foreach_set("co", np.ascontiguousarray(result.means, dtype=np.float32).ravel())
+            proxy.data.update()
 
 
 def show_render(root: bpy.types.Object, rgba: np.ndarray) -> bpy.types.Image:
