@@ -11,6 +11,9 @@ The Alpha Over and the Mix nodes stay ordinary nodes for the artist to grade or 
 
 Blender 5.0 moved the compositor to `scene.compositing_node_group` (a node group whose
 Group Output is the result); earlier versions use `scene.node_tree` with a Composite node.
+The artist's own compositing is never deleted: on 5.x their node group keeps a fake user when
+the scene switches to Uplift's; on 4.x only the nodes Uplift made (tagged OWN_KEY) are
+replaced, and the scene's Composite node is reused.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from pathlib import Path
 import bpy
 
 TREE_NAME = "Uplift Composite"
+OWN_KEY = "uplift_node"  # custom property on every node Uplift adds to a shared (4.x) tree
 LAYERS = ("photo", "plate", "object", "seam_fill", "seam_mask", "region")
 
 
@@ -41,23 +45,33 @@ def _tree(scene: bpy.types.Scene):
     if hasattr(scene, "compositing_node_group"):  # Blender 5.0+
         tree = scene.compositing_node_group
         if tree is None or tree.name != TREE_NAME:
+            if tree is not None:
+                tree.use_fake_user = True  # the artist's tree stays in the file, one click away
             tree = bpy.data.node_groups.get(TREE_NAME) or bpy.data.node_groups.new(TREE_NAME, "CompositorNodeTree")
             scene.compositing_node_group = tree
-        tree.nodes.clear()
+        tree.nodes.clear()  # Uplift's own group
         if not any(item.item_type == "SOCKET" and item.in_out == "OUTPUT" for item in tree.interface.items_tree):
             tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
-        return tree, tree.nodes.new("NodeGroupOutput")
-    scene.use_nodes = True  # Blender 4.2–4.5
+        return tree, _new(tree, "NodeGroupOutput")
+    scene.use_nodes = True  # Blender 4.2–4.5: one tree per scene, shared with the artist's nodes
     tree = scene.node_tree
-    tree.nodes.clear()
-    return tree, tree.nodes.new("CompositorNodeComposite")
+    for node in [node for node in tree.nodes if node.get(OWN_KEY)]:
+        tree.nodes.remove(node)
+    output = next((node for node in tree.nodes if node.bl_idname == "CompositorNodeComposite"), None)
+    return tree, output or _new(tree, "CompositorNodeComposite")
+
+
+def _new(tree, kind: str):
+    node = tree.nodes.new(kind)
+    node[OWN_KEY] = True
+    return node
 
 
 def _mix(tree):
     if hasattr(bpy.types, "CompositorNodeMixRGB"):
-        node = tree.nodes.new("CompositorNodeMixRGB")
+        node = _new(tree, "CompositorNodeMixRGB")
         return node, node.inputs[0], node.inputs[1], node.inputs[2], node.outputs[0]
-    node = tree.nodes.new("ShaderNodeMix")
+    node = _new(tree, "ShaderNodeMix")
     node.data_type = "RGBA"
     node.blend_type = "MIX"
     return node, node.inputs["Factor"], node.inputs[6], node.inputs[7], node.outputs[2]
@@ -110,12 +124,12 @@ def wire(scene: bpy.types.Scene, layer_images: dict):
     nodes, links = tree.nodes, tree.links
     image_nodes = {}
     for i, name in enumerate(LAYERS):
-        node = nodes.new("CompositorNodeImage")
+        node = _new(tree, "CompositorNodeImage")
         node.image = layer_images[name]
         node.label = name
         node.location = (-600, 400 - 220 * i)
         image_nodes[name] = node
-    over = nodes.new("CompositorNodeAlphaOver")
+    over = _new(tree, "CompositorNodeAlphaOver")
     over.label = "Object over plate"
     over.location = (-250, 250)
     if "Straight Alpha" in over.inputs:

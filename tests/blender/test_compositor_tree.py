@@ -13,9 +13,25 @@ SCRIPT = r"""
 compositor = importlib.import_module("bl_ext.user_default.uplift.blender.compositor")
 scene = bpy.context.scene
 scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 64, 48, 100
-tree = compositor.build(scene, FOLDER)
+# The artist's own compositing, which a build must not delete.
+if hasattr(scene, "compositing_node_group"):  # 5.x: a node group of their own
+    artist = bpy.data.node_groups.new("Artist Grade", "CompositorNodeTree")
+    artist.nodes.new("CompositorNodeBlur").label = "artist"
+    scene.compositing_node_group = artist
+else:  # 4.x: nodes in the scene's one tree
+    scene.use_nodes = True
+    scene.node_tree.nodes.new("CompositorNodeBlur").label = "artist"
+compositor.build(scene, FOLDER)
+tree = compositor.build(scene, FOLDER)  # twice: the second replaces the first's nodes
 out["tree"] = tree.name
 out["nodes"] = sorted(n.bl_idname for n in tree.nodes)
+out["image_nodes"] = sum(n.bl_idname == "CompositorNodeImage" for n in tree.nodes)
+out["composite_nodes"] = sum(n.bl_idname == "CompositorNodeComposite" for n in tree.nodes)
+if hasattr(scene, "compositing_node_group"):
+    group = bpy.data.node_groups.get("Artist Grade")
+    out["artist_kept"] = group is not None and group.use_fake_user and any(n.label == "artist" for n in group.nodes)
+else:
+    out["artist_kept"] = any(n.label == "artist" for n in tree.nodes)
 scene.render.engine = "CYCLES"
 scene.cycles.samples = 1
 scene.render.image_settings.file_format = "PNG"
@@ -56,6 +72,8 @@ def test_tree_reproduces_the_numpy_composite(extension_zip, blender_python, tmp_
     if tuple(out["blender_version"]) >= (5, 0):
         assert out["tree"] == "Uplift Composite"
     assert compositor_nodes(out["blender_version"]) <= set(out["nodes"])
+    assert out["artist_kept"], "the artist's compositor nodes were deleted"
+    assert out["image_nodes"] == 6 and out["composite_nodes"] <= 1
     rendered = np.asarray(Image.open(out_png).convert("RGB"), dtype=np.float64)
     assert np.abs(rendered - expected).max() <= 2
     assert "ImageFormatError" in out["missing_error"] and "plate.png" in out["missing_error"]
