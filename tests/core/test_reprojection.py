@@ -477,3 +477,25 @@ def test_a_large_photo_takes_its_edge_band_from_a_smaller_rest_render(monkeypatc
     assert list(small.__dict__["_rest_alpha"]) == [(48, 36)]  # rendered at half size only
     same = (full - reduced).abs().amax(-1) < 1e-6
     assert float(same.float().mean()) > 0.9
+
+
+def test_visibility_is_kept_for_the_same_geometry_and_camera_only():
+    """The last results are reused for the same geometry and camera (the lifter's colour fill, then
+    the edit's photo): equal to a fresh computation, a copy the caller may change, and recomputed
+    when the geometry, the opacities or the camera differ (colours do not matter)."""
+    from uplift.core.render import reprojection
+
+    rest = scene(40, seed=11)
+    cam = look_at_camera(W, H, eye=(0.3, -3.0, 0.6))
+    reprojection._VISIBILITY_CACHE.clear()
+    first = photo_visibility(rest, cam, backend="torch")
+    first.zero_()  # a caller's change must not reach the kept copy
+    again = photo_visibility(rest.replace(sh=torch.zeros_like(rest.sh)), cam, backend="torch")  # other colours
+    fresh = reprojection._photo_visibility(rest, cam, "torch", 1)
+    assert torch.equal(again, fresh) and float(fresh.sum()) > 0
+    assert len(reprojection._VISIBILITY_CACHE) == 1
+    moved = rest.replace(means=rest.means + torch.tensor([0.3, 0.0, 0.0]))
+    assert torch.equal(photo_visibility(moved, cam, backend="torch"), reprojection._photo_visibility(moved, cam, "torch", 1))
+    other_camera = look_at_camera(W, H, eye=(-0.5, -3.0, 0.6))
+    photo_visibility(rest, other_camera, backend="torch")
+    assert len(reprojection._VISIBILITY_CACHE) == reprojection._VISIBILITY_KEPT  # oldest dropped

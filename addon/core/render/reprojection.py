@@ -478,11 +478,39 @@ def on_front_surface(g: Gaussians, camera: Camera, depth_sum: Tensor, alpha: Ten
     return (inside & (a > 0.5) & (z <= expected + sigma_ray)).float()
 
 
+_VISIBILITY_CACHE: dict[bytes, Tensor] = {}  # the last few results, by the geometry and camera they came from
+_VISIBILITY_KEPT = 2
+
+
 def photo_visibility(rest: Gaussians, camera: Camera, backend: str = "auto", cpu_threads: int = 1) -> Tensor:
     """-> [N] float32 on rest's device: how much of each Gaussian the photo saw (see module doc):
     the larger of the weight ratio's ramp and the front-surface depth test.
     cpu_threads: as `render`'s (one by default: measured 10.7 s with all threads vs 2 s with one
-    for a 189k-Gaussian truck at 1024 px on 2 shared cores)."""
+    for a 189k-Gaussian truck at 1024 px on 2 shared cores).
+    The last results are kept by a digest of the geometry, opacities and camera: the inflate
+    lifter computes it for its colour fill and `uplift edit` again for the photo, on the same
+    Gaussians (colours do not enter it)."""
+    import hashlib
+
+    from . import resolve_backend
+
+    digest = hashlib.blake2b(digest_size=16)
+    for t in (rest.means, rest.quats, rest.log_scales, rest.opacity_logits):
+        digest.update(t.detach().float().contiguous().cpu().numpy().tobytes())
+    digest.update(np.ascontiguousarray(camera.K, dtype=np.float64).tobytes())
+    digest.update(np.ascontiguousarray(camera.world_to_camera, dtype=np.float64).tobytes())
+    digest.update(f"{camera.width}x{camera.height}:{resolve_backend(backend)}".encode())
+    key = digest.digest()
+    if key in _VISIBILITY_CACHE:
+        return _VISIBILITY_CACHE[key].to(rest.device).clone()
+    seen = _photo_visibility(rest, camera, backend, cpu_threads)
+    _VISIBILITY_CACHE[key] = seen.detach().cpu().clone()  # the caller may change its own
+    while len(_VISIBILITY_CACHE) > _VISIBILITY_KEPT:
+        _VISIBILITY_CACHE.pop(next(iter(_VISIBILITY_CACHE)))
+    return seen
+
+
+def _photo_visibility(rest: Gaussians, camera: Camera, backend: str, cpu_threads: int) -> Tensor:
     from ..device import torch_cpu_threads
     from . import resolve_backend
 
