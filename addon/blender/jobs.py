@@ -7,7 +7,8 @@ An operator subclasses `BackgroundStep` and writes three methods:
 
 `execute` (scripts, tests, redo) runs the three in a row. `invoke` runs `work` on a
 thread and waits in a modal loop, so Blender stays responsive; Esc cancels (the result
-of the abandoned request is dropped when it arrives; the client's timeouts bound it).
+of the abandoned request is dropped when it arrives; the client's timeouts bound it) and sets
+`self.cancelled`, which a `work` that writes files checks before it writes.
 Any `UpliftError` becomes `self.report({'ERROR'}, message)` and CANCELLED (`_fail`, which an
 operator may extend); any other exception is turned into a report by `reporting.guard`.
 """
@@ -81,6 +82,7 @@ class BackgroundStep:
         return {"CANCELLED"}
 
     def execute(self, context):
+        self.cancelled = threading.Event()  # `work` may watch it: set by Esc in the modal loop
         try:
             payload = self.prepare(context)
             result = self.work(payload)
@@ -92,6 +94,7 @@ class BackgroundStep:
     def invoke(self, context, event):
         if bpy.app.background or context.window is None:
             return self.execute(context)
+        self.cancelled = threading.Event()
         try:
             payload = self.prepare(context)
         except UpliftError as exc:
@@ -116,6 +119,7 @@ class BackgroundStep:
 
     def modal(self, context, event):
         if event.type == "ESC":
+            self.cancelled.set()  # a `work` that watches it stops before writing anything
             self._finish_modal(context)
             self.report({"WARNING"}, f"{self.bl_label} cancelled")
             return {"CANCELLED"}

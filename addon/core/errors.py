@@ -52,3 +52,7 @@ class OutputWriteError(UpliftError):
 
 class DependencyError(UpliftError):
     """Python packages that cannot be installed or imported here (pip failed, offline, wrong Python)."""
+
+
+class CancelledError(UpliftError):
+    """The user cancelled a long step (Esc) before it wrote anything."""

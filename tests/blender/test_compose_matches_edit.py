@@ -38,9 +38,26 @@ prefs.device = "cpu"
 bpy.ops.wm.open_mainfile(filepath=BLEND)
 out["result"] = sorted(bpy.ops.uplift.compose_export())
 out["export_dir"] = bpy.context.scene.uplift.export_dir
+# Esc during the work: the worker stops before writing (the operator's prepare, then `compose`).
+import dataclasses, threading
+op = importlib.import_module(M + ".blender.operators.compose_export")
+class Step:  # what prepare reads of the operator
+    seam_width = op.SEAM_WIDTH
+    cancelled = threading.Event()
+job = dataclasses.replace(op.UPLIFT_OT_compose_export.prepare(Step(), bpy.context),
+                          folder=Path(out["export_dir"]).parent / "cancelled_export")
+job.cancelled.set()
+try:
+    op.compose(job)
+    out["cancel"] = "no error"
+except Exception as exc:
+    out["cancel"] = f"{type(exc).__name__}: {exc}"
+out["cancel_wrote"] = job.folder.exists()
 emit()
 """, extension_zip, tmp_path, blender_python)
     assert out["result"] == ["FINISHED"]
+    assert out["cancel"].startswith("CancelledError") and "nothing was written" in out["cancel"], out["cancel"]
+    assert not out["cancel_wrote"]
     exported = load_image(os.path.join(out["export_dir"], "final.png")).astype(np.int16)
     by_cli = load_image(tmp_path / "final.png").astype(np.int16)
     changed = (by_cli != load_image(photo)).any(-1)

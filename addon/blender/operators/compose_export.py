@@ -27,6 +27,7 @@ class ComposeJob:
     mask_pngs: tuple          # each lifted object's selection mask (PNG bytes)
     config: object            # pipeline.edit.EditConfig
     folder: Path
+    cancelled: object = None  # threading.Event set by Esc: stop before writing anything
 
 
 def export_folder(context) -> Path:
@@ -40,6 +41,7 @@ def export_folder(context) -> Path:
 
 def compose(job: ComposeJob):
     """Render, composite, seam and write every layer (off the main thread) -> the paths written."""
+    from ...core.errors import CancelledError
     from ...core.gaussians import concat
     from ...core.image_io import load_image, union_mask
     from ...core.transforms import apply_similarity
@@ -62,6 +64,8 @@ def compose(job: ComposeJob):
     photo_source = PhotoSource.combine(sources) if reproject else None
     rgba, unmoved = render_object_layers(world, prepared.work_camera, job.config.render_backend, photo=photo_source)
     composite = compose_layers(prepared, rgba, job.services, job.config, unmoved=unmoved)
+    if job.cancelled is not None and job.cancelled.is_set():  # Esc while composing: the folder stays as it was
+        raise CancelledError(f"Compose & Export was cancelled: nothing was written to {job.folder}")
     try:
         job.folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -113,7 +117,7 @@ class UPLIFT_OT_compose_export(bpy.types.Operator, jobs.BackgroundStep):
                                      render_backend=preferences.get(context).render_backend)
         return ComposeJob(HttpServices(jobs.server_client(context)), tuple(objects), tuple(sessions),
                           scene_io.camera_of(scene), scene_io.photo_bytes(scene), images.file_bytes(plate), tuple(masks), config,
-                          export_folder(context))
+                          export_folder(context), getattr(self, "cancelled", None))
 
     def work(self, job: ComposeJob):
         return job.folder, [path.name for path in compose(job)]
