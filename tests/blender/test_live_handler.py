@@ -10,7 +10,8 @@ from uplift_bpy_harness import run_blender
 
 pytestmark = pytest.mark.bpy
 
-SCRIPT = r"""
+# The extension's live-loop modules, in an empty scene.
+PREAMBLE = r"""
 import numpy as np
 import torch
 M = "bl_ext.user_default.uplift"
@@ -21,6 +22,9 @@ state = importlib.import_module(M + ".blender.state")
 Gaussians = importlib.import_module(M + ".core.gaussians").Gaussians
 for ob in list(bpy.data.objects):
     bpy.data.objects.remove(ob)
+"""
+
+SCRIPT = PREAMBLE + r"""
 scene = bpy.context.scene
 
 def bar(offset, seed):
@@ -197,15 +201,7 @@ def test_handler_logic(extension_zip, blender_python, tmp_path):
     assert out["ran_after_reenable"] == 1 and out["free_moved_after_reenable"] > 1e-3
 
 
-CONTROLS_SCRIPT = r"""
-import torch
-M = "bl_ext.user_default.uplift"
-lifted = importlib.import_module(M + ".blender.lifted")
-scene_io = importlib.import_module(M + ".blender.scene_io")
-state = importlib.import_module(M + ".blender.state")
-Gaussians = importlib.import_module(M + ".core.gaussians").Gaussians
-for ob in list(bpy.data.objects):
-    bpy.data.objects.remove(ob)
+CONTROLS_SCRIPT = PREAMBLE + r"""
 g = torch.Generator().manual_seed(0)
 gaussians = Gaussians.from_colors(torch.rand(800, 3, generator=g), torch.rand(800, 3, generator=g),
                                   torch.full((800, 3), 0.02), torch.full((800,), 0.9))
