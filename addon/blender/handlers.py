@@ -59,11 +59,11 @@ def _merge(old: state.LiveRequest | None, new: state.LiveRequest) -> state.LiveR
 
 
 def _gpu_camera(session: state.ObjectSession) -> bool:
-    """The GPU draw shows this object with its photo through the scene camera, so the torch camera
-    preview is skipped (it stays the fallback where the GPU does not draw)."""
+    """The GPU draw shows this object through the scene camera (its photo reprojected when it has
+    one), so the torch camera preview is skipped: it stays the fallback where the GPU does not draw."""
     from . import splat_draw
 
-    return bool(session.photo_input) and splat_draw.draws_camera_photo()
+    return splat_draw.draws_camera_photo()
 
 
 def _view(scene: bpy.types.Scene) -> tuple[bytes, object, bool]:

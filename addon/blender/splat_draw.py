@@ -433,8 +433,8 @@ def active() -> bool:
 
 
 def draws_camera_photo() -> bool:
-    """The draw handler shows lifted objects with a photo, reprojected, through the scene camera:
-    the torch camera preview is not needed for them (`handlers` then skips it)."""
+    """The draw handler shows the lifted objects through the scene camera, those with a photo
+    reprojected: the torch camera preview is not needed (`handlers` then skips it)."""
     return _handle is not None and camera_views["on"]
 
 
@@ -528,8 +528,8 @@ def _draw_view() -> None:
         gpu.state.blend_set("ALPHA_PREMULT")
         for uid, drawn in list(_objects.items()):
             root = roots.get(uid)
-            if root is None or (through_camera and drawn.photo is not None and not camera_views["on"]):
-                continue  # after a draw failure the camera view shows the torch preview of such objects
+            if root is None or (through_camera and not camera_views["on"]):
+                continue  # after a draw failure the camera view shows the torch preview instead
             model = np.array(root.matrix_world, dtype=np.float64)
             view = SplatView.from_blender(rv3d.view_matrix, rv3d.window_matrix, region.width, region.height, model)
             drawn.draw(rv3d.as_pointer(), view, through_camera, model)

@@ -493,6 +493,14 @@ def test_live_loop_draws_the_photo_through_the_camera_instead_of_the_torch_previ
         drawn = splat_draw._objects[uid]
         out["first"] = {"planes": drawn.photo_planes is not None, "photo": drawn.photo is not None,
                         "layer_shown": layer_shown(), "draw": draw_through_camera()}
+        # An object without a photo: no torch preview either, the GPU draws its splats through the camera.
+        plain = lifted.create_object(scene, g, None, settings)
+        bpy.context.view_layer.update()
+        handlers.flush()
+        plain_image = plain.uplift.render_image
+        out["plain"] = {"layer_shown": plain_image is not None and any(
+                            layer.image == plain_image for layer in cam_ob.data.background_images),
+                        "drawn": plain.uplift.uid in splat_draw._objects}
         controls = scene_io.controls_of(root)
         controls[0].location = controls[0].location + __import__("mathutils").Vector((0.0, 0.0, 0.2))
         bpy.context.view_layer.update()
@@ -525,6 +533,7 @@ def test_live_loop_draws_the_photo_through_the_camera_instead_of_the_torch_previ
     first, posed = out["first"], out["posed"]
     assert first["planes"] and first["photo"] and not first["layer_shown"], out
     assert first["draw"][0] > 0.02 and first["draw"][1] == 0, out  # drawn, with the worker's planes
+    assert out["plain"] == {"layer_shown": False, "drawn": True}, out
     assert posed["new_pose"] and posed["planes"] and posed["full_due"] and posed["full_due_kept"], out
     assert posed["draw"][0] > 0.02 and posed["draw"][1] == 0, out
     assert out["paused"] == {"converged": True, "layer_shown": False}, out
