@@ -93,7 +93,8 @@ void main() {
 # `core.render.reprojection.resolve` does: source = (offset + Mbar p) / U, photo sampled there
 # (bilinear, edges replicated), blended with the unseen share's lifted colour by the photo share,
 # alpha made solid where seen, pinholes closed (grey closing over (2 HOLE_RADIUS + 1)^2 windows,
-# clipped to the region as max_pool2d's padding is). Feature plane c carries M11 and the splat's
+# clipped to the region as max_pool2d's padding is), and alpha-0 pinholes inside a seen surface
+# given the seen neighbours' colour, as the torch resolve does. Feature plane c carries M11 and the splat's
 # camera z, whose sum over alpha is the expected depth written for Blender's depth test. The
 # features may come from the scene camera at another resolution (the view through it zooms and
 # pans): `pixel_map` takes the view's pixels to that camera's.
@@ -131,33 +132,84 @@ float closed_at(ivec2 texel, ivec2 size, float floor_value) {
   return closed;
 }
 
-void main() {
-  ivec2 texel = ivec2(gl_FragCoord.xy);
+vec2 expected_pixel(ivec2 texel) {
+  /* OpenCV pixel (y down, centres +0.5) of the camera the features were made for */
+  return vec2(float(texel.x) + 0.5, sizes.z - (float(texel.y) + 0.5)) * pixel_map.xy + pixel_map.zw;
+}
+
+vec3 straight_at(ivec2 texel, out float weight) {
+  /* the pixel's straight colour: photo(source) by its share, the unseen splats' lifted colour for
+     the rest; weight: its seen coverage (solid * share), what a pinhole beside it borrows by */
   vec4 lifted = texelFetch(lifted_tex, texel, 0);
   float alpha = lifted.a;
+  weight = 0.0;
   if (alpha <= 0.0) {
-    discard;
+    return vec3(0.0);
   }
   vec3 fa = texelFetch(feature_a_tex, texel, 0).rgb;  /* U, offset */
   vec3 fb = texelFetch(feature_b_tex, texel, 0).rgb;  /* M00, M01, M10 */
-  vec2 fc = texelFetch(feature_c_tex, texel, 0).rg;   /* M11, camera z */
+  float m11 = texelFetch(feature_c_tex, texel, 0).r;
   float seen = fa.x;
-  /* OpenCV pixel (y down, centres +0.5) of the camera the features were made for */
-  vec2 p = vec2(gl_FragCoord.x, sizes.z - gl_FragCoord.y) * pixel_map.xy + pixel_map.zw;
+  vec2 p = expected_pixel(texel);
   vec2 source = p;
   if (seen > SEEN_MIN) {
-    source = (fa.yz + vec2(fb.x * p.x + fb.y * p.y, fb.z * p.x + fc.x * p.y)) / seen;
+    source = (fa.yz + vec2(fb.x * p.x + fb.y * p.y, fb.z * p.x + m11 * p.y)) / seen;
   }
   float share = clamp(seen / max(alpha, 1e-12) / PIXEL_SEEN_FULL, 0.0, 1.0);
   vec3 photo = texture(photo_tex, source / sizes.xy).rgb;
-  vec3 straight = share * photo + (1.0 - share) * lifted.rgb / max(alpha - seen, 1e-12);
+  weight = solid_at(texel) * share;
+  return share * photo + (1.0 - share) * lifted.rgb / max(alpha - seen, 1e-12);
+}
+
+float depth_value(float z) {
+  return clamp(0.5 * (depth_ab.x + depth_ab.y / max(z, NEAR_PLANE)) + 0.5, 0.0, 1.0);
+}
+
+void main() {
+  ivec2 texel = ivec2(gl_FragCoord.xy);
+  ivec2 size = textureSize(lifted_tex, 0);
+  float alpha = texelFetch(lifted_tex, texel, 0).a;
+  if (alpha <= 0.0) {
+    /* a pinhole the rasteriser left inside a seen surface: colour and depth from the seen pixels
+       around it, weighted by their seen coverage, alpha from the closing (as the torch resolve) */
+    float closed = closed_at(texel, size, 1e-4);
+    if (closed <= 1e-4) {
+      discard;
+    }
+    vec3 colour_sum = vec3(0.0);
+    float weight_sum = 0.0;
+    float depth_sum = 0.0;
+    for (int y = texel.y - HOLE_RADIUS; y <= texel.y + HOLE_RADIUS; y++) {
+      for (int x = texel.x - HOLE_RADIUS; x <= texel.x + HOLE_RADIUS; x++) {
+        if (x < 0 || y < 0 || x >= size.x || y >= size.y) {
+          continue;
+        }
+        float weight;
+        vec3 colour = straight_at(ivec2(x, y), weight);
+        if (weight > 0.0) {
+          colour_sum += weight * colour;
+          weight_sum += weight;
+          depth_sum += weight * texelFetch(feature_c_tex, ivec2(x, y), 0).g / texelFetch(lifted_tex, ivec2(x, y), 0).a;
+        }
+      }
+    }
+    if (weight_sum <= 1e-6) {
+      discard;
+    }
+    frag_color = vec4(colour_sum / weight_sum * closed, closed);
+    gl_FragDepth = depth_value(depth_sum / weight_sum);
+    return;
+  }
+  float weight;
+  vec3 straight = straight_at(texel, weight);
+  float seen = texelFetch(feature_a_tex, texel, 0).r;
+  float share = clamp(seen / max(alpha, 1e-12) / PIXEL_SEEN_FULL, 0.0, 1.0);
   float solid = solid_at(texel);
   if (share > 0.0 && solid < 1.0) {
-    solid = max(solid, closed_at(texel, textureSize(lifted_tex, 0), solid / share) * share);
+    solid = max(solid, closed_at(texel, size, solid / share) * share);
   }
   frag_color = vec4(straight * solid, solid);
-  float z = fc.y / alpha;  /* expected camera depth */
-  gl_FragDepth = clamp(0.5 * (depth_ab.x + depth_ab.y / max(z, NEAR_PLANE)) + 0.5, 0.0, 1.0);
+  gl_FragDepth = depth_value(texelFetch(feature_c_tex, texel, 0).g / alpha);  /* expected camera depth */
 }
 """
 

@@ -318,6 +318,9 @@ def test_live_draw_through_the_camera_reprojects_the_photo_like_torch(gpu_result
     assert r["coverage"] > 0.05, r
     assert r["rgb_db"] >= MIN_DB and r["alpha_db"] >= MIN_DB, r
     assert r["plain_db"] < r["rgb_db"] - 20, r
+    # The resolve fills alpha-0 pinholes from their seen neighbours as torch does: measured 89 / 99 dB
+    # (69 / 65 before it did); what is left is float32 sums in another order.
+    assert r["rgb_db"] >= 80 and r["alpha_db"] >= 80, r
 
 
 def test_live_draw_through_the_camera_is_hidden_by_nearer_meshes(gpu_results):
