@@ -137,15 +137,11 @@ vec2 expected_pixel(ivec2 texel) {
   return vec2(float(texel.x) + 0.5, sizes.z - (float(texel.y) + 0.5)) * pixel_map.xy + pixel_map.zw;
 }
 
-vec3 straight_at(ivec2 texel, out float weight) {
+vec3 straight_at(ivec2 texel, out float share) {
   /* the pixel's straight colour: photo(source) by its share, the unseen splats' lifted colour for
-     the rest; weight: its seen coverage (solid * share), what a pinhole beside it borrows by */
+     the rest (alpha > 0 here) */
   vec4 lifted = texelFetch(lifted_tex, texel, 0);
   float alpha = lifted.a;
-  weight = 0.0;
-  if (alpha <= 0.0) {
-    return vec3(0.0);
-  }
   vec3 fa = texelFetch(feature_a_tex, texel, 0).rgb;  /* U, offset */
   vec3 fb = texelFetch(feature_b_tex, texel, 0).rgb;  /* M00, M01, M10 */
   float m11 = texelFetch(feature_c_tex, texel, 0).r;
@@ -155,9 +151,8 @@ vec3 straight_at(ivec2 texel, out float weight) {
   if (seen > SEEN_MIN) {
     source = (fa.yz + vec2(fb.x * p.x + fb.y * p.y, fb.z * p.x + m11 * p.y)) / seen;
   }
-  float share = clamp(seen / max(alpha, 1e-12) / PIXEL_SEEN_FULL, 0.0, 1.0);
+  share = clamp(seen / max(alpha, 1e-12) / PIXEL_SEEN_FULL, 0.0, 1.0);
   vec3 photo = texture(photo_tex, source / sizes.xy).rgb;
-  weight = solid_at(texel) * share;
   return share * photo + (1.0 - share) * lifted.rgb / max(alpha - seen, 1e-12);
 }
 
@@ -171,7 +166,17 @@ void main() {
   float alpha = texelFetch(lifted_tex, texel, 0).a;
   if (alpha <= 0.0) {
     /* a pinhole the rasteriser left inside a seen surface: colour and depth from the seen pixels
-       around it, weighted by their seen coverage, alpha from the closing (as the torch resolve) */
+       around it, weighted by their seen coverage, alpha from the closing (as the torch resolve).
+       Nothing drawn in the window centred here: the closing is 0 (one of its windows is empty). */
+    float near = 0.0;
+    for (int y = max(texel.y - HOLE_RADIUS, 0); y <= min(texel.y + HOLE_RADIUS, size.y - 1); y++) {
+      for (int x = max(texel.x - HOLE_RADIUS, 0); x <= min(texel.x + HOLE_RADIUS, size.x - 1); x++) {
+        near = max(near, texelFetch(lifted_tex, ivec2(x, y), 0).a);
+      }
+    }
+    if (near <= 0.0) {
+      discard;
+    }
     float closed = closed_at(texel, size, 1e-4);
     if (closed <= 1e-4) {
       discard;
@@ -184,13 +189,16 @@ void main() {
         if (x < 0 || y < 0 || x >= size.x || y >= size.y) {
           continue;
         }
-        float weight;
-        vec3 colour = straight_at(ivec2(x, y), weight);
-        if (weight > 0.0) {
-          colour_sum += weight * colour;
-          weight_sum += weight;
-          depth_sum += weight * texelFetch(feature_c_tex, ivec2(x, y), 0).g / texelFetch(lifted_tex, ivec2(x, y), 0).a;
+        float around = texelFetch(lifted_tex, ivec2(x, y), 0).a;
+        if (around <= 0.0) {
+          continue;
         }
+        float share;
+        vec3 colour = straight_at(ivec2(x, y), share);
+        float weight = solid_at(ivec2(x, y)) * share;  /* its seen coverage */
+        colour_sum += weight * colour;
+        weight_sum += weight;
+        depth_sum += weight * texelFetch(feature_c_tex, ivec2(x, y), 0).g / around;
       }
     }
     if (weight_sum <= 1e-6) {
@@ -200,10 +208,8 @@ void main() {
     gl_FragDepth = depth_value(depth_sum / weight_sum);
     return;
   }
-  float weight;
-  vec3 straight = straight_at(texel, weight);
-  float seen = texelFetch(feature_a_tex, texel, 0).r;
-  float share = clamp(seen / max(alpha, 1e-12) / PIXEL_SEEN_FULL, 0.0, 1.0);
+  float share;
+  vec3 straight = straight_at(texel, share);
   float solid = solid_at(texel);
   if (share > 0.0 && solid < 1.0) {
     solid = max(solid, closed_at(texel, size, solid / share) * share);
