@@ -244,3 +244,18 @@ def test_the_seam_ring_of_structure_texture_is_its_membrane():
     assert np.abs(services.inpaint(nudged, mask, mode="seam", dilate=2).astype(int) - seamed)[ring].max() <= 1
     filled = services.inpaint(image, mask, mode="fill")  # the hole itself still gets the texture
     assert np.array_equal(filled, OpenCVInpainter("structure_texture").inpaint(image, mask))
+
+
+def test_the_membrane_fills_a_thin_ring_round_a_large_object_at_full_resolution():
+    """Its cost is the ring's pixels: the crop round a 2000 px object is not shrunk (a shrunk ring
+    comes back blurred from a wider neighbourhood): equal to the membrane solved on the whole image."""
+    from uplift.core.compositing import seam_ring
+
+    h, w = 2200, 2400
+    image = np.random.default_rng(3).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    inside = np.zeros((h, w), bool)
+    inside[100:2100, 200:2200] = True
+    ring = seam_ring(inside, 2)
+    out = OpenCVInpainter("membrane").inpaint(image, ring)
+    reference = np.clip(np.rint(opencv_inpaint.membrane(image, ring)), 0, 255)
+    assert np.abs(out.astype(int) - reference)[ring].max() <= 1

@@ -28,8 +28,10 @@ RADIUS = 5  # cv2.inpaint: neighbourhood considered for each filled pixel, in pi
 CONTEXT_MARGIN = 0.25  # crop margin around the hole's bounding box, as a fraction of its longer side ...
 MIN_MARGIN = 16        # ... but at least this many pixels of context
 # Crop pixel budgets (measured: FSR_BEST is ~15x slower than FSR_FAST; see bench.quality's filler table).
-MAX_PIXELS = {"fsr_fast": 60_000, "fsr_best": 15_000, "patchmatch": 250_000, "structure_texture": 120_000,
-              "membrane": 250_000}
+MAX_PIXELS = {"fsr_fast": 60_000, "fsr_best": 15_000, "patchmatch": 250_000, "structure_texture": 120_000}
+# The membrane's cost is its unknowns (one sparse solve), not the crop: a seam ring round a large
+# object stays at full resolution, a large hole is shrunk to this many unknowns.
+MEMBRANE_UNKNOWNS = 400_000
 PATCHMATCH_PATCH = 3   # patch radius: (2 * 3 + 1)^2 px patches
 PATCHMATCH_SEED = 0    # fixed, so the same input always gives the same plate
 # structure_texture: the detail band is PatchMatch's plate minus its Gaussian blur at this sigma (px) ...
@@ -66,6 +68,8 @@ class OpenCVInpainter:
             return image.copy()
         if self.name in ("telea", "ns"):
             filled = _cv2_inpaint(image, region, self.name)
+        elif self.name == "membrane":
+            filled = fill_in_crop(image, region, _FILLERS[self.name], None, max_unknowns=MEMBRANE_UNKNOWNS)
         else:
             filled = fill_in_crop(image, region, _FILLERS[self.name], MAX_PIXELS[self.name])
         return np.where(region[..., None], filled, image)  # outside the region: exactly the input
@@ -81,10 +85,12 @@ def _checked(image, region) -> tuple[np.ndarray, np.ndarray]:
     return image, region.astype(bool)
 
 
-def fill_in_crop(image: np.ndarray, region: np.ndarray, fill, max_pixels: int) -> np.ndarray:
+def fill_in_crop(image: np.ndarray, region: np.ndarray, fill, max_pixels: int | None,
+                 max_unknowns: int | None = None) -> np.ndarray:
     """Run `fill(crop uint8 [h, w, 3], hole bool [h, w]) -> uint8 [h, w, 3]` on the hole's bounding
     box plus context, at a scale that keeps the crop under `max_pixels`; -> uint8 [H, W, 3], equal to
-    `image` outside the crop (inside the crop but outside the hole the caller keeps the input)."""
+    `image` outside the crop (inside the crop but outside the hole the caller keeps the input).
+    max_unknowns: shrink instead so that the hole keeps at most this many pixels (None: no limit)."""
     import cv2
 
     H, W = region.shape
@@ -95,7 +101,9 @@ def fill_in_crop(image: np.ndarray, region: np.ndarray, fill, max_pixels: int) -
     y1, x1 = min(H, y1 + margin), min(W, x1 + margin)
     crop, hole = image[y0:y1, x0:x1], region[y0:y1, x0:x1]
     h, w = hole.shape
-    scale = min(1.0, (max_pixels / (h * w)) ** 0.5)
+    scale = 1.0 if max_pixels is None else min(1.0, (max_pixels / (h * w)) ** 0.5)
+    if max_unknowns is not None:
+        scale = min(scale, (max_unknowns / max(int(hole.sum()), 1)) ** 0.5)
     if scale < 1.0:
         sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
         small = cv2.resize(crop, (sw, sh), interpolation=cv2.INTER_AREA)
