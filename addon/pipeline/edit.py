@@ -419,10 +419,15 @@ def render_object_layers(g: Gaussians, camera: Camera, backend: str = "auto", *,
         if (W, H) != (camera.width, camera.height):
             rgba = _resize_rgba(np.clip(rgba, 0.0, 1.0), W, H)
         return np.clip(np.asarray(rgba, dtype=np.float32), 0.0, 1.0), None  # RGB is unclamped above
-    from ..core.device import torch_cpu_threads
-    from ..core.render.reprojection import PIXEL_SEEN_FULL, resolve
+    import torch
 
+    from ..core.device import torch_cpu_threads
+    from ..core.render.reprojection import PIXEL_SEEN_FULL, resample_box, resolve
+
+    same_view = (W, H) == (photo.camera.width, photo.camera.height)  # the photo's view at its own size
     with torch_cpu_threads(1):  # many small elementwise ops: see core.render.RenderConfig.cpu_threads
+        rest_render = photo.rest_alpha(camera.width, camera.height) if same_view else None  # made first: the
+        # photo's edge band (`PhotoSource.sampled_image`, read by resolve) reuses it
         layers = result.layers if (W, H) == (camera.width, camera.height) else result.layers.resampled(W, H)
         premult, alpha, source = resolve(layers, photo)
         (x0, y0), (h, w) = layers.origin, alpha.shape
@@ -432,8 +437,15 @@ def render_object_layers(g: Gaussians, camera: Camera, backend: str = "auto", *,
         # the faint tails of the Gaussians left in place must not keep the photo's pixel of that part
         # (a ghost of the old object); at an unmoved soft edge the photo's own edge pixel is right.
         raw_alpha = layers.alpha.cpu().numpy()
-        rest_alpha = photo.rest_alpha(W, H)[y0:y0 + h, x0:x0 + w] if (W, H) == (photo.camera.width,
-                                                                                photo.camera.height) else None
+        rest_alpha = None
+        if rest_render is not None:
+            # The rest at the render's own size, resampled as the posed layers were: where nothing
+            # moved the two agree exactly, and a 12 MP photo needs no full-size render of its own.
+            if (W, H) != (camera.width, camera.height):
+                rest_alpha = resample_box(torch.from_numpy(rest_render)[..., None], W, H,
+                                          (x0, y0, x0 + w, y0 + h))[..., 0].numpy()
+            else:
+                rest_alpha = rest_render[y0:y0 + h, x0:x0 + w]
         same_cover = (np.abs(raw_alpha - rest_alpha) < UNMOVED_ALPHA if rest_alpha is not None
                       else raw_alpha > 1.0 - UNMOVED_ALPHA)
         seen = (layers.seen >= PIXEL_SEEN_FULL * layers.alpha).cpu().numpy() & (raw_alpha > 0) & same_cover

@@ -135,8 +135,12 @@ class PhotoSource:
 
             W, H = self.camera.width, self.camera.height
             small = self.camera.scaled(min(1.0, (EDGE_ALPHA_PIXELS / (W * H)) ** 0.5))  # a 40 MP photo: seconds, not a minute
-            alpha = self.rest_alpha(small.width, small.height)
-            if (small.width, small.height) != (W, H):
+            # A rest render already made at no less than half that resolution (the edit's own) serves.
+            made = [size for size in self.__dict__.get("_rest_alpha", {})
+                    if 4 * size[0] * size[1] >= small.width * small.height and size[0] <= small.width]
+            width, height = max(made) if made else (small.width, small.height)
+            alpha = self.rest_alpha(width, height)
+            if (width, height) != (W, H):
                 alpha = cv2.resize(alpha, (W, H), interpolation=cv2.INTER_LINEAR)
             cached = self.__dict__["_sampled"] = torch.from_numpy(edge_extended(self.image.detach().cpu().numpy(), alpha))
         return cached
@@ -226,15 +230,24 @@ class PhotoLayers:
         else:  # old pixels [c0, c1] reach new pixel centres within one old pixel of them
             x0, x1 = max(0, int((int(cols[0]) - 1) / sx)), min(width, int((int(cols[-1]) + 2) / sx) + 1)
             y0, y1 = max(0, int((int(rows[0]) - 1) / sy)), min(height, int((int(rows[-1]) + 2) / sy) + 1)
-        dev = self.seen.device
-        gx = ((torch.arange(x0, x1, device=dev) + 0.5) * sx) * (2.0 / W) - 1.0
-        gy = ((torch.arange(y0, y1, device=dev) + 0.5) * sy) * (2.0 / H) - 1.0
-        grid = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), -1)[None].float()  # [1, h, w, 2]
         stack = torch.cat((self.lifted, self.seen[..., None], self.offset, self.jacobian, self.alpha[..., None]), -1)
-        out = torch.nn.functional.grid_sample(stack.permute(2, 0, 1)[None].float(), grid, mode="bilinear",
-                                              padding_mode="border", align_corners=False)[0].permute(1, 2, 0)
+        out = resample_box(stack, width, height, (x0, y0, x1, y1))
         jac = out[..., 6:10] * out.new_tensor([sx, sy, sx, sy])  # d photo / d new pixel
         return PhotoLayers(out[..., :3], out[..., 3], out[..., 4:6], jac, out[..., 10], (x0, y0))
+
+
+def resample_box(image: Tensor, width: int, height: int, box: tuple[int, int, int, int]) -> Tensor:
+    """[H, W, C] -> [y1 - y0, x1 - x0, C]: the pixels [x0, x1) x [y0, y1) of `image` bilinearly
+    resampled to width x height (pixel centres at +0.5, borders replicated, as cv2.resize)."""
+    H, W = image.shape[:2]
+    x0, y0, x1, y1 = box
+    sx, sy = W / width, H / height
+    dev = image.device
+    gx = ((torch.arange(x0, x1, device=dev) + 0.5) * sx) * (2.0 / W) - 1.0
+    gy = ((torch.arange(y0, y1, device=dev) + 0.5) * sy) * (2.0 / H) - 1.0
+    grid = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), -1)[None].float()  # [1, h, w, 2]
+    return torch.nn.functional.grid_sample(image.permute(2, 0, 1)[None].float(), grid, mode="bilinear",
+                                           padding_mode="border", align_corners=False)[0].permute(1, 2, 0)
 
 
 def source_from_sums(offset: Tensor, jacobian: Tensor, seen: Tensor, xs: Tensor, ys: Tensor) -> Tensor:
