@@ -128,7 +128,7 @@ def rows() -> list[Row]:
     t_compute = max(median_time(compute, repeats=5) - t_snapshot, 0.0)  # compute() also snapshots
     result = compute()
     t_apply = median_time(write_back, repeats=9)
-    drawing = splat_draw.active() and uid in splat_draw._objects
+    drawing = splat_draw.shows(uid)
     t_draw = median_time(resort, repeats=9) if drawing else 0.0
     note = (f"{GAUSSIANS} Gaussians, {CONTROLS} empties, 400x267 preview, torch CPU, GPU splat draw "
             + ("on" if drawing else f"off ({splat_draw.off_reason['text']})"))

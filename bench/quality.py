@@ -52,6 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.quality_scenes import EDITS, OBJECT_NAMES, scene_key
+from uplift.services.backends.opencv_inpaint import METHODS
 
 # skimage.data photos bundled with the package: name -> loader.
 BACKGROUNDS = {
@@ -61,7 +62,7 @@ BACKGROUNDS = {
 }
 BOX_PAD = 4  # px around A's mask's bounding box, as a user would draw it
 PSNR_CAP = 99.0  # dB reported for identical pixels
-FILLERS = ("telea", "ns", "fsr_fast", "fsr_best", "patchmatch", "structure_texture", "membrane")
+FILLERS = METHODS  # every embedded hole filler; Telea first, the one the others are compared with
 SHIFT_REACH = 1 / 80  # best-shift search half-width, as a fraction of the image width
 SEAM_RING = (1, 2)  # (offset, half-width) px of the thin ring scored for seam filling: EditConfig's defaults
 

@@ -58,12 +58,12 @@ def _merge(old: state.LiveRequest | None, new: state.LiveRequest) -> state.LiveR
     return new
 
 
-def _gpu_camera(session: state.ObjectSession) -> bool:
-    """The GPU draw shows this object through the scene camera (its photo reprojected when it has
-    one), so the torch camera preview is skipped: it stays the fallback where the GPU does not draw."""
+def _gpu_camera() -> bool:
+    """The GPU draw shows the objects through the scene camera (photos reprojected), so the torch
+    camera preview is skipped: it stays the fallback where the GPU does not draw."""
     from . import splat_draw
 
-    return splat_draw.draws_camera_photo()
+    return splat_draw.draws_camera_views()
 
 
 def _view(scene: bpy.types.Scene) -> tuple[bytes, object, bool]:
@@ -138,7 +138,7 @@ def collect(scene: bpy.types.Scene, context=None, scale: float | None = None, to
         session.generation += 1
         request = state.LiveRequest(uid, handle_idx, targets, np.array(root.matrix_world, dtype=np.float64),
                                     camera, scale, solve, session.generation, restore=restore,
-                                    gpu_camera=_gpu_camera(session))
+                                    gpu_camera=_gpu_camera())
         with _lock:
             _pending[uid] = _merge(_pending.get(uid), request)
         queued += 1
@@ -300,7 +300,7 @@ def _queue_full(uid: str) -> bool:
     except UpliftError:
         return False
     solve = len(session.handle_idx) > 0 and not session.converged
-    gpu_camera = _gpu_camera(session)
+    gpu_camera = _gpu_camera()
     if gpu_camera and not solve:
         return False  # the GPU draw needs no full-resolution render, only the converged pose
     session.generation += 1
@@ -405,7 +405,7 @@ def _apply(root: bpy.types.Object, session: state.ObjectSession, result: state.L
             session.full_due = time.monotonic() + delay  # a view-only result keeps a pending one
     # While the splats are drawn the point proxy is hidden: a drag leaves its points alone (3 ms a
     # pose at 20k) as long as a later full or converged pass is due, which brings them up to date.
-    if not (splat_draw.active() and root.uplift.uid in splat_draw._objects and session.full_due is not None):
+    if not (splat_draw.shows(root.uplift.uid) and session.full_due is not None):
         proxy = scene_io.proxy_of(root)
         if proxy is not None and proxy.type == "MESH" and len(proxy.data.vertices) == len(result.means):
             proxy.data.vertices.foreach_set("co", np.ascontiguousarray(result.means, dtype=np.float32).ravel())

@@ -421,8 +421,8 @@ off_reason = {"text": ""}  # why GPU drawing is off ("" while on)
 
 
 # Whether 3D views are drawn (Blender with windows, not background mode): then the handler shows
-# objects with a photo reprojected in the scene camera's view, and the live loop makes their
-# photo planes instead of the torch camera preview. Off headless (no views: the preview image is
+# the objects in the scene camera's view (those with a photo reprojected), and the live loop
+# makes their photo planes instead of the torch camera preview. Off headless (no views: the preview image is
 # the live render's only output) and after a draw failure (the preview takes over).
 camera_views = {"on": False}
 
@@ -432,10 +432,15 @@ def active() -> bool:
     return _handle is not None
 
 
-def draws_camera_photo() -> bool:
+def draws_camera_views() -> bool:
     """The draw handler shows the lifted objects through the scene camera, those with a photo
     reprojected: the torch camera preview is not needed (`handlers` then skips it)."""
     return _handle is not None and camera_views["on"]
+
+
+def shows(uid: str) -> bool:
+    """The splats of object `uid` are drawn (its point proxy is hidden)."""
+    return _handle is not None and uid in _objects
 
 
 def show(uid: str, gaussians, planes: dict[str, np.ndarray] | None, version: int, photo=None,

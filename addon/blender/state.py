@@ -46,8 +46,8 @@ class LiveRequest:
     mode: str = "interactive"  # ARAP: 'interactive' (a few warm-started iterations) or 'batch' (converge)
     # Instead of solving, re-skin from a pose read back from the empties (after undo or reopening):
     restore: tuple[np.ndarray, np.ndarray] | None = None  # ([M, 3] locations, [M, 4] wxyz rotations)
-    # The GPU draw shows this object (it has a photo) reprojected in the scene camera's view: no torch
-    # camera preview; the worker makes its photo planes for that camera instead (splat_pack.photo_planes).
+    # The GPU draw shows this object in the scene camera's view: no torch camera preview; for an
+    # object with a photo the worker makes its photo planes for that camera (splat_pack.photo_planes).
     gpu_camera: bool = False
 
 

@@ -188,11 +188,15 @@ def _structure_texture(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
         detail = texture - cv2.GaussianBlur(texture, (0, 0), DETAIL_SIGMA)
         depth = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 5)  # px to the nearest known pixel
         fill += np.exp(-depth / DETAIL_DECAY)[..., None] * detail
-    return np.clip(np.rint(fill), 0, 255).astype(np.uint8)
+    return _to_uint8(fill)
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:  # float [h, w, 3] -> uint8, rounded and clipped
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
 
 _FILLERS = {"fsr_fast": lambda img, hole: _fsr(img, hole, best=False),
             "fsr_best": lambda img, hole: _fsr(img, hole, best=True),
             "patchmatch": _patchmatch,
             "structure_texture": _structure_texture,
-            "membrane": lambda img, hole: np.clip(np.rint(membrane(img, hole)), 0, 255).astype(np.uint8)}
+            "membrane": lambda img, hole: _to_uint8(membrane(img, hole))}
