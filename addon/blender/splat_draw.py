@@ -23,6 +23,7 @@ MAX_VIEWS = 8  # per object: sorted orders kept for this many 3D views (oldest d
 _shader = None
 _quad = None
 _resolve_shader = None
+_share_shader = None
 _screen_quad = None
 
 
@@ -86,8 +87,30 @@ def shader():
 def resolve_shader():
     """The photo resolve of the camera view (`splat_shader.RESOLVE_FRAGMENT`), compiled once."""
     global _resolve_shader
-    if _resolve_shader is not None:
-        return _resolve_shader
+    if _resolve_shader is None:
+        from . import splat_shader
+
+        _resolve_shader = _screen_shader(
+            splat_shader.RESOLVE_FRAGMENT, ("lifted", "feature_a", "feature_b", "feature_c", "photo", "share"),
+            (("VEC4", "sizes"),       # photo width, height, region height, -
+             ("VEC4", "pixel_map"),   # view pixel -> the features' camera pixel: p * xy + zw
+             ("VEC2", "depth_ab")))   # camera z -> NDC depth a + b / z
+    return _resolve_shader
+
+
+def share_shader():
+    """The photo share passes of the camera view (`splat_shader.SHARE_FRAGMENT`), compiled once."""
+    global _share_shader
+    if _share_shader is None:
+        from . import splat_shader
+
+        _share_shader = _screen_shader(splat_shader.SHARE_FRAGMENT, ("lifted", "feature_a", "share"),
+                                       (("INT", "step"),))
+    return _share_shader
+
+
+def _screen_shader(fragment: str, textures, constants):
+    """A full-screen pass over the view's sums with the resolve's constants."""
     import gpu
 
     from . import splat_shader
@@ -95,17 +118,15 @@ def resolve_shader():
     info = gpu.types.GPUShaderCreateInfo()
     for name, value in splat_shader.resolve_defines().items():
         info.define(name, value)
-    info.push_constant("VEC4", "sizes")  # photo width, height, region height, -
-    info.push_constant("VEC4", "pixel_map")  # view pixel -> the features' camera pixel: p * xy + zw
-    info.push_constant("VEC2", "depth_ab")  # camera z -> NDC depth a + b / z
-    for slot, name in enumerate(("lifted", "feature_a", "feature_b", "feature_c", "photo")):
+    for kind, name in constants:
+        info.push_constant(kind, name)
+    for slot, name in enumerate(textures):
         info.sampler(slot, "FLOAT_2D", f"{name}_tex")
     info.vertex_in(0, "VEC2", "corner")
     info.fragment_out(0, "VEC4", "frag_color")
     info.vertex_source(splat_shader.RESOLVE_VERTEX)
-    info.fragment_source(splat_shader.RESOLVE_FRAGMENT)
-    _resolve_shader = gpu.shader.create_from_info(info)
-    return _resolve_shader
+    info.fragment_source(fragment)
+    return gpu.shader.create_from_info(info)
 
 
 def _corner_batch(program):
@@ -292,6 +313,9 @@ class _PhotoView:
         self.colors = [_texture(planes.color, 4)] + [_texture(plane, 4) for plane in planes.features]
         self.sums = [gpu.types.GPUTexture((width, height), format="RGBA32F") for _ in self.colors]
         self.targets = [gpu.types.GPUFrameBuffer(color_slots=texture) for texture in self.sums]
+        # The photo share (`share_shader`'s three steps, ping-ponged; the last lands in shares[0]).
+        self.shares = [gpu.types.GPUTexture((width, height), format="R32F") for _ in range(2)]
+        self.share_targets = [gpu.types.GPUFrameBuffer(color_slots=texture) for texture in self.shares]
 
 
 main_thread_features = {"count": 0}  # photo_features calls made while drawing (the worker's planes did not fit)
@@ -396,6 +420,18 @@ class _DrawnObject:
                     gpu.state.blend_set("ALPHA_PREMULT")
                     target.clear(color=(0.0, 0.0, 0.0, 0.0))
                     self.textures.draw(view, order=cache.order, color=color)
+            sh = share_shader()
+            for step, (source, target) in enumerate(((1, 0), (0, 1), (1, 0))):
+                with photo_view.share_targets[target].bind():
+                    gpu.state.viewport_set(0, 0, view.width, view.height)
+                    gpu.state.depth_test_set("NONE")
+                    gpu.state.blend_set("NONE")
+                    sh.bind()
+                    sh.uniform_int("step", step)
+                    sh.uniform_sampler("lifted_tex", photo_view.sums[0])
+                    sh.uniform_sampler("feature_a_tex", photo_view.sums[1])
+                    sh.uniform_sampler("share_tex", photo_view.shares[source])
+                    _screen_quad_batch().draw(sh)
             photo_view.summed = True
         sh = resolve_shader()
         sh.bind()
@@ -405,6 +441,7 @@ class _DrawnObject:
         for name, texture in zip(("lifted", "feature_a", "feature_b", "feature_c"), photo_view.sums):
             sh.uniform_sampler(f"{name}_tex", texture)
         sh.uniform_sampler("photo_tex", self._photo_texture)
+        sh.uniform_sampler("share_tex", photo_view.shares[0])
         sh.uniform_float("depth_ab", view.depth_ab)
         viewport = gpu.state.viewport_get()
         gpu.state.viewport_set(0, 0, view.width, view.height)  # gl_FragCoord indexes the sums' texels
@@ -569,9 +606,9 @@ def register() -> str | None:
 def release(restore_proxies: bool = True) -> None:
     """Free every GPU object this module holds (also at exit: GPU textures that outlive
     Blender's GPU context crash the process on the way out)."""
-    global _shader, _quad, _resolve_shader, _screen_quad
+    global _shader, _quad, _resolve_shader, _share_shader, _screen_quad
     forget(restore_proxies=restore_proxies)
-    _shader = _quad = _resolve_shader = _screen_quad = None
+    _shader = _quad = _resolve_shader = _share_shader = _screen_quad = None
 
 
 atexit.register(release, restore_proxies=False)

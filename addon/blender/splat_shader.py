@@ -91,7 +91,8 @@ void main() {
 # Photo reprojection of the live draw through the scene camera: the sums of the colour and
 # feature passes (drawn offscreen at the region's size) resolved per pixel as
 # `core.render.reprojection.resolve` does: source = (offset + Mbar p) / U, photo sampled there
-# (bilinear, edges replicated), blended with the unseen share's lifted colour by the photo share,
+# (bilinear, edges replicated), blended with the unseen share's lifted colour by the photo share
+# (`SHARE_FRAGMENT`'s, as `smooth_share`'s),
 # alpha made solid where seen, pinholes closed (grey closing over (2 HOLE_RADIUS + 1)^2 windows,
 # clipped to the region as max_pool2d's padding is), and alpha-0 pinholes inside a seen surface
 # given the seen neighbours' colour, as the torch resolve does. Feature plane c carries M11 and the splat's
@@ -107,8 +108,7 @@ void main() {
 RESOLVE_FRAGMENT = """
 float solid_at(ivec2 texel) {
   float alpha = texelFetch(lifted_tex, texel, 0).a;
-  float seen = texelFetch(feature_a_tex, texel, 0).r;
-  float share = clamp(seen / max(alpha, 1e-12) / PIXEL_SEEN_FULL, 0.0, 1.0);
+  float share = texelFetch(share_tex, texel, 0).r;
   return alpha + (1.0 - alpha) * share * clamp((alpha - SOLID_LO) / (SOLID_HI - SOLID_LO), 0.0, 1.0);
 }
 
@@ -151,7 +151,7 @@ vec3 straight_at(ivec2 texel, out float share) {
   if (seen > SEEN_MIN) {
     source = (fa.yz + vec2(fb.x * p.x + fb.y * p.y, fb.z * p.x + m11 * p.y)) / seen;
   }
-  share = clamp(seen / max(alpha, 1e-12) / PIXEL_SEEN_FULL, 0.0, 1.0);
+  share = texelFetch(share_tex, texel, 0).r;
   vec3 photo = texture(photo_tex, source / sizes.xy).rgb;
   return share * photo + (1.0 - share) * lifted.rgb / max(alpha - seen, 1e-12);
 }
@@ -220,12 +220,52 @@ void main() {
 """
 
 
+# The photo share of every pixel, made once per view and pose before the resolve reads it, as
+# `core.render.reprojection.smooth_share` does: step 0 the raw share U / alpha / PIXEL_SEEN_FULL eroded
+# over the covered pixels of each (2 SHARE_OPEN_RADIUS + 1)^2 window (clipped to the region), step 1
+# those dilated (the opening), step 2 their alpha-weighted mean. Uncovered pixels are 0.
+SHARE_FRAGMENT = """
+void main() {
+  ivec2 texel = ivec2(gl_FragCoord.xy);
+  ivec2 size = textureSize(lifted_tex, 0);
+  if (texelFetch(lifted_tex, texel, 0).a <= 0.0) {
+    frag_color = vec4(0.0);
+    return;
+  }
+  float value = (step == 0) ? 1.0 : 0.0;
+  float weight_sum = 0.0;
+  for (int y = max(texel.y - SHARE_OPEN_RADIUS, 0); y <= min(texel.y + SHARE_OPEN_RADIUS, size.y - 1); y++) {
+    for (int x = max(texel.x - SHARE_OPEN_RADIUS, 0); x <= min(texel.x + SHARE_OPEN_RADIUS, size.x - 1); x++) {
+      float alpha = texelFetch(lifted_tex, ivec2(x, y), 0).a;
+      if (alpha <= 0.0) {
+        continue;
+      }
+      if (step == 0) {
+        float seen = texelFetch(feature_a_tex, ivec2(x, y), 0).r;
+        value = min(value, clamp(seen / max(alpha, 1e-12) / PIXEL_SEEN_FULL, 0.0, 1.0));
+      } else if (step == 1) {
+        value = max(value, texelFetch(share_tex, ivec2(x, y), 0).r);
+      } else {
+        value += alpha * texelFetch(share_tex, ivec2(x, y), 0).r;
+        weight_sum += alpha;
+      }
+    }
+  }
+  if (step == 2) {
+    value = clamp(value / max(weight_sum, 1e-12), 0.0, 1.0);
+  }
+  frag_color = vec4(value, 0.0, 0.0, 1.0);
+}
+"""
+
+
 def resolve_defines() -> dict[str, str]:
     """Constants of the torch resolve (`core.render.reprojection`), as GLSL literals."""
     from ..core.render.projection import NEAR_PLANE
-    from ..core.render.reprojection import _SEEN_MIN, HOLE_RADIUS, PIXEL_SEEN_FULL, SOLID_FROM
+    from ..core.render.reprojection import _SEEN_MIN, HOLE_RADIUS, PIXEL_SEEN_FULL, SHARE_OPEN_RADIUS, SOLID_FROM
 
     return {"SEEN_MIN": repr(float(_SEEN_MIN)), "PIXEL_SEEN_FULL": repr(float(PIXEL_SEEN_FULL)),
+            "SHARE_OPEN_RADIUS": str(int(SHARE_OPEN_RADIUS)),
             "SOLID_LO": repr(float(SOLID_FROM[0])), "SOLID_HI": repr(float(SOLID_FROM[1])),
             "HOLE_RADIUS": str(int(HOLE_RADIUS)), "NEAR_PLANE": repr(float(NEAR_PLANE))}
 

@@ -20,8 +20,8 @@ from uplift.core.camera import Camera
 from uplift.core.errors import ConfigError
 from uplift.core.gaussians import SH_C0, Gaussians
 from uplift.core.render import render
-from uplift.core.render.reprojection import (CONDITION_FADE, PIXEL_SEEN_FULL, PhotoSource, photo_visibility,
-                                             visibility_from_weights)
+from uplift.core.render.reprojection import (CONDITION_FADE, PIXEL_SEEN_FULL, SHARE_OPEN_RADIUS, PhotoSource,
+                                             photo_visibility, smooth_share, visibility_from_weights)
 from uplift.core.render.projection import project_gaussians
 from uplift.core.render.torch_backend import rasterize
 from uplift.core.transforms import Similarity, apply_similarity
@@ -121,6 +121,45 @@ def reference_reprojection(rest, posed, visibility, photo_cam, cam):
     return U, src / np.maximum(U, 1e-300)[..., None], lifted, w.sum(0)
 
 
+def reference_share(raw: np.ndarray, alpha: np.ndarray, radius: int = SHARE_OPEN_RADIUS) -> np.ndarray:
+    """`smooth_share` pixel by pixel: over each window (clipped to the image) of covered pixels,
+    the min (erosion), then the max of those (opening), then their alpha-weighted mean."""
+    H, W = raw.shape
+    covered = alpha > 0
+
+    def window(y, x):
+        return [(v, u) for v in range(max(0, y - radius), min(H, y + radius + 1))
+                for u in range(max(0, x - radius), min(W, x + radius + 1)) if covered[v, u]]
+
+    eroded, opened, out = np.ones_like(raw), np.zeros_like(raw), np.zeros_like(raw)
+    for y, x in zip(*np.nonzero(covered)):
+        eroded[y, x] = min(raw[v, u] for v, u in window(y, x))
+    for y, x in zip(*np.nonzero(covered)):
+        opened[y, x] = max(eroded[v, u] for v, u in window(y, x))
+    for y, x in zip(*np.nonzero(covered)):
+        near = window(y, x)
+        out[y, x] = sum(opened[v, u] * alpha[v, u] for v, u in near) / sum(alpha[v, u] for v, u in near)
+    return out
+
+
+def test_share_smoothing_removes_photo_specks_at_a_seam_but_keeps_thin_seen_parts():
+    """A turned rim: seen surface (share 1) left, unseen side wall (0) right, and between them a
+    band where single seen pixels alternate with unseen ones (the demo cup's dotted lip). Apart,
+    a seen stalk one pixel wide with nothing around it (a spoon's handle)."""
+    H, W = 24, 40
+    raw, alpha = np.zeros((H, W)), np.zeros((H, W))
+    alpha[2:22, 2:30] = 1.0
+    raw[2:22, 2:12] = 1.0
+    raw[2:22:2, 13] = raw[3:22:2, 15] = 1.0      # specks in the seam band
+    alpha[2:22, 35] = raw[2:22, 35] = 1.0          # the stalk
+    ours = smooth_share(torch.from_numpy(raw), torch.from_numpy(alpha)).numpy()
+    np.testing.assert_allclose(ours, reference_share(raw, alpha), atol=1e-12)
+    assert ours[2:22, 2:9].min() == 1.0            # the seen surface keeps the photo
+    assert ours[2:22, 13:16].max() < 0.35          # no speck shows its photo pixel
+    assert ours[2:22, 35].min() == 1.0 and ours[:, 33:35].max() == 0.0
+    assert raw[2:22, 13:16].max() == 1.0           # (they did before)
+
+
 @pytest.mark.parametrize("yaw, scale, size", [(25.0, 1.0, (W, H)), (-40.0, 1.3, (W, H)), (10.0, 0.8, (56, 44))])
 def test_reprojection_matches_the_per_pixel_reference(yaw, scale, size):
     rest = scene()
@@ -139,9 +178,9 @@ def test_reprojection_matches_the_per_pixel_reference(yaw, scale, size):
     err = np.abs(ours.source_xy.numpy() - src)[strong]
     assert err.max() < 2e-3, f"source coordinates off by {err.max():.2e} px"
     # Straight colour: photo(source) and the unseen share's lifted colour, by the seen fraction
-    # saturating at PIXEL_SEEN_FULL (resolve's solid alpha leaves straight colour alone).
+    # saturating at PIXEL_SEEN_FULL and smoothed at seams (resolve's solid alpha leaves straight colour alone).
     photo_at_src = photo.sample(torch.from_numpy(src).float()).double().numpy()
-    share = np.clip(U / np.maximum(alpha, 1e-12) / PIXEL_SEEN_FULL, 0, 1)[..., None]
+    share = reference_share(np.clip(U / np.maximum(alpha, 1e-12) / PIXEL_SEEN_FULL, 0, 1), alpha)[..., None]
     expected = share * photo_at_src + (1 - share) * lifted / np.maximum(alpha - U, 1e-12)[..., None]
     covered = alpha > 0.05
     assert np.abs(ours.rgba[..., :3].numpy() - expected)[covered].max() < 2e-3

@@ -25,8 +25,8 @@ The source coordinate is linear in the pixel inside a splat, so the renderer com
 per-Gaussian features u_i = v_i f_i, u_i (s_i - M_i mu'_i) (2) and u_i M_i (4) as ordinary
 channels and each pixel evaluates source(p) = (offset(p) + Mbar(p) p) / U(p). The colour
 blends photo(source) with the lifted colour of the unseen share, sum_i w_i (1 - u_i) c_i, by
-the pixel's seen fraction U / alpha (saturating at PIXEL_SEEN_FULL, see `photo_share`): what
-the photo did not see keeps the lifted colour.
+the pixel's seen fraction U / alpha (saturating at PIXEL_SEEN_FULL and opened at seams, see
+`photo_share`): what the photo did not see keeps the lifted colour.
 """
 from __future__ import annotations
 
@@ -45,6 +45,7 @@ VISIBILITY_RAMP = (0.1, 0.5)     # seen fraction over the front layer's typical 
 CONDITION_FADE = (2.0, 5.0)      # kappa(M): photo fully up to 2 (60 deg turn), none from 5 (78 deg)
 PIXEL_SEEN_FULL = 0.6            # seen fraction of a pixel's alpha from which it shows the photo only
 HOLE_RADIUS = 2                  # px: alpha holes up to 2 * HOLE_RADIUS wide are closed where seen
+SHARE_OPEN_RADIUS = 1            # px: photo specks narrower than 2 * SHARE_OPEN_RADIUS + 1 at a seen/unseen seam go
 SOLID_FROM = (0.5, 0.85)         # alpha over which seen pixels are made fully opaque (see resolve)
 FEATURES = 7                     # u, u * offset (2), u * M (4)
 EDGE_INSET = 2                   # px inside the silhouette (rest alpha 1/2) from which a photo pixel is the object's alone ...
@@ -267,7 +268,22 @@ def photo_share(layers: PhotoLayers) -> Tensor:  # -> [H, W] in [0, 1]
     door, 5% of pixels below 0.6); those inner splats' colours (diffused, `core.color_fill`)
     must not tint what the photo shows as a grid of streaks."""
     fraction = layers.seen / layers.alpha.clamp_min(1e-12)
-    return (fraction / PIXEL_SEEN_FULL).clamp(0.0, 1.0)
+    return smooth_share((fraction / PIXEL_SEEN_FULL).clamp(0.0, 1.0), layers.alpha)
+
+
+def smooth_share(share: Tensor, alpha: Tensor) -> Tensor:  # [H, W], [H, W] -> [H, W] in [0, 1]
+    """Where a surface the photo saw meets one it did not (a turned rim), the seen and unseen
+    splats interleave, and the raw share alternates from pixel to pixel: the photo's rim pixels
+    showed as a dotted line (the demo cup's lip). A grey opening over covered pixels removes
+    photo specks narrower than SHARE_OPEN_RADIUS * 2 + 1 px without narrowing anything the photo
+    saw (uncovered pixels are ignored, so thin parts keep their share), then an alpha-weighted
+    box mean of the same radius softens the step. Where everything is seen it stays 1."""
+    covered = alpha > 0
+    eroded = -_box_max(-torch.where(covered, share, torch.ones_like(share)), SHARE_OPEN_RADIUS)
+    opened = _box_max(torch.where(covered, eroded, torch.zeros_like(eroded)), SHARE_OPEN_RADIUS)
+    weight = torch.where(covered, alpha, torch.zeros_like(alpha))
+    mean = _box_sum(opened * weight, SHARE_OPEN_RADIUS) / _box_sum(weight, SHARE_OPEN_RADIUS).clamp_min(1e-12)
+    return torch.where(covered, mean.clamp(0.0, 1.0), torch.zeros_like(share))
 
 
 def resolve(layers: PhotoLayers, photo: PhotoSource) -> tuple[Tensor, Tensor, Tensor]:
@@ -349,16 +365,27 @@ def resolve_box(layers: PhotoLayers, photo: PhotoSource) -> tuple[Tensor, Tensor
 
 
 def _closing(x: Tensor) -> Tensor:  # [H, W] -> [H, W] grey closing over a (2 HOLE_RADIUS + 1)^2 window
-    return -_box_max(-_box_max(x))
+    return -_box_max(-_box_max(x, HOLE_RADIUS), HOLE_RADIUS)
 
 
-def _box_max(x: Tensor) -> Tensor:  # [H, W] -> [H, W] max over the (2 HOLE_RADIUS + 1)^2 window, edges clipped
+def _box_sum(x: Tensor, radius: int) -> Tensor:  # [H, W] -> [H, W] sum over the (2 radius + 1)^2 window, edges clipped
+    for dim in (0, 1):
+        out = x.clone()
+        n = x.shape[dim]
+        for d in range(1, min(radius, n - 1) + 1):
+            out.narrow(dim, d, n - d).add_(x.narrow(dim, 0, n - d))
+            out.narrow(dim, 0, n - d).add_(x.narrow(dim, d, n - d))
+        x = out
+    return x
+
+
+def _box_max(x: Tensor, radius: int) -> Tensor:  # [H, W] -> [H, W] max over the (2 radius + 1)^2 window, edges clipped
     """Separable running maxima of shifted views: about 10x faster than max_pool2d on the CPU,
     which forms indices it is not asked for."""
     for dim in (0, 1):
         out = x.clone()
         n = x.shape[dim]
-        for d in range(1, HOLE_RADIUS + 1):
+        for d in range(1, radius + 1):
             if d >= n:
                 break
             torch.maximum(out.narrow(dim, d, n - d), x.narrow(dim, 0, n - d), out=out.narrow(dim, d, n - d))
