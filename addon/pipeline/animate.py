@@ -150,10 +150,11 @@ class FrameRenderer:
         world = concat([self.posed(p) for p in poses])
         # As a still: the photo's own pixels wherever the photo saw the posed surfaces.
         photo = self.photo_source(tuple(p.uid for p in poses))
-        rgba, unmoved = render_object_layers(world, camera, self.backend, photo=photo)
+        layers = render_object_layers(world, camera, self.backend, photo=photo)
         prepared = Prepared(self.photo, camera, camera, self.hole, self.hole, world, self.plate, None)
         # The hole already holds the plate's whole filled area: no further growth.
-        return compose(prepared, rgba, self.seam, dataclasses.replace(self.config, hole_dilate=0), unmoved=unmoved)
+        return compose(prepared, layers.rgba, self.seam, dataclasses.replace(self.config, hole_dilate=0),
+                       unmoved=layers.unmoved, still=layers.still)
 
 
 def tree_layers(composite: Composite, photo: np.ndarray, plate: np.ndarray) -> dict[str, np.ndarray]:

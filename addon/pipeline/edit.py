@@ -399,17 +399,27 @@ def render_object(g: Gaussians, camera: Camera, backend: str = "auto", *, photo=
     photo: a `core.render.reprojection.PhotoSource` whose rest Gaussians `g` is a posed copy of;
     the object then shows the photo's pixels where the photo saw it, sampled at the photo's
     own resolution even when `camera` is smaller (the source-coordinate field is upsampled)."""
-    return render_object_layers(g, camera, backend, photo=photo, output_size=output_size)[0]
+    return render_object_layers(g, camera, backend, photo=photo, output_size=output_size).rgba
 
 
 UNMOVED_PX = 0.5  # a pixel whose photo source lies closer than this to itself shows the photo unmoved
 UNMOVED_ALPHA = 0.01  # ... where the object covers it as it did in the photo (alpha within this)
 
 
+@dataclass
+class ObjectLayers:
+    """The posed object rendered for `compose`."""
+    rgba: np.ndarray                  # float32 [H, W, 4] straight alpha
+    unmoved: np.ndarray | None = None  # bool [H, W]: the photo's own pixel at its own place (mostly seen,
+    # source within UNMOVED_PX, covered as at rest), kept exactly by `compose`; None without a photo
+    still: np.ndarray | None = None    # bool [H, W]: the render there is the rest's (coverage within
+    # UNMOVED_ALPHA, source within UNMOVED_PX), object or not; None where that is unknown (no photo,
+    # or a view other than the photo's)
+
+
 def render_object_layers(g: Gaussians, camera: Camera, backend: str = "auto", *, photo=None,
-                         output_size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """`render_object`, plus (with a photo) bool [H, W] `unmoved`: pixels that show the photo's own
-    pixel at its own place (mostly seen, source within UNMOVED_PX), which `compose` keeps exactly."""
+                         output_size: tuple[int, int] | None = None) -> ObjectLayers:
+    """`render_object`, plus (with a photo) where the photo's own pixels are right (`ObjectLayers`)."""
     from ..core.render import render
 
     result = render(g, camera, backend=backend, photo=photo, resolve_photo=False)  # resolved below, at (W, H)
@@ -418,7 +428,7 @@ def render_object_layers(g: Gaussians, camera: Camera, backend: str = "auto", *,
         rgba = result.rgba.detach().cpu().numpy()
         if (W, H) != (camera.width, camera.height):
             rgba = _resize_rgba(np.clip(rgba, 0.0, 1.0), W, H)
-        return np.clip(np.asarray(rgba, dtype=np.float32), 0.0, 1.0), None  # RGB is unclamped above
+        return ObjectLayers(np.clip(np.asarray(rgba, dtype=np.float32), 0.0, 1.0))  # RGB is unclamped above
     import torch
 
     from ..core.device import torch_cpu_threads
@@ -452,9 +462,16 @@ def render_object_layers(g: Gaussians, camera: Camera, backend: str = "auto", *,
         rgba = np.zeros((H, W, 4), np.float32)
         rgba[y0:y0 + h, x0:x0 + w, :3] = _straight(premult, alpha)
         rgba[y0:y0 + h, x0:x0 + w, 3] = alpha.clamp(0.0, 1.0).cpu().numpy()
+        still = None
+        if rest_render is not None:  # outside the posed box the object covers nothing now
+            rest_full = (rest_render if (W, H) == (camera.width, camera.height) else
+                         resample_box(torch.from_numpy(rest_render)[..., None], W, H, (0, 0, W, H))[..., 0].numpy())
+            still = rest_full < UNMOVED_ALPHA
+            # (pinholes, alpha 0 at rest too, take a source from their neighbours: those decide)
+            still[y0:y0 + h, x0:x0 + w] = same_cover & ((moved < UNMOVED_PX) | (raw_alpha <= 0))
     unmoved = np.zeros((H, W), bool)
     unmoved[y0:y0 + h, x0:x0 + w] = seen & (moved < UNMOVED_PX)
-    return np.clip(rgba, 0.0, 1.0), unmoved
+    return ObjectLayers(np.clip(rgba, 0.0, 1.0), unmoved, still)
 
 
 def _straight(premult, alpha) -> np.ndarray:  # [H, W, 3], [H, W] tensors -> straight RGB numpy
@@ -463,11 +480,14 @@ def _straight(premult, alpha) -> np.ndarray:  # [H, W, 3], [H, W] tensors -> str
 
 
 def compose(prepared: Prepared, object_rgba: np.ndarray, services, config: EditConfig, *,
-            unmoved: np.ndarray | None = None) -> Composite:
+            unmoved: np.ndarray | None = None, still: np.ndarray | None = None) -> Composite:
     """Composite `object_rgba` (float [h, w, 4] straight alpha, working or photo size) over
     the plate, seam it, and keep the photo outside the edited region and at `unmoved` pixels
     (bool [H, W] at the photo's size, from `render_object_layers`: the object shows the photo's
-    own pixel there, so neither the plate nor the seam pass may touch it)."""
+    own pixel there, so neither the plate nor the seam pass may touch it). With `still` (bool
+    [H, W], the same), the photo is also kept at every pixel farther than the region's growth from
+    anything that changed: the hole's dilation takes the object's edge halo with it, and next to a
+    part that did not move that halo is the photo's own (no edit: the photo exactly, everywhere)."""
     image, (H, W) = prepared.image, prepared.image.shape[:2]
     scale = prepared.work_scale
     rgba = to_float(to_uint8(_resize_rgba(object_rgba, W, H)))  # the 8-bit layer export and compositor read
@@ -482,6 +502,12 @@ def compose(prepared: Prepared, object_rgba: np.ndarray, services, config: EditC
         seam_mask = seam_ring(grown, width)  # inside the region: width + offset <= silhouette_dilate
         composite = services.inpaint(composite, grown, mode="seam", dilate=width, prompt=config.inpaint_prompt)
     changed = region if unmoved is None else region & ~unmoved
+    if still is not None and unmoved is not None:
+        moving = ~still
+        if moving.any():  # then an object pixel that does not show the photo unmoved (one the lifted
+            moving |= prepared.mask & ~unmoved  # object does not cover, say) may have gone with it
+        reach = max(_full_radius(config.hole_dilate, scale), _full_radius(config.silhouette_dilate, scale))
+        changed &= dilate(moving, reach)
     final = np.where(changed[..., None], composite, image)
     return Composite(final, rgba, composite, sil, changed, seam_mask)
 
@@ -494,10 +520,10 @@ def apply_edit(prepared: Prepared, edit: EditSpec, services, config: EditConfig 
         edited, sim = deform(prepared, edit, config)
     with _stage("render", timings, stage):
         photo = prepared.photo_source(config.render_backend) if config.reproject else None
-        rgba, unmoved = render_object_layers(edited, prepared.work_camera, config.render_backend, photo=photo,
-                                             output_size=(prepared.camera.width, prepared.camera.height) if photo else None)
+        layers = render_object_layers(edited, prepared.work_camera, config.render_backend, photo=photo,
+                                      output_size=(prepared.camera.width, prepared.camera.height) if photo else None)
     with _stage("compose", timings, stage):
-        composite = compose(prepared, rgba, services, config, unmoved=unmoved)
+        composite = compose(prepared, layers.rgba, services, config, unmoved=layers.unmoved, still=layers.still)
     return EditResult(prepared, edited, sim, composite, timings)
 
 

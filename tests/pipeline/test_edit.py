@@ -58,7 +58,8 @@ DOG_BOX = (0, 205, 430, 534)  # the bulldog in dog.jpg (800x534, below the worki
 
 
 def test_identity_keeps_the_photo_outside_and_reproduces_it_inside(shared_data, services):
-    """No edit: exactly the photo outside the object's dilated mask, >= 35 dB inside it, and the
+    """No edit: exactly the photo outside the object's mask (its edge halo, which the plate's
+    hole also takes, included: nothing moved next to it), >= 35 dB inside it, and the
     reprojected render alone (before compose keeps unmoved pixels) >= 35 dB too; without
     reprojection the lifted colours alone stay well below. At the photo's own resolution."""
     photo = load_image(shared_data / "photos" / "dog.jpg")
@@ -68,8 +69,9 @@ def test_identity_keeps_the_photo_outside_and_reproduces_it_inside(shared_data, 
     mask, final = result.prepared.mask, result.final
     assert final.shape == photo.shape and final.dtype == np.uint8
     assert mask.mean() > 0.15
-    outside = ~dilate(mask, config.hole_dilate)
-    assert np.array_equal(final[outside], photo[outside])  # exactly the photo's pixels
+    assert np.array_equal(final[~mask], photo[~mask])  # exactly the photo's pixels
+    assert (result.prepared.plate[~mask & dilate(mask, config.hole_dilate)] != photo[~mask & dilate(
+        mask, config.hole_dilate)]).any()  # (the plate did change that halo)
     inside = psnr(final[mask], photo[mask])
     assert inside >= 35.0, f"identity edit reproduces the object at only {inside:.1f} dB"
     # The render alone, one pixel in from the mask's edge: on the edge itself the photo mixes the
@@ -125,7 +127,7 @@ def test_a_turned_object_keeps_photo_detail_on_its_seen_side(prepared, services)
 def test_identity_outside_is_exact_on_the_truck_too(prepared, services):
     config = EditConfig()
     result = apply_edit(prepared, EditSpec(), services, config)
-    outside = ~dilate(prepared.mask, config.hole_dilate)
+    outside = ~prepared.mask  # above the working size too (the rest coverage resampled as the render is)
     assert np.array_equal(result.final[outside], prepared.image[outside])
     # The object comes back close to the photo (the truck's sharp edges cost the inflate lifter a
     # little; the dog above shows the 30 dB bound).
@@ -345,7 +347,8 @@ def test_a_part_that_moved_away_leaves_no_ghost_of_the_photo():
     right = means[:, 0] > 0
     posed = Gaussians(means=torch.where(right[:, None], means + torch.tensor([5.0, 0.0, 0.0]), means),
                       quats=g.quats, log_scales=g.log_scales, opacity_logits=g.opacity_logits, sh=g.sh)
-    rgba, unmoved = render_object_layers(posed, cam, "torch", photo=source)
+    layers = render_object_layers(posed, cam, "torch", photo=source)
+    rgba, unmoved = layers.rgba, layers.unmoved
     plate = np.zeros_like(photo)
     plate[...] = (20, 20, 230)
     mask = render(g, cam, backend="torch").rgba[..., 3].numpy() > 0.5
@@ -358,3 +361,17 @@ def test_a_part_that_moved_away_leaves_no_ghost_of_the_photo():
     kept = cv2.erode(mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0  # the edge blends with the plate
     kept[:, centre - 3:] = False  # the half that stayed still shows the photo's own pixels
     assert np.abs(final[kept].astype(int) - photo[kept]).max() <= 2
+    # The hole grown by 3 px takes the object's edge halo: next to the half that stayed it is the
+    # photo's own (`still`), exactly; round the half that went, and where it went, it is redone.
+    config = EditConfig(seam=False, hole_dilate=3, silhouette_dilate=3)
+    grown = compose(prepared, rgba, None, config, unmoved=unmoved, still=layers.still)
+    halo = dilate(mask, 3) & ~mask
+    assert not layers.still[:, centre + 2].all() and layers.still[:, :centre - 8].all()  # the moved half is not still
+    left, right = halo.copy(), halo.copy()
+    left[:, centre - 10:] = False
+    right[:, :centre + 10] = False
+    assert left.sum() > 50 and np.array_equal(grown.final[left], photo[left])
+    assert right.sum() > 50 and (grown.final[right] != photo[right]).any(-1).mean() > 0.9
+    assert (grown.final[uncovered][:, 1] > 128).sum() == 0
+    without = compose(prepared, rgba, None, config, unmoved=unmoved).final  # the rule before `still`
+    assert (without[left] != photo[left]).any(-1).mean() > 0.5

@@ -62,8 +62,9 @@ def compose(job: ComposeJob):
     # Reproject only when every object knows the photo it came from (older files may not).
     reproject = job.config.reproject and all(src is not None for src in sources)
     photo_source = PhotoSource.combine(sources) if reproject else None
-    rgba, unmoved = render_object_layers(world, prepared.work_camera, job.config.render_backend, photo=photo_source)
-    composite = compose_layers(prepared, rgba, job.services, job.config, unmoved=unmoved)
+    layers = render_object_layers(world, prepared.work_camera, job.config.render_backend, photo=photo_source)
+    composite = compose_layers(prepared, layers.rgba, job.services, job.config, unmoved=layers.unmoved,
+                               still=layers.still)
     if job.cancelled is not None and job.cancelled.is_set():  # Esc while composing: the folder stays as it was
         raise CancelledError(f"Compose & Export was cancelled: nothing was written to {job.folder}")
     try:
