@@ -70,12 +70,20 @@ class RenderResult:
     # With a photo (reprojection): the photo pixel each pixel shows, the seen fraction of its
     # alpha (1: all photo, 0: all lifted colour), and the raw sums for resampling at another size.
     source_xy: Tensor | None = None  # [H, W, 2] photo pixels, centres at +0.5
-    seen: Tensor | None = None       # [H, W] in [0, 1] share of the colour the photo gives
     layers: "PhotoLayers | None" = None
 
     @property
     def alpha(self) -> Tensor:  # [H, W]
         return self.rgba[..., 3]
+
+    @property
+    def seen(self) -> Tensor | None:  # [H, W] in [0, 1] share of the colour the photo gives (resolved renders)
+        """Made on demand: a frame's resolve works its own out over the object's box only."""
+        if self.layers is None or self.source_xy is None:
+            return None
+        from .reprojection import photo_share
+
+        return photo_share(self.layers)
 
 
 def resolve_backend(backend: str) -> str:
@@ -133,14 +141,13 @@ def render(
                 from .viewport_backend import rasterize_viewport
 
                 color, alpha, depth_sum = rasterize_viewport(g, cam, extra)
-        layers = source_xy = seen = None
+        layers = source_xy = None
         if photo is not None:
-            from .reprojection import PhotoLayers, photo_share, resolve
+            from .reprojection import PhotoLayers, resolve
 
             layers = PhotoLayers(color[..., :3], color[..., 3], color[..., 4:6], color[..., 6:10], alpha)
             color = layers.lifted
             if resolve_photo:
-                seen = photo_share(layers)
                 color, alpha, source_xy = resolve(layers, photo)
 
     raw_alpha = alpha if layers is None else layers.alpha  # depth is a sum over the rasterised weights
@@ -157,7 +164,7 @@ def render(
         rgb = color + (1.0 - alpha[..., None]) * bg
         rgba = torch.cat((rgb, torch.ones_like(alpha)[..., None]), dim=-1)
     return RenderResult(rgba=rgba.float().contiguous(), depth=depth.float().contiguous(), camera=cam,
-                        source_xy=source_xy, seen=seen, layers=layers)
+                        source_xy=source_xy, layers=layers)
 
 
 def _rasterize_torch(g: Gaussians, cam: Camera, photo: "PhotoSource | None" = None) -> tuple[Tensor, Tensor, Tensor]:
