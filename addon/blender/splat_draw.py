@@ -105,7 +105,7 @@ def share_shader():
         from . import splat_shader
 
         _share_shader = _screen_shader(splat_shader.SHARE_FRAGMENT, ("lifted", "feature_a", "share"),
-                                       (("INT", "step"),))
+                                       (("INT", "share_step"),))
     return _share_shader
 
 
@@ -427,7 +427,7 @@ class _DrawnObject:
                     gpu.state.depth_test_set("NONE")
                     gpu.state.blend_set("NONE")
                     sh.bind()
-                    sh.uniform_int("step", step)
+                    sh.uniform_int("share_step", step)
                     sh.uniform_sampler("lifted_tex", photo_view.sums[0])
                     sh.uniform_sampler("feature_a_tex", photo_view.sums[1])
                     sh.uniform_sampler("share_tex", photo_view.shares[source])

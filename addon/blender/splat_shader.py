@@ -232,7 +232,7 @@ void main() {
     frag_color = vec4(0.0);
     return;
   }
-  float value = (step == 0) ? 1.0 : 0.0;
+  float value = (share_step == 0) ? 1.0 : 0.0;
   float weight_sum = 0.0;
   for (int y = max(texel.y - SHARE_OPEN_RADIUS, 0); y <= min(texel.y + SHARE_OPEN_RADIUS, size.y - 1); y++) {
     for (int x = max(texel.x - SHARE_OPEN_RADIUS, 0); x <= min(texel.x + SHARE_OPEN_RADIUS, size.x - 1); x++) {
@@ -240,10 +240,10 @@ void main() {
       if (alpha <= 0.0) {
         continue;
       }
-      if (step == 0) {
+      if (share_step == 0) {
         float seen = texelFetch(feature_a_tex, ivec2(x, y), 0).r;
         value = min(value, clamp(seen / max(alpha, 1e-12) / PIXEL_SEEN_FULL, 0.0, 1.0));
-      } else if (step == 1) {
+      } else if (share_step == 1) {
         value = max(value, texelFetch(share_tex, ivec2(x, y), 0).r);
       } else {
         value += alpha * texelFetch(share_tex, ivec2(x, y), 0).r;
@@ -251,7 +251,7 @@ void main() {
       }
     }
   }
-  if (step == 2) {
+  if (share_step == 2) {
     value = clamp(value / max(weight_sum, 1e-12), 0.0, 1.0);
   }
   frag_color = vec4(value, 0.0, 0.0, 1.0);
