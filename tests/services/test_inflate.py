@@ -195,3 +195,35 @@ def test_tilted_front_splats_cover_the_photo_as_camera_facing_ones_do():
     iou = (flat & tilted).sum() / (flat | tilted).sum()
     assert iou > 0.97, iou
     assert (tilted & mask).sum() / mask.sum() > 0.98
+
+
+def test_skirt_splats_lie_in_the_side_wall():
+    """Skirt splats (long along the ray) are discs in the wall they fill: their wide axis runs along
+    the rim (across the image's radial direction on a disc), as wide as a front splat there, their
+    thin one across it, so a turn shows a closed wall instead of one streak per row of samples."""
+    from uplift.core import quaternion
+    from uplift.services.backends.inflate import HIDDEN_SIGMA
+
+    g, cam, _ = _sphere_lift(tangent=True)
+    R = cam.world_to_camera[:3, :3]
+    axes = R @ quaternion.to_matrix(g.quats.double()).numpy()
+    pts = g.means.double().numpy() @ R.T + cam.world_to_camera[:3, 3]
+    scales = g.scales.double().numpy()
+    skirt = scales[:, 2] > 1.5 * scales[:, 1]
+    assert skirt.sum() > 100
+    outward = np.stack([pts[:, 0], pts[:, 1]], 1) / np.maximum(np.hypot(pts[:, 0], pts[:, 1]), 1e-9)[:, None]
+    off_axis = skirt & (np.hypot(pts[:, 0], pts[:, 1]) / pts[:, 2] > 0.05)
+    along_rim = np.abs((axes[:, :2, 0] * outward).sum(1))
+    assert np.median(along_rim[off_axis]) < 0.2  # within ~12 deg: the sampled distance field's gradient
+    np.testing.assert_allclose(scales[skirt, 0], scales[skirt, 1] / HIDDEN_SIGMA, rtol=1e-4)
+    np.testing.assert_allclose(np.abs(axes[skirt, 2, 2]), 1.0, atol=1e-6)  # the third axis is the ray's
+
+
+@pytest.mark.parametrize("gx, gy", [(1.0, 0.0), (0.0, -2.0), (0.6, 0.8), (0.0, 0.0)])
+def test_wall_frames_are_rotations_with_the_tangent_across_the_gradient(gx, gy):
+    from uplift.services.backends.inflate import _wall_frames
+
+    frame = _wall_frames(np.array([gx]), np.array([gy]))[0]
+    np.testing.assert_allclose(frame.T @ frame, np.eye(3), atol=1e-12)
+    assert np.linalg.det(frame) == pytest.approx(1.0)  # not a reflection: quaternions cannot hold one
+    assert abs(frame[:2, 0] @ np.array([gx, gy])) < 1e-12

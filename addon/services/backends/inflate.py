@@ -20,7 +20,9 @@ metre big, which is the scale the deformation defaults are tuned for.
 
 Splats: the front ones are flat discs lying in the inflated surface (`_tangent_frames`),
 stretched down its slope by 1/cos(tilt) so that the photo's camera sees each cover its
-sample's pixels as a disc facing the camera would; the rest face the camera.
+sample's pixels as a disc facing the camera would; the skirt ones lie in the side wall
+(`_wall_frames`), as wide along the rim as the front ones and thin across it; the back ones
+face the camera.
 
 Colours: one disc per sample on the front surface; a few passes of
 residual correction through the renderer (c += target - render, a Jacobi iteration on
@@ -59,7 +61,7 @@ class InflateConfig:
     fit_passes: int = 3            # colour-correction passes through the renderer (0: none)
     render_backend: str = "auto"   # the colour fit's renderer on CUDA (gsplat if importable); CPU: torch
     fill_unseen: bool = True       # back and side walls: colours diffused from the seen surface (core.color_fill)
-    tangent_front: bool = True     # front splats lie in the inflated surface (see `_tangent_frames`), not facing the camera
+    tangent_front: bool = True     # front splats lie in the inflated surface, skirt ones in the side wall (not facing the camera)
 
 
 def reference_depth(mask: np.ndarray, camera) -> float:
@@ -235,8 +237,28 @@ def _layout(image: np.ndarray, mask: np.ndarray, camera, stride: int, cfg: Infla
     rotations[:C] = frames[cells]
     stretch = np.ones(means.shape[0])
     stretch[:C] = stretch_front[cells]
+    skirts = np.arange(2 * C, means.shape[0])
+    rotations[skirts] = _wall_frames(gx[cells][cell_of[skirts]], gy[cells][cell_of[skirts]])
+    stretch[skirts] = 1.0 / HIDDEN_SIGMA  # along the rim as wide as a front splat: no gaps between rows
     quats = quaternion.from_matrix(c2w[None] @ torch.from_numpy(rotations)).numpy()
     return _Layout(means, sigma_xy, sigma_z, cell_of, colors, cell_pixels, quats, cfg, stretch)
+
+
+def _wall_frames(gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
+    """[K] distance-field gradients at the skirts' cells -> rotations [K, 3, 3] (camera axes) whose
+    columns are the rim's tangent in the image, the wall's normal (across the rim) and the ray. A
+    skirt splat lies in the side wall it fills: wide along the rim, thin across it, so the photo's
+    camera sees the silhouette unchanged and a turn shows a closed wall, not one streak per row of
+    samples (measured on the demo cup's revealed side)."""
+    length = np.hypot(gx, gy)
+    flat = length < 1e-9  # no slope (a plateau): any in-plane axes
+    nx = np.where(flat, 0.0, gx / np.maximum(length, 1e-12))
+    ny = np.where(flat, 1.0, gy / np.maximum(length, 1e-12))
+    frames = np.zeros((gx.size, 3, 3))
+    frames[:, 0, 0], frames[:, 1, 0] = ny, -nx  # the rim's tangent (a proper rotation: det +1)
+    frames[:, 0, 1], frames[:, 1, 1] = nx, ny   # across the wall
+    frames[:, 2, 2] = 1.0                       # along the ray
+    return frames
 
 
 def _tangent_frames(z: np.ndarray, cells: np.ndarray, camera, stride: int) -> tuple[np.ndarray, np.ndarray]:
