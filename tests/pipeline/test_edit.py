@@ -375,3 +375,22 @@ def test_a_part_that_moved_away_leaves_no_ghost_of_the_photo():
     assert (grown.final[uncovered][:, 1] > 128).sum() == 0
     without = compose(prepared, rgba, None, config, unmoved=unmoved).final  # the rule before `still`
     assert (without[left] != photo[left]).any(-1).mean() > 0.5
+
+
+@pytest.mark.parametrize("rest_size, size", [((60, 90), (200, 300)), ((100, 150), (37, 55)), ((64, 64), (64, 64)),
+                                             ((50, 70), (173, 211))])
+def test_rest_coverage_resampled_over_its_box_equals_the_whole_frame(rest_size, size):
+    """`_rest_uncovered` resamples only the box the rest coverage reaches; the whole frame resampled
+    (the slow, obvious way) gives the same pixels, at any scale up or down."""
+    import torch
+
+    from uplift.core.render.reprojection import resample_box
+    from uplift.pipeline.edit import UNMOVED_ALPHA, _rest_uncovered
+
+    rest = np.zeros(rest_size, np.float32)
+    rest[10:30, 20:45] = np.random.default_rng(0).random((20, 25)).astype(np.float32)
+    rest[11, 21] = 0.005  # below UNMOVED_ALPHA
+    H, W = size
+    whole = resample_box(torch.from_numpy(rest)[..., None], W, H, (0, 0, W, H))[..., 0].numpy() < UNMOVED_ALPHA
+    assert not whole.all()
+    assert np.array_equal(_rest_uncovered(rest, W, H), whole)

@@ -225,16 +225,26 @@ class PhotoLayers:
             raise ValueError("resample a whole-image PhotoLayers")
         H, W = self.seen.shape
         sx, sy = W / width, H / height  # old pixels per new pixel
-        rows, cols = (self.alpha > 0).any(1).nonzero(), (self.alpha > 0).any(0).nonzero()
-        if rows.numel() == 0:
-            x0 = y0 = x1 = y1 = 0
-        else:  # old pixels [c0, c1] reach new pixel centres within one old pixel of them
-            x0, x1 = max(0, int((int(cols[0]) - 1) / sx)), min(width, int((int(cols[-1]) + 2) / sx) + 1)
-            y0, y1 = max(0, int((int(rows[0]) - 1) / sy)), min(height, int((int(rows[-1]) + 2) / sy) + 1)
+        x0, y0, x1, y1 = reach_box(self.alpha > 0, width, height)
         stack = torch.cat((self.lifted, self.seen[..., None], self.offset, self.jacobian, self.alpha[..., None]), -1)
         out = resample_box(stack, width, height, (x0, y0, x1, y1))
         jac = out[..., 6:10] * out.new_tensor([sx, sy, sx, sy])  # d photo / d new pixel
         return PhotoLayers(out[..., :3], out[..., 3], out[..., 4:6], jac, out[..., 10], (x0, y0))
+
+
+def reach_box(covered: Tensor, width: int, height: int) -> tuple[int, int, int, int]:
+    """bool [H, W] -> (x0, y0, x1, y1): the pixels of a `width` x `height` resampling (as
+    `resample_box`) that the covered pixels reach; outside it the resampled image is 0. Empty
+    when nothing is covered."""
+    H, W = covered.shape
+    sx, sy = W / width, H / height  # old pixels per new pixel
+    rows, cols = covered.any(1).nonzero(), covered.any(0).nonzero()
+    if rows.numel() == 0:
+        return 0, 0, 0, 0
+    # old pixels [c0, c1] reach new pixel centres within one old pixel of them
+    x0, x1 = max(0, int((int(cols[0]) - 1) / sx)), min(width, int((int(cols[-1]) + 2) / sx) + 1)
+    y0, y1 = max(0, int((int(rows[0]) - 1) / sy)), min(height, int((int(rows[-1]) + 2) / sy) + 1)
+    return x0, y0, x1, y1
 
 
 def resample_box(image: Tensor, width: int, height: int, box: tuple[int, int, int, int]) -> Tensor:
