@@ -34,6 +34,16 @@ REQUIREMENTS = (
 
 _cache: tuple[Requirement, ...] | None = None
 
+# The last Install Dependencies run (`services.pip_install.PipRun`, at most one running) and the
+# modules it installs: the operator starts it, the preferences draw its progress and Cancel button.
+install_run: dict = {"run": None, "modules": set()}
+
+
+def running_install():
+    """The PipRun still running, or None."""
+    run = install_run["run"]
+    return run if run is not None and not run.done.is_set() else None
+
 
 def _importable(module: str) -> bool:
     if module in sys.modules:

@@ -44,6 +44,19 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
+def provide_viewport_renderer() -> None:
+    """The 'viewport' backend is the Blender layer's shader, which the bpy-free core does not
+    import: ask the Blender layer (bpy module) to provide it, or say what is missing."""
+    from ..core.errors import RenderBackendError
+    from ..core.render.viewport_backend import NEEDS_BPY
+
+    try:
+        from ..blender.splat_draw import provide_render_backend
+    except ImportError as exc:
+        raise RenderBackendError(f"{NEEDS_BPY}: {exc}") from None
+    provide_render_backend()
+
+
 def run(args) -> int:
     import io
 
@@ -67,6 +80,8 @@ def run(args) -> int:
     refuse_overwriting_input(args.output, *inputs)
     if args.depth:
         refuse_overwriting_input(args.depth, args.output, *inputs)
+    if args.backend == "viewport":
+        provide_viewport_renderer()
     progress = Progress()
     with progress.stage("read"):
         camera = Camera.load(args.camera)

@@ -52,7 +52,10 @@ SPZ_TOLERANCE = {
 }
 
 
-def _extension(path: Path) -> str:
+def splat_format(path: str | os.PathLike) -> str:
+    """The file type of `path` by its extension ('.ply', '.spz' or '.splat'); a SplatFormatError
+    for any other (callers check outputs before computing them)."""
+    path = Path(path)
     ext = path.suffix.lower()
     if ext not in SPLAT_EXTENSIONS:
         shown = f"'{path.suffix}'" if path.suffix else "no extension"
@@ -74,7 +77,7 @@ def _gsply():
 def read_splat_file(path: str | os.PathLike) -> Gaussians:
     """Read a .ply, .spz or .splat file into float32 CPU `Gaussians`."""
     path = Path(path)
-    ext = _extension(path)
+    ext = splat_format(path)
     try:
         with path.open("rb") as f:
             data = f.read() if ext == ".splat" else f.read(_HEAD_BYTES)
@@ -156,7 +159,7 @@ def write_splat_file(path: str | os.PathLike, g: Gaussians) -> None:
     """Write `g` atomically as .ply (every property), .spz (quantised, `SPZ_TOLERANCE`) or
     .splat (DC colour only), by `path`'s extension."""
     path = Path(path)
-    ext = _extension(path)
+    ext = splat_format(path)
     g = g.to("cpu")
     if len(g) == 0:
         raise SplatFormatError(f"cannot write {path.name}: there are no Gaussians to write")
