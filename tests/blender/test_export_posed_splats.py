@@ -14,24 +14,14 @@ from pathlib import Path
 import pytest
 
 from blender_lines import bpy_version
+from test_live_handler import PREAMBLE as LIVE_LOOP_PREAMBLE  # the live-loop modules, an empty scene
 from uplift_bpy_harness import run_blender
 
 pytestmark = pytest.mark.bpy
 
-SCRIPT = r"""
-import math
-import numpy as np
-import torch
-from mathutils import Euler, Matrix, Quaternion, Vector
-M = "bl_ext.user_default.uplift"
-handlers = importlib.import_module(M + ".blender.handlers")
-lifted = importlib.import_module(M + ".blender.lifted")
-scene_io = importlib.import_module(M + ".blender.scene_io")
-state = importlib.import_module(M + ".blender.state")
-Gaussians = importlib.import_module(M + ".core.gaussians").Gaussians
+SCRIPT = LIVE_LOOP_PREAMBLE + r"""
+from mathutils import Euler, Quaternion, Vector
 splat_io = importlib.import_module(M + ".core.splat_io")
-for ob in list(bpy.data.objects):
-    bpy.data.objects.remove(ob)
 scene = bpy.context.scene
 
 gen = torch.Generator().manual_seed(0)

@@ -12,7 +12,7 @@ from .. import dependencies, handlers, jobs, scene_io
 
 FORMATS = (
     (".ply", "3DGS PLY", "The standard 3D Gaussian splat PLY: every property, full precision"),
-    (".spz", "SPZ", "Niantic's compressed splat (about a tenth of the PLY; quantised), needs the gsply package"),
+    (".spz", "SPZ", "Niantic's compressed splat (about a quarter of the PLY; quantised), needs the gsply package"),
 )
 
 
