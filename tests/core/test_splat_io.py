@@ -151,9 +151,16 @@ def test_compressed_ply_is_read_through_gsply(tmp_path):
                    g.sh[:, 0].numpy(), None, compressed=True)
     back = read_splat_file(path)
     assert len(back) == len(g)
-    # PlayCanvas' chunked 11-10-11-bit positions: within 1/2047 of each 256-splat chunk's extent.
+    # PlayCanvas' layout quantises within each 256-splat chunk's range: positions and log scales in
+    # 10-11 bits of it, colour and opacity in 8 bits (opacity as sigmoid, so compare opacities, not
+    # logits), quaternions smallest-three in 10 bits.
     extent = (g.means.max(0).values - g.means.min(0).values).max()
-    assert float((back.means - g.means).abs().max()) < extent / 2047 + 1e-5
+    assert float((back.means - g.means).abs().max()) < extent / 1023
+    assert float((back.log_scales - g.log_scales).abs().max()) < 8.0 / 1023
+    assert float((back.opacities - g.opacities).abs().max()) < 1.0 / 255
+    colour_range = float(g.base_colors.max() - g.base_colors.min())
+    assert float((back.base_colors - g.base_colors).abs().max()) < colour_range / 255
+    assert float(quat_error(back.quats, g.quats)) < 2.0 / 1023
 
 
 # -- .spz and .splat round trips -----------------------------------------------------------------
