@@ -591,7 +591,7 @@ def _draw_view() -> None:
 def provide_render_backend() -> None:
     """Make `core.render.render(..., backend='viewport')` draw with this module offscreen
     (`register` does it; `uplift render --backend viewport` calls it without registering)."""
-    from ..core.render import backends
+    from ..core import render_backends as backends
 
     backends.provide("viewport", render_offscreen)
 
@@ -630,7 +630,7 @@ def unregister() -> None:
     global _handle
     import bpy
 
-    from ..core.render import backends
+    from ..core import render_backends as backends
     from . import state
 
     backends.withdraw("viewport")

@@ -5,7 +5,7 @@
 - 'torch': the pure-torch tile rasteriser in `torch_backend.py` (CPU or CUDA);
 - 'viewport': the GLSL splat shader through Blender's `gpu` module, offscreen
   (`viewport_backend.py`; needs bpy 5.2+ and the Blender layer, which provides it through
-  `backends.provide` when it registers);
+  `core.render_backends.provide` when it registers);
 - 'auto': gsplat when CUDA is available, else torch (never 'viewport').
 
 Both follow gsplat's classic 3DGS rules (see `projection.py` and
@@ -31,7 +31,7 @@ from ..camera import Camera
 from ..device import torch_cpu_threads
 from ..errors import ConfigError
 from ..gaussians import Gaussians
-from .backends import BACKENDS, resolve_backend
+from ..render_backends import BACKENDS, resolve_backend
 
 if TYPE_CHECKING:
     from .reprojection import PhotoLayers, PhotoSource

@@ -540,7 +540,7 @@ def photo_visibility(rest: Gaussians, camera: Camera, backend: str = "auto", cpu
     Gaussians (colours do not enter it)."""
     import hashlib
 
-    from .backends import resolve_backend
+    from ..render_backends import resolve_backend
 
     digest = hashlib.blake2b(digest_size=16)
     for t in (rest.means, rest.quats, rest.log_scales, rest.opacity_logits):
@@ -576,7 +576,7 @@ def _coverage(g: Gaussians, camera: Camera, weight_sums: bool = False, cpu_threa
 
 
 def _photo_visibility(rest: Gaussians, camera: Camera, backend: str, cpu_threads: int) -> Tensor:
-    from .backends import resolve_backend
+    from ..render_backends import resolve_backend
 
     g = rest
     if resolve_backend(backend) == "gsplat":

@@ -2,7 +2,7 @@
 (`blender/splat_draw.py`), drawn offscreen through Blender's `gpu` module.
 
 The core stays bpy-free and does not import the Blender layer: the Blender layer provides
-its offscreen draw (`backends.provide('viewport', ...)`) when it registers, and the
+its offscreen draw (`core.render_backends.provide('viewport', ...)`) when it registers, and the
 `uplift render --backend viewport` command asks it to. Without it (no bpy, or nothing
 registered) this backend is a `RenderBackendError` saying what is missing.
 """
@@ -14,7 +14,7 @@ from torch import Tensor
 from ..camera import Camera
 from ..errors import RenderBackendError
 from ..gaussians import Gaussians
-from .backends import provided
+from ..render_backends import provided
 
 NEEDS_BPY = "the viewport renderer needs Blender's bpy module (pip install bpy)"
 NOT_PROVIDED = (f"{NEEDS_BPY} with Uplift's Blender layer registered (enable the extension, or call "

@@ -1,18 +1,18 @@
-"""Which renderer draws: the backend names, what 'auto' means here, and the renderers other
-layers provide.
+"""Which renderer draws (`core.render`): the backend names, what 'auto' means here, and the
+renderers other layers provide.
 
 The 'viewport' renderer is the Blender layer's GLSL splat shader (`blender/splat_draw.py`):
 the core never imports it. The Blender layer hands its offscreen draw in with `provide`
 when it registers (and the `uplift render --backend viewport` command asks it to), so
-`core/` stays bpy-free and free of import cycles.
+`core/` stays bpy-free and free of import cycles. This module sits beside the `render`
+package, not in it, and imports torch only when resolving: the extension registers (and
+provides) without torch, and any module inside `render/` would import the package's torch.
 """
 from __future__ import annotations
 
 from typing import Callable
 
-import torch
-
-from ..errors import ConfigError, RenderBackendError
+from .errors import ConfigError, RenderBackendError
 
 BACKENDS = ("auto", "torch", "gsplat", "viewport")
 
@@ -42,12 +42,14 @@ def resolve_backend(backend: str) -> str:
         raise ConfigError(f"render backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     if backend in ("torch", "viewport"):
         return backend
+    import torch
+
     if not torch.cuda.is_available():
         if backend == "gsplat":
             raise RenderBackendError("the gsplat renderer needs a CUDA GPU and torch sees none; use --backend torch")
         return "torch"
     if backend == "auto":
-        from .gsplat_backend import gsplat_available
+        from .render.gsplat_backend import gsplat_available
 
         return "gsplat" if gsplat_available() else "torch"
     return "gsplat"
