@@ -141,3 +141,27 @@ def test_absurd_drags_are_refused(rod_ply, tmp_path, capsys, drag, message):
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "out.ply").exists()
+
+
+def test_posed_spz_matches_the_posed_ply_within_its_quantisation(rod_ply, tmp_path):
+    pytest.importorskip("gsply", reason="gsply writes .spz")
+    from uplift.core.splat_io import SPZ_TOLERANCE, read_splat_file
+
+    drags = ("--drag", "-1.5,0,0:-1.5,0,0", "--drag", "1.5,0,0:1.5,0,-0.8")
+    assert run(rod_ply, "-o", tmp_path / "posed.ply", *drags) == 0
+    assert run(rod_ply, "-o", tmp_path / "posed.spz", *drags) == 0
+    ply, spz = read_ply(tmp_path / "posed.ply"), read_splat_file(tmp_path / "posed.spz")
+    assert len(spz) == len(ply) and spz.sh_degree == ply.sh_degree
+    assert float((spz.means - ply.means).abs().max()) <= SPZ_TOLERANCE["means"] + 1e-6
+    assert float((spz.log_scales - ply.log_scales).abs().max()) <= SPZ_TOLERANCE["log_scales"] + 1e-6
+    # The posed .spz read back deforms again like a PLY (an .spz input).
+    assert run(tmp_path / "posed.spz", "-o", tmp_path / "again.ply", "--drag", "0,0,0:0,0,0") == 0
+    again = read_ply(tmp_path / "again.ply")
+    assert float((again.means - spz.means).abs().max()) <= 1e-6 * _size(spz)
+
+
+def test_an_unknown_output_type_is_refused_before_the_solve(rod_ply, tmp_path, capsys):
+    assert run(rod_ply, "-o", tmp_path / "posed.obj", "--drag", "1.5,0,0:1.5,0,1") == 2
+    err = capsys.readouterr().err
+    assert "'.obj' is not a splat file type" in err and "Traceback" not in err
+    assert not (tmp_path / "posed.obj").exists()

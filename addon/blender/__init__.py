@@ -9,6 +9,7 @@ from . import animation, dependencies, handlers, panels, preferences, properties
 from .operators import (
     compose_export,
     create_controls,
+    export_posed_splats,
     fill_background,
     install_dependencies,
     lift,
@@ -22,7 +23,7 @@ from .operators import (
 _MODULES = (
     preferences, properties,
     load_photo, select_object, lift, create_controls, pin_control, release_control,
-    fill_background, compose_export, test_connection, install_dependencies,
+    fill_background, compose_export, export_posed_splats, test_connection, install_dependencies,
     panels,
 )
 

@@ -30,12 +30,23 @@ REQUIREMENTS = (
     Requirement("scipy", "scipy", "building the control graph"),
     Requirement("cv2", "opencv-python-headless", "mask dilation and compositing"),
     Requirement("OpenEXR", "OpenEXR", "the multilayer layers.exr of Compose & Export", optional=True),
+    Requirement("gsply", "gsply", ".spz files of Export Posed Splats (.ply needs nothing)", optional=True),
 )
 
 _cache: tuple[Requirement, ...] | None = None
 
+# The last Install Dependencies run (`services.pip_install.PipRun`, at most one running) and the
+# modules it installs: the operator starts it, the preferences draw its progress and Cancel button.
+install_run: dict = {"run": None, "modules": set()}
 
-def _importable(module: str) -> bool:
+
+def running_install():
+    """The PipRun still running, or None."""
+    run = install_run["run"]
+    return run if run is not None and not run.done.is_set() else None
+
+
+def importable(module: str) -> bool:
     if module in sys.modules:
         return sys.modules[module] is not None  # None: imports of it are blocked
     try:
@@ -48,7 +59,7 @@ def missing(refresh: bool = False) -> tuple[Requirement, ...]:
     """The requirements that cannot be imported here (cached until `refresh`)."""
     global _cache
     if _cache is None or refresh:
-        _cache = tuple(r for r in REQUIREMENTS if not _importable(r.module))
+        _cache = tuple(r for r in REQUIREMENTS if not importable(r.module))
     return _cache
 
 

@@ -496,10 +496,17 @@ def _is_ours(fn) -> bool:
     return getattr(fn, "__module__", "") == __name__
 
 
+def _report_draw_failure(text: str) -> None:
+    last_error["text"] = text
+
+
 def register() -> None:
+    from . import splat_draw
+
     unregister()  # drop leftovers of an earlier, unclean load of this module
     for handler_list, fn in _HANDLERS:
         handler_list.append(fn)
+    splat_draw.live_loop.update(report=_report_draw_failure, refresh=refresh)
 
 
 def unregister() -> None:

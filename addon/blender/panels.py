@@ -69,6 +69,7 @@ class UPLIFT_PT_main(bpy.types.Panel):
             row = sub.row(align=True)
             row.operator("uplift.pin_control", icon="PINNED")
             row.operator("uplift.release_control", icon="UNPINNED")
+            sub.operator("uplift.export_posed_splats", icon="EXPORT")
         if context.scene.uplift.export_dir:
             layout.label(text=f"Last export: {context.scene.uplift.export_dir}", icon="FILE_FOLDER")
 

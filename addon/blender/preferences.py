@@ -111,16 +111,14 @@ class UpliftPreferences(bpy.types.AddonPreferences):
 
 def draw_install(prefs, box) -> None:
     """The Install Dependencies section: options, the button or the running install's progress."""
-    from .operators import install_dependencies
-
     box.label(text=f"Python Packages (Blender's Python {PYTHON_VERSION})", icon="PACKAGE")
-    run = install_dependencies.running()
+    run = dependencies.running_install()
     if run is not None:
         row = box.row()
         row.label(text=run.status, icon="TIME")
         row.operator("uplift.cancel_install", icon="CANCEL")
     else:
-        last = install_dependencies.current["run"]
+        last = dependencies.install_run["run"]
         if last is not None and last.error:
             box.label(text=last.error, icon="ERROR")
         row = box.row()

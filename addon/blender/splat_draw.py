@@ -20,6 +20,10 @@ from ..core.splat_pack import PLANES, SplatView, ViewState
 
 MAX_VIEWS = 8  # per object: sorted orders kept for this many 3D views (oldest dropped)
 
+# The live loop's hooks, filled by `handlers.register` (this module does not import handlers):
+# report(text) shows a draw failure in the panel, refresh(scene) queues fresh renders.
+live_loop = {"report": lambda text: None, "refresh": lambda scene: None}
+
 _shader = None
 _quad = None
 _resolve_shader = None
@@ -529,7 +533,7 @@ def _fall_back_later(uids: list[str]) -> None:
     preview back (a render of each object is queued). Later: no data writes while drawing."""
     import bpy
 
-    from . import handlers, state
+    from . import state
 
     camera_views["on"] = False
     for uid in uids:
@@ -541,7 +545,7 @@ def _fall_back_later(uids: list[str]) -> None:
         for uid in uids:
             _show_proxy(uid, True)
         if bpy.context.scene is not None:
-            handlers.refresh(bpy.context.scene)
+            live_loop["refresh"](bpy.context.scene)
 
     bpy.app.timers.register(restore, first_interval=0.0)
 
@@ -576,9 +580,7 @@ def _draw_view() -> None:
             view = SplatView.from_blender(rv3d.view_matrix, rv3d.window_matrix, region.width, region.height, model)
             drawn.draw(rv3d.as_pointer(), view, through_camera, model)
     except Exception as exc:  # a draw callback must never raise into Blender's draw loop
-        from . import handlers
-
-        handlers.last_error["text"] = f"splat drawing failed: {exc}"
+        live_loop["report"](f"splat drawing failed: {exc}")
         _fall_back_later(forget(restore_proxies=False))
     finally:
         gpu.state.blend_set("NONE")
@@ -586,14 +588,24 @@ def _draw_view() -> None:
         gpu.state.depth_mask_set(True)  # Blender's own drawing after us writes depth again
 
 
+def provide_render_backend() -> None:
+    """Make `core.render.render(..., backend='viewport')` draw with this module offscreen
+    (`register` does it; `uplift render --backend viewport` calls it without registering)."""
+    from ..core import render_backends as backends
+
+    backends.provide("viewport", render_offscreen)
+
+
 def register() -> str | None:
-    """Add the draw handler where the GPU can draw. Returns None, or why drawing stays off."""
+    """Provide the 'viewport' renderer and add the draw handler where the GPU can draw.
+    Returns None, or why drawing stays off."""
     global _handle
     import bpy
 
     from . import state
 
     unregister()
+    provide_render_backend()
     reason = unavailable_reason()
     if reason is None:
         _handle = bpy.types.SpaceView3D.draw_handler_add(_draw_view, (), "WINDOW", "POST_VIEW")
@@ -618,8 +630,10 @@ def unregister() -> None:
     global _handle
     import bpy
 
+    from ..core import render_backends as backends
     from . import state
 
+    backends.withdraw("viewport")
     state.pack_splat_planes = False
     camera_views["on"] = False
     if _handle is not None:

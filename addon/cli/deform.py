@@ -1,10 +1,14 @@
 """`uplift deform IN.ply -o OUT.ply --drag FX,FY,FZ:TX,TY,TZ [--drag ...] [--controls 512] [--iterations N]`.
 
+IN and OUT may be any splat file `core.splat_io` reads and writes (.ply, .spz, .splat), by
+extension: `-o POSED.spz` writes the posed splat as Niantic's compressed .spz.
+
 Each drag grabs the control point nearest to FROM and moves it *by* TO - FROM (FROM == TO
 pins that point where it is); controls farther than --pin-radius object sizes from every
 FROM stay put. The grab rule is `core.drags.grab`, the same as `uplift edit --drag`.
 Without --iterations ARAP runs to convergence (batch mode). Only the Gaussian centres and
-rotations change; every other property is written back as read.
+rotations change; every other property is written back as read (all of them to a .ply;
+.spz and .splat keep what their formats hold).
 """
 from __future__ import annotations
 
@@ -64,8 +68,9 @@ def add_parser(sub) -> None:
                     "units; the object's size is the largest side of its control points' bounding box.",
     )
     allow_negative_values(p)
-    p.add_argument("input", metavar="IN.ply", help="3DGS PLY to deform (never modified)")
-    p.add_argument("-o", "--output", required=True, metavar="OUT.ply", help="PLY to write (atomically)")
+    p.add_argument("input", metavar="IN.ply", help="splat to deform: 3DGS .ply, .spz or .splat (never modified)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.ply",
+                   help="splat to write (atomically): .ply (every property), .spz (compressed) or .splat")
     p.add_argument("--drag", type=drag_argument, action="append", default=[], metavar=SYNTAX, help=DRAG_HELP)
     p.add_argument("--pin-radius", type=_non_negative, default=DEFAULT_PIN_RADIUS, metavar="SIZES",
                    help=f"controls farther than this many object sizes from every drag stay put; 0 pins nothing "
@@ -85,17 +90,18 @@ def run(args) -> int:
 
     from ..core.deformer import DeformConfig, Deformer
     from ..core.drags import format_drag, grab
-    from ..core.ply import read_ply, write_ply
+    from ..core.splat_io import read_splat_file, splat_format, write_splat_file
     from ..services.options import refuse_overwriting_input
     from .progress import Progress
 
     if not args.drag:
         raise ControlError(f"give at least one --drag {SYNTAX} (FROM == TO pins a point)")
     refuse_overwriting_input(args.output, args.input)
+    splat_format(args.output)  # an unknown type fails before the solve
     config = DeformConfig(num_controls=args.controls, seed=args.seed, device=args.device)
     progress = Progress(quiet=args.quiet)
-    with progress.stage("read PLY"):
-        gaussians = read_ply(args.input)
+    with progress.stage("read splat"):
+        gaussians = read_splat_file(args.input)
     with progress.stage("controls, graph and skinning"):
         deformer = Deformer(gaussians, config)
     sources = np.array([start for start, _ in args.drag], dtype=np.float64)
@@ -107,8 +113,8 @@ def run(args) -> int:
     with progress.stage(f"ARAP ({mode}) and skinning"):
         posed = deformer.update(torch.as_tensor(handles), torch.as_tensor(targets, dtype=torch.float32),
                                 mode=mode, iterations=args.iterations)
-    with progress.stage("write PLY"):
-        write_ply(args.output, posed.to("cpu"))
+    with progress.stage("write splat"):
+        write_splat_file(args.output, posed.to("cpu"))
     r = deformer.last_result
     if not args.quiet:
         print(f"[uplift] {deformer.num_controls} controls, {len(handles)} handles ({len(args.drag)} dragged), "

@@ -25,7 +25,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("render", help="render a Gaussian splat PLY through a camera",
                        description="Write an 8-bit RGBA PNG (straight alpha) of the camera's size; "
                                    "a camera that sees nothing gives a fully transparent image.")
-    p.add_argument("ply", metavar="IN.ply", help="3DGS splat PLY")
+    p.add_argument("ply", metavar="IN.ply", help="splat to render: 3DGS .ply, .spz or .splat")
     p.add_argument("--camera", required=True, metavar="CAMERA.json",
                    help='camera JSON: {"width", "height", "K", "world_to_camera"} (OpenCV axes)')
     p.add_argument("-o", "--output", required=True, metavar="OUT.png", help="image to write (atomically)")
@@ -44,6 +44,19 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
+def provide_viewport_renderer() -> None:
+    """The 'viewport' backend is the Blender layer's shader, which the bpy-free core does not
+    import: ask the Blender layer (bpy module) to provide it, or say what is missing."""
+    from ..core.errors import RenderBackendError
+    from ..core.render.viewport_backend import NEEDS_BPY
+
+    try:
+        from ..blender.splat_draw import provide_render_backend
+    except ImportError as exc:
+        raise RenderBackendError(f"{NEEDS_BPY}: {exc}") from None
+    provide_render_backend()
+
+
 def run(args) -> int:
     import io
 
@@ -52,7 +65,7 @@ def run(args) -> int:
     from ..core.camera import Camera
     from ..core.errors import ConfigError
     from ..core.image_io import to_uint8
-    from ..core.ply import read_ply
+    from ..core.splat_io import read_splat_file
     from ..core.render import render
     from ..core.atomic import write_bytes_atomic
     from ..services.options import refuse_overwriting_input
@@ -67,10 +80,12 @@ def run(args) -> int:
     refuse_overwriting_input(args.output, *inputs)
     if args.depth:
         refuse_overwriting_input(args.depth, args.output, *inputs)
+    if args.backend == "viewport":
+        provide_viewport_renderer()
     progress = Progress()
     with progress.stage("read"):
         camera = Camera.load(args.camera)
-        gaussians = read_ply(args.ply)
+        gaussians = read_splat_file(args.ply)
         photo = None
         if args.photo:
             from ..core.image_io import load_image
@@ -79,7 +94,7 @@ def run(args) -> int:
 
             image = load_image(args.photo, what="photo")
             photo_camera = Camera.load(args.photo_camera) if args.photo_camera else camera_from_photo(args.photo)
-            rest = read_ply(args.rest)
+            rest = read_splat_file(args.rest)
     if args.photo:
         with progress.stage("visibility"):
             photo = PhotoSource.from_photo(image, photo_camera, rest, backend=args.backend)

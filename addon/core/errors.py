@@ -6,7 +6,11 @@ class UpliftError(Exception):
     """Base of every error Uplift reports to the user (never a traceback)."""
 
 
-class PlyFormatError(UpliftError):
+class SplatFormatError(UpliftError):
+    """A splat file (.ply, .splat, .spz) that cannot be read or written as 3D Gaussians."""
+
+
+class PlyFormatError(SplatFormatError):
     """A PLY file that is not a readable 3DGS splat file."""
 
 

@@ -143,6 +143,36 @@ def apply_similarity(g: Gaussians, sim: Similarity) -> Gaussians:
     return g.replace(means=means, quats=quats, log_scales=log_scales, normals=normals, sh=sh)
 
 
+def apply_affine(g: Gaussians, matrix: np.ndarray) -> Gaussians:
+    """The Gaussians under a Blender object's world matrix [4, 4] (any invertible affine map,
+    as Blender's viewport draws them): a similarity (uniform scale, no mirror) goes through
+    `apply_similarity`, keeping each splat's axes; otherwise every covariance becomes exactly
+    A Sigma A^T, its axes and scales re-found by an SVD of A R S, and the SH colour is turned
+    by A's orthogonal polar factor (a non-uniform stretch has no exact SH counterpart)."""
+    M = np.asarray(matrix, dtype=np.float64)
+    A = M[:3, :3]
+    if not np.isfinite(M).all() or abs(np.linalg.det(A)) < 1e-12:
+        raise ConfigError("the object's world matrix is not invertible (a zero scale?)")
+    u, sigma, vt = np.linalg.svd(A)
+    if np.linalg.det(A) > 0 and sigma.max() - sigma.min() <= 1e-6 * sigma.max():
+        return apply_similarity(g, Similarity(u @ vt, M[:3, 3], float(sigma.mean())))
+    dtype, device = g.means.dtype, g.means.device
+    A_t = torch.as_tensor(A, dtype=torch.float64, device=device)
+    means = (g.means.double() @ A_t.T + torch.as_tensor(M[:3, 3], dtype=torch.float64, device=device)).to(dtype)
+    axes = A_t @ quaternion.to_matrix(g.quats.double()) * g.log_scales.double().exp()[:, None, :]  # [N, 3, 3] = A R S
+    U, S, _ = torch.linalg.svd(axes)
+    U = U * torch.where(torch.linalg.det(U) < 0, -1.0, 1.0).to(U.dtype)[:, None, None]  # a rotation: flip all axes
+    orthogonal = u @ vt
+    normals = None if g.normals is None else torch.nn.functional.normalize(
+        g.normals.double() @ torch.as_tensor(np.linalg.inv(A), dtype=torch.float64, device=device), dim=1).to(dtype)
+    sh = g.sh
+    if g.sh_degree > 0:
+        T = torch.as_tensor(sh_rotation_matrix(orthogonal, g.sh_degree), dtype=torch.float64, device=device)
+        sh = torch.einsum("kj,njc->nkc", T, g.sh.double()).to(g.sh.dtype)
+    return g.replace(means=means, quats=quaternion.from_matrix(U).to(g.quats.dtype),
+                     log_scales=S.clamp_min(1e-30).log().to(g.log_scales.dtype), normals=normals, sh=sh)
+
+
 # -- camera-frame edits ------------------------------------------------------------
 
 def camera_axes(cam: Camera) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -22,9 +22,10 @@ BREAK = {
     "uplift.release_control": ("blender.operators.release_control", "set_pinned"),
     "uplift.fill_background": ("blender.scene_io", "photo_bytes"),
     "uplift.compose_export": ("blender.handlers", "flush"),
+    "uplift.export_posed_splats": ("blender.scene_io", "active_root"),
     "uplift.test_connection": ("blender.jobs", "server_client"),
     "uplift.install_dependencies": ("blender.dependencies", "missing"),
-    "uplift.cancel_install": ("blender.operators.install_dependencies", "running"),
+    "uplift.cancel_install": ("blender.dependencies", "running_install"),
 }
 
 SCRIPT = r"""

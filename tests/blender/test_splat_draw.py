@@ -38,6 +38,7 @@ import json, math, sys
 import numpy as np
 import torch
 from uplift.blender import splat_draw
+splat_draw.provide_render_backend()  # what registering the extension does
 from uplift.core.camera import Camera
 from uplift.core.gaussians import Gaussians
 from uplift.core.render import render

@@ -13,7 +13,7 @@ from uplift.core.camera import Camera
 from uplift.core.errors import ConfigError
 from uplift.core.gaussians import Gaussians
 from uplift.core.transforms import (
-    ObjectFrame, Similarity, apply_similarity, camera_axes, camera_edit, camera_rotation, frame_of_points,
+    ObjectFrame, Similarity, apply_affine, apply_similarity, camera_axes, camera_edit, camera_rotation, frame_of_points,
     object_frame,
 )
 
@@ -216,3 +216,42 @@ def test_object_frame_is_the_camera_aligned_box():
                               torch.full((3, 3), 0.01), torch.tensor([0.9, 0.9, 0.01]))
     faint_dropped = object_frame(g, CAM)  # the third point is too faint to count; the box is the same
     assert np.allclose(faint_dropped.center, [1.0, 5.0, 0.0], atol=1e-6)
+
+
+def _matrix(sim: Similarity) -> np.ndarray:
+    M = np.eye(4)
+    M[:3, :3], M[:3, 3] = sim.scale * sim.rotation, sim.translation
+    return M
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_affine_of_a_similarity_is_apply_similarity(seed):
+    g = random_gaussians(seed=seed).replace(sh=torch.randn(64, 9, 3, generator=torch.Generator().manual_seed(seed)))
+    sim = random_similarity(seed)
+    a, b = apply_affine(g, _matrix(sim)), apply_similarity(g, sim)
+    for name in ("means", "quats", "log_scales", "sh"):
+        torch.testing.assert_close(getattr(a, name), getattr(b, name), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["stretch", "shear", "mirror"])
+def test_affine_maps_every_covariance_exactly(kind):
+    """Sigma' = A Sigma A^T and mu' = A mu + t for a non-uniform scale, a shear and a mirror."""
+    g = random_gaussians(seed=3).replace(normals=torch.nn.functional.normalize(torch.randn(64, 3), dim=1))
+    A = {"stretch": np.diag([2.0, 0.5, 1.0]), "shear": np.array([[1.0, 0.4, 0.0], [0.0, 1.0, 0.2], [0.1, 0.0, 0.8]]),
+         "mirror": np.diag([-1.0, 1.0, 1.0]) * 1.5}[kind] @ random_similarity(4).rotation
+    M = np.eye(4)
+    M[:3, :3], M[:3, 3] = A, [0.3, -2.0, 1.0]
+    out = apply_affine(g, M)
+    A_t = torch.as_tensor(A)
+    torch.testing.assert_close(out.means.double(), g.means.double() @ A_t.T + torch.tensor([0.3, -2.0, 1.0],
+                               dtype=torch.float64), atol=1e-5, rtol=0)
+    torch.testing.assert_close(covariances(out), A_t @ covariances(g) @ A_t.T, atol=1e-7, rtol=1e-4)
+    assert torch.allclose(out.quats.norm(dim=1), torch.ones(64), atol=1e-5)
+    # Normals stay perpendicular to the mapped tangent plane: n' . (A v) = 0 where n . v = 0.
+    tangent = torch.linalg.cross(g.normals.double(), torch.randn(64, 3, dtype=torch.float64))
+    assert (out.normals.double() * (tangent @ A_t.T)).sum(1).abs().max() < 1e-5
+
+
+def test_affine_refuses_a_flattening_matrix():
+    with pytest.raises(ConfigError, match="not invertible"):
+        apply_affine(random_gaussians(), np.diag([1.0, 0.0, 1.0, 1.0]))

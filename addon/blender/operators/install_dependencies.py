@@ -10,15 +10,6 @@ import bpy
 from ...core.errors import ConfigError, DependencyError
 from .. import dependencies, jobs, preferences
 
-# The running install (at most one), for the preferences' progress line and Cancel button.
-current: dict = {"run": None}
-
-
-def running():
-    run = current["run"]
-    return run if run is not None and not run.done.is_set() else None
-
-
 def _redraw_preferences(context) -> None:
     for window in context.window_manager.windows:
         for area in window.screen.areas:
@@ -35,7 +26,7 @@ class UPLIFT_OT_install_dependencies(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return jobs.explain(cls, running() is None, "An install is already running")
+        return jobs.explain(cls, dependencies.running_install() is None, "An install is already running")
 
     def _start(self, context):
         """The started PipRun, or None when nothing is missing."""
@@ -59,7 +50,7 @@ class UPLIFT_OT_install_dependencies(bpy.types.Operator):
                            prefs.torch_index_url.strip(), (links,) if links else (), prefs.install_offline,
                            dependencies.numpy_constraint())
         run = PipRun(plan, sys.executable, tuple(r.module for r in absent)).start()
-        current["run"], current["modules"] = run, {r.module for r in absent}
+        dependencies.install_run.update(run=run, modules={r.module for r in absent})
         return run
 
     def _finish(self, context, run) -> set[str]:
@@ -70,7 +61,7 @@ class UPLIFT_OT_install_dependencies(bpy.types.Operator):
             raise DependencyError(run.error)
         dependencies.add_search_path(str(run.plan.target))
         absent = dependencies.missing(refresh=True)
-        still = [r for r in absent if r.module in current.get("modules", ())]
+        still = [r for r in absent if r.module in dependencies.install_run["modules"]]
         if still:
             raise DependencyError("Installed, but Blender still cannot import "
                                   + ", ".join(r.module for r in still) + ": restart Blender")
@@ -131,10 +122,10 @@ class UPLIFT_OT_cancel_install(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return jobs.explain(cls, running() is not None, "No install is running")
+        return jobs.explain(cls, dependencies.running_install() is not None, "No install is running")
 
     def execute(self, context):
-        running().cancel()
+        dependencies.running_install().cancel()
         return {"FINISHED"}
 
 

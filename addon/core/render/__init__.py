@@ -4,7 +4,8 @@
 - 'gsplat': `gsplat.rasterization(..., rasterize_mode="classic")` on CUDA;
 - 'torch': the pure-torch tile rasteriser in `torch_backend.py` (CPU or CUDA);
 - 'viewport': the GLSL splat shader through Blender's `gpu` module, offscreen
-  (`viewport_backend.py`; needs bpy 5.2+, imported only then);
+  (`viewport_backend.py`; needs bpy 5.2+ and the Blender layer, which provides it through
+  `core.render_backends.provide` when it registers);
 - 'auto': gsplat when CUDA is available, else torch (never 'viewport').
 
 Both follow gsplat's classic 3DGS rules (see `projection.py` and
@@ -28,13 +29,12 @@ from torch import Tensor
 
 from ..camera import Camera
 from ..device import torch_cpu_threads
-from ..errors import ConfigError, RenderBackendError
+from ..errors import ConfigError
 from ..gaussians import Gaussians
+from ..render_backends import BACKENDS, resolve_backend
 
 if TYPE_CHECKING:
     from .reprojection import PhotoLayers, PhotoSource
-
-BACKENDS = ("auto", "torch", "gsplat", "viewport")
 
 
 @dataclass(frozen=True)
@@ -84,24 +84,6 @@ class RenderResult:
         from .reprojection import photo_share
 
         return photo_share(self.layers)
-
-
-def resolve_backend(backend: str) -> str:
-    """'auto' -> 'gsplat' with CUDA and an importable gsplat, else 'torch'; 'torch' and 'viewport'
-    as asked. Raises for gsplat without CUDA."""
-    if backend not in BACKENDS:
-        raise ConfigError(f"render backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
-    if backend in ("torch", "viewport"):
-        return backend
-    if not torch.cuda.is_available():
-        if backend == "gsplat":
-            raise RenderBackendError("the gsplat renderer needs a CUDA GPU and torch sees none; use --backend torch")
-        return "torch"
-    if backend == "auto":
-        from .gsplat_backend import gsplat_available
-
-        return "gsplat" if gsplat_available() else "torch"
-    return "gsplat"
 
 
 def render(

@@ -61,12 +61,11 @@ def rasterize_gsplat(g: Gaussians, cam: Camera, extra: Tensor | None = None) -> 
     return out[0, ..., :-1], alphas[0, ..., 0], out[0, ..., -1]
 
 
-def gsplat_weight_sums(g: Gaussians, cam: Camera) -> tuple[Tensor, Tensor, Tensor]:
-    """-> (visibility from the weight ratio [N] (reprojection.visibility_from_weights), depth sum
-    [H, W], alpha [H, W]). The per-Gaussian sum of compositing weights is the gradient of the
-    rendered sum of a ones channel with respect to that channel."""
-    from .reprojection import visibility_from_weights
-
+def gsplat_weight_sums(g: Gaussians, cam: Camera) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """-> (each Gaussian's total compositing weight [N], its conic [N, 3], projected [N] bool,
+    depth sum [H, W], alpha [H, W]): what `reprojection.visibility_from_weights` needs. The
+    per-Gaussian sum of compositing weights is the gradient of the rendered sum of a ones
+    channel with respect to that channel."""
     rasterization = _rasterization()
     ones = torch.ones((len(g), 1), device=g.device, requires_grad=True)
     with torch.enable_grad():
@@ -76,8 +75,6 @@ def gsplat_weight_sums(g: Gaussians, cam: Camera) -> tuple[Tensor, Tensor, Tenso
             **_camera_args(cam, g.device),
         )
         out[..., 0].sum().backward()
-    weights = ones.grad[:, 0]
     projected = (meta["radii"][0] > 0).reshape(len(g), -1).any(1)
-    vis = visibility_from_weights(weights, g.opacities.float(), meta["conics"][0].float())
-    vis = torch.where(projected, vis, torch.zeros_like(vis)).detach()
-    return vis, out[0, ..., 1].detach(), alphas[0, ..., 0].detach()
+    return (ones.grad[:, 0], meta["conics"][0].float().detach(), projected, out[0, ..., 1].detach(),
+            alphas[0, ..., 0].detach())

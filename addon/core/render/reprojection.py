@@ -118,10 +118,8 @@ class PhotoSource:
         as the rest did, and shows it from its own place, that pixel is the photo's own."""
         cache = self.__dict__.setdefault("_rest_alpha", {})
         if (width, height) not in cache:
-            from . import render
-
             cam = self.camera if width == self.camera.width else self.camera.scaled(width / self.camera.width)
-            cache[(width, height)] = render(self.rest, cam, backend="torch").alpha.detach().cpu().numpy()
+            cache[(width, height)] = _coverage(self.rest, cam)[1].alpha.detach().cpu().numpy()
         return cache[(width, height)]
 
     def sampled_image(self) -> Tensor:  # -> [H, W, 3] float32, what `sample` reads
@@ -542,7 +540,7 @@ def photo_visibility(rest: Gaussians, camera: Camera, backend: str = "auto", cpu
     Gaussians (colours do not enter it)."""
     import hashlib
 
-    from . import resolve_backend
+    from ..render_backends import resolve_backend
 
     digest = hashlib.blake2b(digest_size=16)
     for t in (rest.means, rest.quats, rest.log_scales, rest.opacity_logits):
@@ -560,26 +558,36 @@ def photo_visibility(rest: Gaussians, camera: Camera, backend: str = "auto", cpu
     return seen
 
 
-def _photo_visibility(rest: Gaussians, camera: Camera, backend: str, cpu_threads: int) -> Tensor:
+def _coverage(g: Gaussians, camera: Camera, weight_sums: bool = False, cpu_threads: int = 1):
+    """The torch rasteriser with no colour channels -> (projection, RasterOutput: alpha, depth
+    sum and, when asked, each projected Gaussian's total compositing weight). One CPU thread
+    by default, as `render`'s torch backend."""
     from ..device import torch_cpu_threads
-    from . import resolve_backend
+    from .projection import project_gaussians
+    from .torch_backend import rasterize
+
+    w2c = torch.as_tensor(camera.world_to_camera, dtype=torch.float32, device=g.device)
+    K = torch.as_tensor(camera.K, dtype=torch.float32, device=g.device)
+    with torch_cpu_threads(cpu_threads if g.device.type == "cpu" else 0):
+        proj = project_gaussians(g.means.float(), g.quats.float(), g.scales.float(), g.opacities.float(),
+                                 w2c, K, camera.width, camera.height)
+        out = rasterize(proj, g.means.new_zeros((len(proj), 0)), camera.width, camera.height, weight_sums=weight_sums)
+    return proj, out
+
+
+def _photo_visibility(rest: Gaussians, camera: Camera, backend: str, cpu_threads: int) -> Tensor:
+    from ..render_backends import resolve_backend
 
     g = rest
     if resolve_backend(backend) == "gsplat":
         from .gsplat_backend import gsplat_weight_sums
 
         g = rest.to("cuda")  # as render() does: callers hold CPU Gaussians (lifted, read from PLY)
-        vis, depth_sum, alpha = gsplat_weight_sums(g, camera)
+        weights, conics, projected, depth_sum, alpha = gsplat_weight_sums(g, camera)
+        vis = visibility_from_weights(weights, g.opacities.float(), conics)
+        vis = torch.where(projected, vis, torch.zeros_like(vis)).detach()
     else:
-        from .projection import project_gaussians
-        from .torch_backend import rasterize
-
-        w2c = torch.as_tensor(camera.world_to_camera, dtype=torch.float32, device=g.device)
-        K = torch.as_tensor(camera.K, dtype=torch.float32, device=g.device)
-        proj = project_gaussians(g.means.float(), g.quats.float(), g.scales.float(), g.opacities.float(),
-                                 w2c, K, camera.width, camera.height)
-        with torch_cpu_threads(cpu_threads if g.device.type == "cpu" else 0):
-            out = rasterize(proj, g.means.new_zeros((len(proj), 0)), camera.width, camera.height, weight_sums=True)
+        proj, out = _coverage(g, camera, weight_sums=True, cpu_threads=cpu_threads)
         vis = g.means.new_zeros(len(g))
         vis[proj.ids] = visibility_from_weights(out.weight_sums, proj.opacities, proj.conics)
         depth_sum, alpha = out.depth, out.alpha
