@@ -290,35 +290,42 @@ def _start_failure(app_status) -> str:
 def start_ray_host(config: ServerConfig, ray_config: RayConfig, backends: dict | None = None) -> RayHost:
     """Deploy the app on Ray Serve at config.host:config.port and wait until every replica
     has loaded its backends. Raises ConfigError with one line if it cannot."""
-    from ray import serve
-    from ray.serve.api import _run
-
-    application = build_application(config, ray_config, backends)
+    build_application(config, ray_config, backends)   # refuse bad settings before starting Ray
     started = _init_ray(ray_config)
     try:
         _check_resources(ray_config, strict=started)
-        serve.start(http_options={"host": config.host, "port": config.port},
-                    proxy_location="HeadOnly" if started else "EveryNode", logging_config={"log_level": "WARNING"})
-        _run(application, name=APP_NAME, route_prefix="/", _blocking=False,
-             logging_config={"enable_access_log": False, "log_level": "WARNING"})
-        deadline = time.monotonic() + ray_config.start_timeout_s
-        while True:
-            status = serve.status().applications.get(APP_NAME)
-            state = str(getattr(status.status, "value", status.status)) if status else "NOT_STARTED"
-            if state == "RUNNING":
-                break
-            if state in ("DEPLOY_FAILED", "UNHEALTHY"):
-                raise ConfigError(f"the Uplift replicas did not start: {_start_failure(status)}")
-            if time.monotonic() > deadline:
-                detail = _start_failure(status) if status else "no status"
-                raise ConfigError(f"the Uplift replicas did not start within {ray_config.start_timeout_s:g} s "
-                                  f"({detail})")
-            time.sleep(0.2)
+        deploy(config, ray_config, backends, local=started)
     except BaseException:
         RayHost("", started).stop()
         raise
     host = f"[{config.host}]" if ":" in config.host else config.host
     return RayHost(f"http://{host}:{config.port}", started)
+
+
+def deploy(config: ServerConfig, ray_config: RayConfig, backends: dict | None = None, *, local: bool = True) -> None:
+    """(Re)deploy the application on the connected Ray and wait until it runs; a new replica
+    count on a running app only adds or removes replicas (the bench compares 1 and 2 so)."""
+    from ray import serve
+    from ray.serve.api import _run
+
+    serve.start(http_options={"host": config.host, "port": config.port},
+                proxy_location="HeadOnly" if local else "EveryNode", logging_config={"log_level": "WARNING"})
+    _run(build_application(config, ray_config, backends), name=APP_NAME, route_prefix="/", _blocking=False,
+         logging_config={"enable_access_log": False, "log_level": "WARNING"})
+    deadline = time.monotonic() + ray_config.start_timeout_s
+    while True:
+        status = serve.status().applications.get(APP_NAME)
+        state = str(getattr(status.status, "value", status.status)) if status else "NOT_STARTED"
+        running = replica_states().get("RUNNING", 0) if status else 0
+        if state == "RUNNING" and (ray_config.autoscaling or running == ray_config.replicas):
+            return
+        if state in ("DEPLOY_FAILED", "UNHEALTHY"):
+            raise ConfigError(f"the Uplift replicas did not start: {_start_failure(status)}")
+        if time.monotonic() > deadline:
+            detail = _start_failure(status) if status else "no status"
+            raise ConfigError(f"the Uplift replicas did not start within {ray_config.start_timeout_s:g} s "
+                              f"({detail})")
+        time.sleep(0.2)
 
 
 def serve_ray(config: ServerConfig, ray_config: RayConfig, on_ready=None) -> None:
