@@ -12,7 +12,7 @@ from pathlib import Path
 from .common import Row
 
 PHOTOS = Path(__file__).resolve().parents[1] / "tests" / "data" / "photos"
-SCALE = 0.25          # truck.jpg at 450x300: jobs of about a second on one thread
+SCALE = 0.2           # truck.jpg at 360x240: jobs of a second or two on one thread
 CLIENTS = 4           # concurrent requests in flight: enough to keep two replicas busy
 REQUESTS = 8          # per kind and replica count
 
@@ -25,22 +25,63 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _requests():
-    """-> {kind: (path, multipart body, content type)} for a 450x300 truck photo."""
-    import json
-
+def _truck():
+    """-> (360x240 truck photo, its GrabCut mask, the box)."""
     import cv2
     import numpy as np
 
-    from uplift.core.image_io import encode_png, load_image
-    from uplift.services import protocol as P
-    from uplift.services.client import encode_multipart
+    from uplift.core.image_io import load_image
     from uplift.services.config import ServerConfig
     from uplift.services.local import LocalServices
 
     truck = cv2.resize(load_image(PHOTOS / "truck.jpg"), None, fx=SCALE, fy=SCALE, interpolation=cv2.INTER_AREA)
     box = (np.array([110, 270, 1726, 860]) * SCALE).tolist()
-    mask = LocalServices(ServerConfig()).segment(truck, box=box).mask
+    return truck, LocalServices(ServerConfig()).segment(truck, box=box).mask, box
+
+
+def _inpaint_in_a_process(count: int) -> tuple[float, float]:
+    """`count` inpaint jobs in this (pool) process on one thread -> (start, end) wall clock."""
+    import cv2
+    import torch
+
+    from uplift.services.config import ServerConfig
+    from uplift.services.local import LocalServices
+
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+    truck, mask, _ = _truck()
+    services = LocalServices(ServerConfig())
+    services.inpaint(truck, mask, dilate=8)   # warm-up
+    start = time.perf_counter()
+    for _ in range(count):
+        services.inpaint(truck, mask, dilate=8)
+    return start, time.perf_counter()
+
+
+def _machine_scaling(jobs: int = 4) -> dict[int, float]:
+    """The machine's own answer, without Ray or HTTP: inpaint jobs per second in 1 and in 2
+    one-thread processes. On a shared machine this bounds what 2 replicas can show."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    rates = {}
+    context = multiprocessing.get_context("spawn")
+    for processes in (1, 2):
+        with ProcessPoolExecutor(processes, mp_context=context) as pool:
+            spans = list(pool.map(_inpaint_in_a_process, [jobs // processes] * processes))
+        rates[processes] = jobs / (max(end for _, end in spans) - min(start for start, _ in spans))
+    return rates
+
+
+def _requests():
+    """-> {kind: (path, multipart body, content type)} for a 360x240 truck photo."""
+    import json
+
+    from uplift.core.image_io import encode_png
+    from uplift.services import protocol as P
+    from uplift.services.client import encode_multipart
+
+    truck, mask, box = _truck()
     image = encode_png(truck, P.PNG_COMPRESS_LEVEL)
     segment = encode_multipart({"image": image, "params": json.dumps({"box": box})})
     inpaint = encode_multipart({"image": image, "mask": encode_png(mask, P.PNG_COMPRESS_LEVEL),
@@ -88,7 +129,9 @@ def rows() -> list[Row]:
                 rates[kind, replicas] = _throughput(host.url, path, body, ctype)
     finally:
         host.stop()
-    out = []
+    machine = _machine_scaling()
+    out = [Row("serve", "inpaint, plain processes (no Ray, no HTTP), 1 -> 2", machine[2] / machine[1], "x",
+               f"{machine[1]:.3f} -> {machine[2]:.3f} jobs/s: what this machine itself gives two one-thread workers")]
     for kind in requests:
         one, two = rates[kind, 1], rates[kind, 2]
         out.append(Row("serve", f"{kind} via Ray Serve, 1 replica (1 CPU)", one, "req/s", f"{CLIENTS} in flight"))
