@@ -302,6 +302,24 @@ def start_ray_host(config: ServerConfig, ray_config: RayConfig, backends: dict |
     return RayHost(f"http://{host}:{config.port}", started)
 
 
+def _proxy_routes_to_uplift(config: ServerConfig) -> bool:
+    """True once this machine's Serve proxy hands /v1/health to our app: its route table follows
+    the controller a moment after the app reports RUNNING, and meanwhile answers 404 itself."""
+    import http.client
+
+    from . import protocol as P
+
+    host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host.strip("[]")
+    conn = http.client.HTTPConnection(host, config.port, timeout=5)
+    try:
+        conn.request("GET", P.HEALTH_PATH)
+        return conn.getresponse().getheader(P.SERVICE_HEADER) == P.SERVICE_NAME   # a 401 counts: it is ours
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
 def deploy(config: ServerConfig, ray_config: RayConfig, backends: dict | None = None, *, local: bool = True) -> None:
     """(Re)deploy the application on the connected Ray and wait until it runs; a new replica
     count on a running app only adds or removes replicas (the bench compares 1 and 2 so)."""
@@ -317,7 +335,8 @@ def deploy(config: ServerConfig, ray_config: RayConfig, backends: dict | None = 
         status = serve.status().applications.get(APP_NAME)
         state = str(getattr(status.status, "value", status.status)) if status else "NOT_STARTED"
         running = replica_states().get("RUNNING", 0) if status else 0
-        if state == "RUNNING" and (ray_config.autoscaling or running == ray_config.replicas):
+        if state == "RUNNING" and (ray_config.autoscaling or running == ray_config.replicas) and \
+                (not local or _proxy_routes_to_uplift(config)):
             return
         if state in ("DEPLOY_FAILED", "UNHEALTHY"):
             raise ConfigError(f"the Uplift replicas did not start: {_start_failure(status)}")

@@ -31,6 +31,7 @@ from live_server import scene
 pytestmark = [pytest.mark.slow]
 
 QUEUE = 4        # Ray's max_queued_requests of the models deployment
+UPLOAD_LIMIT = 1_000_000
 REPLICAS = 2
 UPLIFT = [sys.executable, "-m", "uplift.cli.main"]
 RAY_START_FAILED = ("cannot start a local Ray instance", "cannot join the Ray cluster")
@@ -173,7 +174,7 @@ def cluster(tmp_path_factory):
     if cloudpickle is None:
         ray_cannot_start("the ray package is not installed")
     folder = tmp_path_factory.mktemp("gate")
-    config = ServerConfig(port=free_port(), queue_size=QUEUE, request_timeout_s=120)
+    config = ServerConfig(port=free_port(), queue_size=QUEUE, request_timeout_s=120, max_upload_bytes=UPLOAD_LIMIT)
     try:
         host = start_ray_host(config, RayConfig(replicas=REPLICAS), backends={"segmenter": FileGatedSegmenter(folder)})
     except ConfigError as exc:
@@ -299,3 +300,30 @@ def test_killing_a_replica_mid_load_loses_no_request(cluster):
     finally:
         gate.open()
     assert victim not in pids and len(pids) == REPLICAS, (victim, pids)
+
+
+@pytest.mark.timeout(120)
+def test_refusals_are_the_embedded_hosts_byte_for_byte(cluster):
+    """Bad input, limits and unknown paths: the same status and JSON body from Ray as from plain uvicorn."""
+    import urllib.error
+    import urllib.request
+
+    from live_server import running
+    from test_server import bad_cases
+
+    url, _ = cluster
+    garbage = bytes(range(256)) * (UPLOAD_LIMIT // 256 + 8)
+    cases = [(path, fields) for _, path, fields, *_ in bad_cases()[::3]]
+    cases.append((P.SEGMENT_PATH, {"image": garbage, "params": "{}"}))   # over the upload limit
+    with running(ServerConfig(queue_size=QUEUE, max_upload_bytes=UPLOAD_LIMIT)) as embedded:
+        for path, fields in cases:
+            ray_reply, plain_reply = post(url, path, fields), post(embedded, path, fields)
+            assert ray_reply.status == plain_reply.status and 400 <= ray_reply.status < 500, (path, ray_reply.body)
+            assert json.loads(ray_reply.body) == json.loads(plain_reply.body)
+            assert ray_reply.headers[P.SERVICE_HEADER.lower()] == P.SERVICE_NAME
+        answers = []
+        for base in (url, embedded):
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.urlopen(base + "/v2/segment")
+            answers.append((err.value.code, json.loads(err.value.read())))
+        assert answers[0] == answers[1] and answers[0][0] == 404
