@@ -314,7 +314,7 @@ def _proxy_routes_to_uplift(config: ServerConfig) -> bool:
     try:
         conn.request("GET", P.HEALTH_PATH)
         return conn.getresponse().getheader(P.SERVICE_HEADER) == P.SERVICE_NAME   # a 401 counts: it is ours
-    except OSError:
+    except (OSError, http.client.HTTPException):
         return False
     finally:
         conn.close()
