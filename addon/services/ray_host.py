@@ -277,6 +277,21 @@ def _check_resources(ray_config: RayConfig, strict: bool) -> None:
             print(f"uplift serve: warning: {text} (waiting for the cluster to grow)", file=sys.stderr)
 
 
+MODEL_PATH_FIELDS = {"sam": "sam_checkpoint", "trellis": "trellis_model", "lama": "lama_model",
+                     "diffusers": "diffusers_model"}
+
+
+def _check_model_paths(config: ServerConfig) -> None:
+    """A local instance's replicas read the weights on this machine: a missing path is
+    refused now, not after Ray has started and retried every replica."""
+    for kind in ("segment", "lift", "inpaint"):
+        backend = getattr(config, kind)
+        field = MODEL_PATH_FIELDS.get(backend)
+        if field and not getattr(config, field).exists():
+            flag = "--" + field.replace("_", "-")
+            raise ConfigError(f"the {backend} {kind} backend's {flag} {getattr(config, field)} does not exist")
+
+
 def _start_failure(app_status) -> str:
     texts = [app_status.message or ""] + [d.message or "" for d in app_status.deployments.values()]
     for text in texts:
@@ -291,6 +306,8 @@ def start_ray_host(config: ServerConfig, ray_config: RayConfig, backends: dict |
     """Deploy the app on Ray Serve at config.host:config.port and wait until every replica
     has loaded its backends. Raises ConfigError with one line if it cannot."""
     build_application(config, ray_config, backends)   # refuse bad settings before starting Ray
+    if not ray_config.address and not backends:
+        _check_model_paths(config)
     started = _init_ray(ray_config)
     try:
         _check_resources(ray_config, strict=started)

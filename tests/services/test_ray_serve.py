@@ -113,6 +113,19 @@ def wait_for_health(url: str, proc: subprocess.Popen, token: str | None = None, 
             time.sleep(0.5)
 
 
+def test_a_missing_model_file_is_refused_before_ray_starts(tmp_path):
+    if cloudpickle is None:
+        ray_cannot_start("the ray package is not installed")
+    from uplift.services.ray_host import start_ray_host
+
+    start = time.monotonic()
+    with pytest.raises(ConfigError, match="--lama-model .*none.pt does not exist"):
+        start_ray_host(ServerConfig(inpaint="lama", lama_model=tmp_path / "none.pt"), RayConfig())
+    with pytest.raises(ConfigError, match="queue size must be >= 1"):
+        start_ray_host(ServerConfig(queue_size=0), RayConfig())
+    assert time.monotonic() - start < 5   # no Ray instance was started for either
+
+
 # -- the command line under Ray: a non-loopback bind makes a token (runs before the module's cluster) ----
 
 @pytest.mark.timeout(240)
