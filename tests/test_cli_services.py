@@ -163,3 +163,58 @@ def test_user_errors_are_one_line_messages(photo, tmp_path, capsys):
 def test_serve_rejects_bad_settings(capsys):
     assert main(["serve", "--segment", "sam", "--port", str(free_port())]) == 2
     assert "--sam-checkpoint" in capsys.readouterr().err
+
+
+def test_serve_on_a_non_loopback_bind_generates_a_token(tmp_path):
+    """`uplift serve --host 0.0.0.0` without --token: a random token, printed once and written 0600.
+    The server binds every interface but is reached here only through 127.0.0.1."""
+    from uplift.services.client import UpliftClient
+    from uplift.services.errors import AuthenticationError, ServerUnreachableError
+
+    port, token_file, log = free_port(), tmp_path / "serve.token", tmp_path / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([*UPLIFT, "serve", "--host", "0.0.0.0", "--port", str(port), "--token-file",
+                                 str(token_file)], stdout=out, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                UpliftClient(url, retries=0).health()
+                pytest.fail("a server on 0.0.0.0 answered without a token")
+            except AuthenticationError as exc:
+                assert "set the token" in str(exc)
+                break
+            except ServerUnreachableError:
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+        token = token_file.read_text().strip()
+        assert len(token) >= 40 and (token_file.stat().st_mode & 0o777) == 0o600
+        text = log.read_text()
+        assert text.count(token) == 1 and str(token_file) in text and f":{port}" in text
+        info = UpliftClient(url, token=token, retries=0).health()
+        assert info["auth"] is True and info["host"]["kind"] == "uvicorn" and info["host"]["replicas"] == 1
+        r = subprocess.run([*UPLIFT, "segment", str(TEST_PHOTO), "--box", "10,10,60,60", "-o", str(tmp_path / "m.png"),
+                            "--server", url], capture_output=True, text=True, timeout=120, env=_env_without_token())
+        assert r.returncode == 2 and "token" in r.stderr and "Traceback" not in r.stderr
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+TEST_PHOTO = Path(__file__).resolve().parent / "data" / "photos" / "dog.jpg"
+
+
+def _env_without_token() -> dict:
+    from uplift.services.options import TOKEN_ENV
+
+    return {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
+
+
+def test_serve_token_options_are_checked(capsys):
+    assert main(["serve", "--host", "0.0.0.0", "--token", "abc", "--no-token", "--port", str(free_port())]) == 2
+    assert "contradict" in capsys.readouterr().err
+    assert main(["serve", "--replicas", "2", "--port", str(free_port())]) == 2
+    assert "--replicas is a Ray Serve option: add --ray" in capsys.readouterr().err
+    assert main(["serve", "--ray", "--min-replicas", "1", "--port", str(free_port())]) == 2
+    assert "both --min-replicas and --max-replicas" in capsys.readouterr().err

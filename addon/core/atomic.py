@@ -18,9 +18,10 @@ def _default_file_mode() -> int:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike):
-    """Yield a temporary sibling path to write; on success it replaces `path`. Any OS
-    failure becomes an OutputWriteError and leaves no temporary file behind."""
+def atomic_path(path: str | os.PathLike, mode: int | None = None):
+    """Yield a temporary sibling path to write; on success it replaces `path` with `mode`
+    (default: the umask's). Any OS failure becomes an OutputWriteError and leaves no
+    temporary file behind."""
     path = Path(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -29,7 +30,7 @@ def atomic_path(path: str | os.PathLike):
         raise OutputWriteError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         yield Path(tmp)
-        os.chmod(tmp, _default_file_mode())
+        os.chmod(tmp, _default_file_mode() if mode is None else mode)
         os.replace(tmp, path)
     except OSError as exc:
         raise OutputWriteError(f"cannot write {path}: {exc.strerror or exc}") from None
@@ -37,7 +38,7 @@ def atomic_path(path: str | os.PathLike):
         Path(tmp).unlink(missing_ok=True)
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` atomically; any OS failure becomes an OutputWriteError."""
-    with atomic_path(path) as tmp:
+def write_bytes_atomic(path: str | os.PathLike, data: bytes, mode: int | None = None) -> None:
+    """Write `data` to `path` atomically (a secret: mode=0o600); any OS failure becomes an OutputWriteError."""
+    with atomic_path(path, mode) as tmp:
         tmp.write_bytes(data)

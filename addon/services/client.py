@@ -59,7 +59,12 @@ class Reply:
 
 def is_loopback_url(url: str) -> bool:
     """True when `url`'s host is this machine (localhost, 127.0.0.0/8, ::1)."""
-    host = urlsplit(url).hostname or ""
+    return is_loopback_host(urlsplit(url).hostname or "")
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1 (a bind address like 0.0.0.0 is not loopback)."""
+    host = host.strip("[]")
     if host == "localhost":
         return True
     try:
@@ -241,8 +246,8 @@ class UpliftClient:
         if code == P.ERR_NOT_LOADED:
             raise BackendNotLoadedError(detail)
         if reply.status == 503:
-            raise ServerBusyError(f"the Uplift server at {self.url} is busy ({detail}); "
-                                  f"still busy after {self.retries} retries — try again shortly")
+            raise ServerBusyError(f"server busy: every worker of the Uplift server at {self.url} is taken "
+                                  f"({detail}); still busy after {self.retries} retries — try again shortly")
         if reply.status == 504 or code == P.ERR_TIMEOUT:
             raise RequestTimeoutError(detail)
         if reply.status >= 500:

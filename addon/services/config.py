@@ -72,3 +72,45 @@ class ServerConfig:
         for backend, (field_name, path_field, hint) in required.items():
             if getattr(self, field_name) == backend and getattr(self, path_field) is None:
                 raise ConfigError(f"the {backend} {field_name} backend needs {hint}; nothing is downloaded")
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    """How `uplift serve --ray` places the model replicas on a Ray cluster (Ray Serve options)."""
+    address: str | None = None          # None: start a local Ray instance on this machine; else join this cluster
+    replicas: int = 1                   # replicas at start (fixed unless min/max_replicas autoscale)
+    min_replicas: int | None = None     # autoscaling bounds, passed to Ray Serve's autoscaling_config
+    max_replicas: int | None = None
+    gpus_per_replica: float = 0.0       # Ray's num_gpus per replica (0.5: two replicas share a GPU)
+    cpus_per_replica: float = 1.0       # Ray's num_cpus per replica; also its thread count (at least 1)
+    max_ongoing: int = 1                # Ray's max_ongoing_requests: jobs one replica runs at once
+    object_store_mb: int = 512          # object store of a local Ray instance (images pass through it)
+    start_timeout_s: float = 600.0      # replicas must load their backends within this time
+
+    def __post_init__(self) -> None:
+        if self.address is not None and not self.address.strip():
+            raise ConfigError("the Ray address must not be empty (leave it out to start a local Ray instance)")
+        for name in ("replicas", "max_ongoing", "object_store_mb"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name.replace('_', '-')} must be an integer >= 1, not {value!r}")
+        if not self.cpus_per_replica > 0:
+            raise ConfigError(f"cpus-per-replica must be positive, not {self.cpus_per_replica}")
+        if not self.gpus_per_replica >= 0:
+            raise ConfigError(f"gpus-per-replica must be >= 0, not {self.gpus_per_replica}")
+        if (self.min_replicas is None) != (self.max_replicas is None):
+            raise ConfigError("give both --min-replicas and --max-replicas to autoscale, or neither")
+        if self.autoscaling and not 0 <= self.min_replicas <= self.replicas <= self.max_replicas:
+            raise ConfigError(f"need 0 <= min-replicas <= replicas <= max-replicas, not {self.min_replicas} <= "
+                              f"{self.replicas} <= {self.max_replicas}")
+        if not self.start_timeout_s > 0:
+            raise ConfigError(f"start_timeout_s must be positive, not {self.start_timeout_s}")
+
+    @property
+    def autoscaling(self) -> bool:
+        return self.min_replicas is not None
+
+    @property
+    def threads(self) -> int:
+        """Threads a replica's torch / OpenCV / BLAS may use: its CPU share, at least one."""
+        return max(1, int(self.cpus_per_replica))

@@ -31,6 +31,7 @@ SERVICE_HEADER = "X-Uplift-Service"    # on every response of an Uplift server, 
 SCORE_HEADER = "X-Uplift-Score"        # segment: the mask's predicted quality
 COUNT_HEADER = "X-Uplift-Gaussians"    # lift: number of Gaussians in the PLY
 RETRY_AFTER_HEADER = "Retry-After"     # 503: seconds until a queue slot is likely free
+WORKER_HEADER = "X-Uplift-Worker"      # host:pid of the process (Ray replica) that ran the job
 
 # Multipart part names.
 IMAGE_PART = "image"

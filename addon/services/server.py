@@ -60,9 +60,12 @@ def version() -> str:
 
 
 class ServerBusy(Exception):
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(retry_after)
+    """Every worker and queue slot is taken: 503 + Retry-After (both hosts)."""
+
+    def __init__(self, retry_after: int, load: str) -> None:
+        super().__init__(retry_after, load)
         self.retry_after = retry_after
+        self.load = load
 
 
 class JobTimeout(Exception):
@@ -71,6 +74,20 @@ class JobTimeout(Exception):
 
 class UploadTooLarge(Exception):
     pass
+
+
+class JobClock:
+    """Running mean of job durations, for the Retry-After hint of a 503 (both hosts)."""
+
+    def __init__(self) -> None:
+        self.mean_s = 1.0
+
+    def record(self, seconds: float) -> None:
+        self.mean_s = 0.7 * self.mean_s + 0.3 * seconds
+
+    def retry_after(self, waiting: int, workers: int = 1) -> int:
+        """Seconds until a slot is likely free: the jobs ahead, spread over the workers."""
+        return int(min(60, max(1, math.ceil(self.mean_s * (waiting + 1) / max(1, workers)))))
 
 
 class JobGate:
@@ -85,16 +102,16 @@ class JobGate:
         self.running = 0
         self.waiting = 0
         self._slot: asyncio.Semaphore | None = None
-        self._mean_job_s = 1.0
+        self.clock = JobClock()
 
     def retry_after(self) -> int:
-        return int(min(60, max(1, math.ceil(self._mean_job_s * (self.waiting + 1)))))
+        return self.clock.retry_after(self.waiting)
 
     async def run(self, fn):
         if self._slot is None:
             self._slot = asyncio.Semaphore(1)
         if self.running + self.waiting >= 1 + self.queue_size:
-            raise ServerBusy(self.retry_after())
+            raise ServerBusy(self.retry_after(), f"{self.running} running, {self.waiting} waiting")
         deadline = time.monotonic() + self.timeout_s
         self.waiting += 1
         try:
@@ -109,7 +126,7 @@ class JobGate:
 
         def finished(_):
             self.running -= 1
-            self._mean_job_s = 0.7 * self._mean_job_s + 0.3 * (time.monotonic() - start)
+            self.clock.record(time.monotonic() - start)
             self._slot.release()
 
         task.add_done_callback(finished)
@@ -117,6 +134,68 @@ class JobGate:
             return await asyncio.wait_for(asyncio.shield(task), timeout=max(0.0, deadline - time.monotonic()))
         except asyncio.TimeoutError:
             raise JobTimeout(f"the job did not finish within the server's limit of {self.timeout_s:g} s") from None
+
+
+# -- jobs: what a worker does with decoded input, the same on both hosts ------------------
+
+def _segment_job(services: LocalServices, image, params: dict):
+    from ..core.image_io import encode_png
+
+    result = services.segment(image, params.get("points"), params.get("labels"), params.get("box"))
+    return encode_png(result.mask, P.PNG_COMPRESS_LEVEL), result.score
+
+
+def _lift_job(services: LocalServices, image, mask, camera):
+    from ..core.ply import ply_bytes
+
+    g = services.lift(image, mask, camera)
+    return ply_bytes(g), len(g)
+
+
+def _inpaint_job(services: LocalServices, image, mask, params: dict):
+    from ..core.image_io import encode_png
+
+    out = services.inpaint(image, mask, params.get("mode", "fill"), params.get("dilate", 0), params.get("prompt"))
+    return encode_png(out, P.PNG_COMPRESS_LEVEL)
+
+
+JOBS = {"segment": _segment_job, "lift": _lift_job, "inpaint": _inpaint_job}
+
+
+def worker_id() -> str:
+    """Which process answered (X-Uplift-Worker): host name and process id."""
+    import os
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def run_job(services: LocalServices, job: str, args: tuple):
+    """-> (result, worker id). Raises UpliftError for bad input and contained backend failures."""
+    return JOBS[job](services, *args), worker_id()
+
+
+class LocalRunner:
+    """The embedded host: jobs run on a thread of this process behind a `JobGate`."""
+
+    kind = "uvicorn"
+
+    def __init__(self, services: LocalServices, config: ServerConfig) -> None:
+        self.services = services
+        self.config = config
+        self.gate = JobGate(config.queue_size, config.request_timeout_s)
+
+    async def run(self, job: str, *args):
+        return await self.gate.run(lambda: run_job(self.services, job, args))
+
+    def loaded(self) -> dict:
+        return self.services.loaded()
+
+    def queue(self) -> dict:
+        return {"running": self.gate.running, "waiting": self.gate.waiting, "size": self.config.queue_size}
+
+    async def host(self) -> dict:
+        return {"kind": self.kind, "replicas": 1, "max_ongoing_requests": 1, "worker": worker_id()}
 
 
 def error_body(code: str, detail: str) -> bytes:
@@ -228,27 +307,30 @@ def _params(text: str | None, what: str = "params") -> dict:
     return value
 
 
-def create_app(config: ServerConfig = ServerConfig(), services: LocalServices | None = None, *, load: bool = True):
+def create_app(config: ServerConfig = ServerConfig(), services: LocalServices | None = None, *, load: bool = True,
+               runner=None):
     """The ASGI app. `load` builds every configured backend now, so a bad checkpoint path
-    fails at start-up rather than on the first click."""
+    fails at start-up rather than on the first click. `runner` says where jobs run: by
+    default a `LocalRunner` over `services` (plain uvicorn); `ray_host` passes one that
+    sends them to Ray Serve replicas. Everything else (token, limits, decoding, error
+    bodies, the busy answer) is this one app on both hosts."""
     from fastapi import FastAPI, File, Form, Request, UploadFile
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import Response
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from ..core.device import pick_device
-    from ..core.image_io import encode_png
 
-    services = services or LocalServices(config)
-    if load:
-        services.load_all()
-    gate = JobGate(config.queue_size, config.request_timeout_s)
-    device = str(pick_device(config.device))
+    if runner is None:
+        services = services or LocalServices(config)
+        if load:
+            services.load_all()
+        runner = LocalRunner(services, config)
+    device = str(pick_device(config.device)) if runner.kind == LocalRunner.kind else config.device
 
     app = FastAPI(title="Uplift model services", version=version(), description=P.__doc__,
                   openapi_tags=[{"name": "services", "description": "binary multipart in, binary out"}])
-    app.state.services = services
-    app.state.gate = gate
+    app.state.runner = runner
     app.add_middleware(GuardMiddleware, token=config.token, max_upload_bytes=config.max_upload_bytes)
 
     def json_error(status: int, code: str, detail: str, headers: dict | None = None) -> Response:
@@ -262,7 +344,7 @@ def create_app(config: ServerConfig = ServerConfig(), services: LocalServices | 
 
     @app.exception_handler(ServerBusy)
     async def _busy(_request, exc: ServerBusy):
-        return json_error(503, P.ERR_BUSY, f"the server is busy ({gate.running} running, {gate.waiting} waiting)",
+        return json_error(503, P.ERR_BUSY, f"the server is busy ({exc.load})",
                           {P.RETRY_AFTER_HEADER: str(exc.retry_after)})
 
     @app.exception_handler(JobTimeout)
@@ -301,8 +383,8 @@ def create_app(config: ServerConfig = ServerConfig(), services: LocalServices | 
     async def health() -> dict:
         info = {"service": P.SERVICE_NAME, "api": P.API_VERSION, "version": version(),
                 "backends": {**{k: getattr(config, k) for k in ("segment", "lift", "inpaint")}},
-                "loaded": services.loaded(), "device": device, "cuda": None,
-                "queue": {"running": gate.running, "waiting": gate.waiting, "size": config.queue_size},
+                "loaded": runner.loaded(), "device": device, "cuda": None,
+                "queue": runner.queue(), "host": await runner.host(),
                 "limits": {"max_upload_bytes": config.max_upload_bytes, "max_pixels": config.max_pixels,
                            "request_timeout_s": config.request_timeout_s},
                 "auth": config.token is not None}
@@ -322,13 +404,8 @@ def create_app(config: ServerConfig = ServerConfig(), services: LocalServices | 
                                                            '"box": [x0, y0, x1, y1] | null} in pixels')):
         p = _params(params)
         img = await asyncio.to_thread(_decode_image, await image.read(), config.max_pixels, "image")
-
-        def job():
-            result = services.segment(img, p.get("points"), p.get("labels"), p.get("box"))
-            return encode_png(result.mask, P.PNG_COMPRESS_LEVEL), result.score
-
-        png, score = await gate.run(job)
-        return Response(png, media_type="image/png", headers={P.SCORE_HEADER: f"{score:.6f}"})
+        (png, score), worker = await runner.run("segment", img, p)
+        return Response(png, media_type="image/png", headers={P.SCORE_HEADER: f"{score:.6f}", P.WORKER_HEADER: worker})
 
     @app.post(P.LIFT_PATH, tags=["services"], summary="3D Gaussians of the masked object, placed in the camera's world",
               response_class=Response, responses={200: {"description": "binary little-endian 3DGS PLY; header "
@@ -339,18 +416,13 @@ def create_app(config: ServerConfig = ServerConfig(), services: LocalServices | 
                    camera: str = Form(..., description='JSON {"width", "height", "K": 3x3, "world_to_camera": 4x4}, '
                                                        "OpenCV axes")):
         from ..core.camera import Camera
-        from ..core.ply import ply_bytes
 
         cam = Camera.from_dict(_params(camera, "camera"))
         img = await asyncio.to_thread(_decode_image, await image.read(), config.max_pixels, "image")
         msk = await asyncio.to_thread(_decode_image, await mask.read(), config.max_pixels, "mask")
-
-        def job():
-            g = services.lift(img, msk, cam)
-            return ply_bytes(g), len(g)
-
-        data, count = await gate.run(job)
-        return Response(data, media_type="application/octet-stream", headers={P.COUNT_HEADER: str(count)})
+        (data, count), worker = await runner.run("lift", img, msk, cam)
+        return Response(data, media_type="application/octet-stream",
+                        headers={P.COUNT_HEADER: str(count), P.WORKER_HEADER: worker})
 
     @app.post(P.INPAINT_PATH, tags=["services"], summary="Fill the (dilated) mask, or a seam ring around it",
               response_class=Response, responses={200: {"description": "RGB PNG of the image's size; only pixels "
@@ -363,12 +435,8 @@ def create_app(config: ServerConfig = ServerConfig(), services: LocalServices | 
         p = _params(params)
         img = await asyncio.to_thread(_decode_image, await image.read(), config.max_pixels, "image")
         msk = await asyncio.to_thread(_decode_image, await mask.read(), config.max_pixels, "mask")
-
-        def job():
-            out = services.inpaint(img, msk, p.get("mode", "fill"), p.get("dilate", 0), p.get("prompt"))
-            return encode_png(out, P.PNG_COMPRESS_LEVEL)
-
-        return Response(await gate.run(job), media_type="image/png")
+        png, worker = await runner.run("inpaint", img, msk, p)
+        return Response(png, media_type="image/png", headers={P.WORKER_HEADER: worker})
 
     return app
 
