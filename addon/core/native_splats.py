@@ -1,0 +1,67 @@
+"""Uplift's Gaussians as Blender 5.3's native Gaussian splats (bpy-free: the arrays only;
+`blender/native_splats.py` writes them to a point cloud).
+
+Blender 5.3 keeps a splat set as a point cloud whose data has `type == 'GAUSSIAN_SPLAT'` and
+these point attributes. Measured on bpy 5.3.0 (its 3DGS PLY importer, and EEVEE renders of
+clouds written here against the torch rasteriser):
+- 'position'      FLOAT_VECTOR  the mean, in the object's frame (the object's world matrix places it)
+- 'scale'         FLOAT_VECTOR  standard deviations, linear: exp of Uplift's (and the PLY's) log scales
+- 'rotation'      QUATERNION    unit wxyz, the same quaternion as Uplift's (Blender normalises on import)
+- 'radiance:base' FLOAT4        raw SH DC coefficients (f_dc, not colours) and the opacity sigmoid(logit)
+- 'radiance:sh_K' FLOAT_VECTOR  K = 0 .. (degree + 1)^2 - 2: the rgb of SH coefficient K + 1
+EEVEE shows colour = max(0, 0.5 + SH_C0 * f_dc + higher bands) as *linear* scene radiance, so
+with the Standard view transform the displayed value is sRGB-encode(that), where Uplift's
+renderers show that value itself: the same numbers, read in another colour space.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .gaussians import Gaussians
+
+POSITION, SCALE, ROTATION, RADIANCE = "position", "scale", "rotation", "radiance:base"
+POSED = (POSITION, ROTATION, SCALE)  # what the live loop rewrites after each LBS
+# Blender attribute type and the name of its per-element value in `foreach_set`.
+TYPES = {"FLOAT_VECTOR": "vector", "QUATERNION": "value", "FLOAT4": "vector"}
+
+
+def sh_rest_name(k: int) -> str:
+    return f"radiance:sh_{k}"
+
+
+def posed_attributes(g: Gaussians) -> dict[str, np.ndarray]:
+    """Flat float32 arrays of what a pose changes, ready for `foreach_set`: position [N*3],
+    unit wxyz rotation [N*4], linear scale [N*3]."""
+    with torch.no_grad():
+        quats = torch.nn.functional.normalize(g.quats.float(), dim=-1)
+        arrays = {POSITION: g.means, ROTATION: quats, SCALE: g.log_scales.exp()}
+        return {name: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32).reshape(-1)
+                for name, t in arrays.items()}
+
+
+def all_attributes(g: Gaussians) -> dict[str, tuple[str, np.ndarray]]:
+    """Every attribute of a native splat cloud: name -> (Blender data type, flat float32 array)."""
+    out = {name: ("QUATERNION" if name == ROTATION else "FLOAT_VECTOR", array)
+           for name, array in posed_attributes(g).items()}
+    with torch.no_grad():
+        base = torch.cat([g.sh[:, 0], g.opacities[:, None]], dim=1)
+        out[RADIANCE] = ("FLOAT4", np.ascontiguousarray(base.cpu().numpy(), dtype=np.float32).reshape(-1))
+        for k in range(g.sh.shape[1] - 1):
+            out[sh_rest_name(k)] = ("FLOAT_VECTOR",
+                                    np.ascontiguousarray(g.sh[:, k + 1].cpu().numpy(), dtype=np.float32).reshape(-1))
+    return out
+
+
+def gaussians_from_attributes(arrays: dict[str, np.ndarray]) -> Gaussians:
+    """The inverse of `all_attributes` (flat arrays by name): what a native cloud holds, as Gaussians."""
+    n = arrays[POSITION].size // 3
+    base = torch.as_tensor(arrays[RADIANCE].reshape(n, 4), dtype=torch.float32)
+    rest = [torch.as_tensor(arrays[sh_rest_name(k)].reshape(n, 3), dtype=torch.float32)
+            for k in range(15) if sh_rest_name(k) in arrays]
+    opacity = base[:, 3].clamp(1e-7, 1 - 1e-7)
+    return Gaussians(torch.as_tensor(arrays[POSITION].reshape(n, 3), dtype=torch.float32),
+                     torch.as_tensor(arrays[ROTATION].reshape(n, 4), dtype=torch.float32),
+                     torch.as_tensor(arrays[SCALE].reshape(n, 3), dtype=torch.float32).log(),
+                     torch.log(opacity / (1 - opacity)),
+                     torch.stack([base[:, :3]] + rest, dim=1))
