@@ -94,7 +94,7 @@ out["proxy_points"] = len(proxy_module.positions(proxy))
 out["proxy_native"] = importlib.import_module(M + ".blender.native_splats").is_native(proxy)
 
 def proxy_pose_error(root):
-    """How far the proxy (native splats on 5.3+) is from the live loop's posed Gaussians."""
+    # How far the proxy (native splats on 5.3+) is from the live loop's posed Gaussians.
     posed = state.get(root.uplift.uid).deformed
     return float(np.abs(proxy_module.positions(scene_io.proxy_of(root)) - posed.means.numpy()).max())
 out["overlay_after_lift"] = scene.uplift.overlay_image is not None
