@@ -9,7 +9,7 @@ import importlib
 import sys
 
 MODULES = ("bench.deform", "bench.render", "bench.services", "bench.live", "bench.quaternion", "bench.viewport",
-           "bench.animate")
+           "bench.native", "bench.animate")
 
 
 def main(argv: list[str]) -> int:
