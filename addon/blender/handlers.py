@@ -391,7 +391,10 @@ def _apply(root: bpy.types.Object, session: state.ObjectSession, result: state.L
                 ob.rotation_quaternion = rotations[i]
     from . import splat_draw
 
-    if result.posed is not None:
+    proxy = scene_io.proxy_of(root)
+    native = native_splats.is_native(proxy)
+    # On 5.3+ Blender shows the native splats; the GLSL draw only needs an object with a photo (camera view).
+    if result.posed is not None and (not native or session.photo is not None):
         splat_draw.show(root.uplift.uid, result.posed, result.splat_planes, result.pose_version, session.photo,
                         result.photo_planes)
     request = result.request
@@ -403,8 +406,7 @@ def _apply(root: bpy.types.Object, session: state.ObjectSession, result: state.L
         hide_render(root)  # a stale preview image in front would cover the GPU draw
         if request.solve and request.mode != "batch":  # after a pause, converge (no render needed);
             session.full_due = time.monotonic() + delay  # a view-only result keeps a pending one
-    proxy = scene_io.proxy_of(root)
-    if native_splats.is_native(proxy):  # Blender 5.3+: the native splats are what every view shows
+    if native:  # Blender 5.3+: the native splats are what every view shows
         posed = result.native_pose
         if posed is None and result.posed is not None:
             from ..core.native_splats import posed_attributes
