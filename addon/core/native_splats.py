@@ -16,9 +16,9 @@ renderers show that value itself: the same numbers, read in another colour space
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from .gaussians import Gaussians
+# torch (and so `Gaussians`) is imported inside the functions: the extension imports this module
+# while it registers, which must work without torch installed.
 
 POSITION, SCALE, ROTATION, RADIANCE = "position", "scale", "rotation", "radiance:base"
 POSED = (POSITION, ROTATION, SCALE)  # what the live loop rewrites after each LBS
@@ -30,9 +30,11 @@ def sh_rest_name(k: int) -> str:
     return f"radiance:sh_{k}"
 
 
-def posed_attributes(g: Gaussians) -> dict[str, np.ndarray]:
+def posed_attributes(g) -> dict[str, np.ndarray]:
     """Flat float32 arrays of what a pose changes, ready for `foreach_set`: position [N*3],
-    unit wxyz rotation [N*4], linear scale [N*3]."""
+    unit wxyz rotation [N*4], linear scale [N*3]. `g`: core.gaussians.Gaussians."""
+    import torch
+
     with torch.no_grad():
         quats = torch.nn.functional.normalize(g.quats.float(), dim=-1)
         arrays = {POSITION: g.means, ROTATION: quats, SCALE: g.log_scales.exp()}
@@ -40,8 +42,10 @@ def posed_attributes(g: Gaussians) -> dict[str, np.ndarray]:
                 for name, t in arrays.items()}
 
 
-def all_attributes(g: Gaussians) -> dict[str, tuple[str, np.ndarray]]:
+def all_attributes(g) -> dict[str, tuple[str, np.ndarray]]:
     """Every attribute of a native splat cloud: name -> (Blender data type, flat float32 array)."""
+    import torch
+
     out = {name: ("QUATERNION" if name == ROTATION else "FLOAT_VECTOR", array)
            for name, array in posed_attributes(g).items()}
     with torch.no_grad():
@@ -53,8 +57,12 @@ def all_attributes(g: Gaussians) -> dict[str, tuple[str, np.ndarray]]:
     return out
 
 
-def gaussians_from_attributes(arrays: dict[str, np.ndarray]) -> Gaussians:
+def gaussians_from_attributes(arrays: dict[str, np.ndarray]):
     """The inverse of `all_attributes` (flat arrays by name): what a native cloud holds, as Gaussians."""
+    import torch
+
+    from .gaussians import Gaussians
+
     n = arrays[POSITION].size // 3
     base = torch.as_tensor(arrays[RADIANCE].reshape(n, 4), dtype=torch.float32)
     rest = [torch.as_tensor(arrays[sh_rest_name(k)].reshape(n, 3), dtype=torch.float32)
