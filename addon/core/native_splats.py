@@ -1,17 +1,7 @@
 """Uplift's Gaussians as Blender 5.3's native Gaussian splats (bpy-free: the arrays only;
 `blender/native_splats.py` writes them to a point cloud).
 
-Blender 5.3 keeps a splat set as a point cloud whose data has `type == 'GAUSSIAN_SPLAT'` and
-these point attributes. Measured on bpy 5.3.0 (its 3DGS PLY importer, and EEVEE renders of
-clouds written here against the torch rasteriser):
-- 'position'      FLOAT_VECTOR  the mean, in the object's frame (the object's world matrix places it)
-- 'scale'         FLOAT_VECTOR  standard deviations, linear: exp of Uplift's (and the PLY's) log scales
-- 'rotation'      QUATERNION    unit wxyz, the same quaternion as Uplift's (Blender normalises on import)
-- 'radiance:base' FLOAT4        raw SH DC coefficients (f_dc, not colours) and the opacity sigmoid(logit)
-- 'radiance:sh_K' FLOAT_VECTOR  K = 0 .. (degree + 1)^2 - 2: the rgb of SH coefficient K + 1
-EEVEE shows colour = max(0, 0.5 + SH_C0 * f_dc + higher bands) as *linear* scene radiance, so
-with the Standard view transform the displayed value is sRGB-encode(that), where Uplift's
-renderers show that value itself: the same numbers, read in another colour space.
+The attribute conventions are stated with the others in `core/__init__.py`.
 """
 from __future__ import annotations
 
