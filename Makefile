@@ -7,12 +7,16 @@ STAMP  := $(VENV)/.installed
 # The older Blender line the Blender tests also run on: bpy 4.2 LTS on Python 3.11.
 B42    := .venv-b42
 B42_STAMP := $(B42)/.installed
+# The newest Blender line: bpy 5.3 (native Gaussian splats) on Python 3.13. The main .venv stays on
+# the 5.2 LTS (README, "Supported Blender versions").
+B53    := .venv-b53
+B53_STAMP := $(B53)/.installed
 # Which interpreter runs the headless-Blender tests of each line (tests/blender/blender_lines.py).
-BLENDER_LINES := 5.2=$(BIN)/python,4.2=$(B42)/bin/python
+BLENDER_LINES := 5.2=$(BIN)/python,4.2=$(B42)/bin/python,5.3=$(B53)/bin/python
 # `make blender-env BLENDER_PYTHON=3.13` (or 3.11, or a path to a Python or to a Blender).
 BLENDER_PYTHON ?= 3.11
 
-.PHONY: venv blender42 blender-env test bench bench-quality demo extension validate-extension clean
+.PHONY: venv blender42 blender53 blender-env test bench bench-quality demo extension validate-extension clean
 
 venv: $(STAMP)
 
@@ -27,11 +31,16 @@ $(B42_STAMP): requirements-blender42.txt scripts/blender_env.py
 
 blender42: $(B42_STAMP)
 
+$(B53_STAMP): requirements-blender53.txt scripts/blender_env.py
+	$(PYTHON) scripts/blender_env.py --python 3.13 --line 5.3 --out $(B53)
+
+blender53: $(B53_STAMP)
+
 blender-env:
 	$(PYTHON) scripts/blender_env.py --python $(BLENDER_PYTHON)
 
 # One pytest in the main environment; the Blender tests run once per Blender line.
-test: venv blender42
+test: venv blender42 blender53
 	UPLIFT_BLENDER_PYTHONS="$(BLENDER_LINES)" $(BIN)/python -m pytest
 
 bench: venv
@@ -47,4 +56,4 @@ extension: venv
 	$(BIN)/python scripts/build_extension.py --out dist
 
 clean:
-	rm -rf $(VENV) $(B42) dist demo-output bench-output .pytest_cache
+	rm -rf $(VENV) $(B42) $(B53) dist demo-output bench-output .pytest_cache

@@ -9,7 +9,7 @@ import importlib
 import sys
 
 MODULES = ("bench.deform", "bench.render", "bench.services", "bench.live", "bench.quaternion", "bench.viewport",
-           "bench.animate", "bench.serve_scaling")
+           "bench.native", "bench.animate", "bench.serve_scaling")
 
 
 def main(argv: list[str]) -> int:

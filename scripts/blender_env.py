@@ -1,12 +1,14 @@
-"""Build a Python environment matching one Blender line (`make blender-env`, and the older
-line `make test` runs the Blender tests on).
+"""Build a Python environment matching one Blender line (`make blender-env`, and the extra
+lines `make test` runs the Blender tests on).
 
     python scripts/blender_env.py --python 3.11 [--out .venv-b42]
+    python scripts/blender_env.py --python 3.13 --line 5.3 [--out .venv-b53]
     python scripts/blender_env.py --python /path/to/python3.13
     python scripts/blender_env.py --python /path/to/blender      # uses the Python inside that Blender
 
-The Python's version picks the requirements: 3.11 -> requirements-blender42.txt (bpy 4.2 LTS,
-numpy<2), 3.13 -> requirements-blender52.txt (bpy 5.2 LTS, numpy 2). Standard library only.
+The Python's version picks the line: 3.11 -> 4.2 LTS (requirements-blender42.txt, numpy<2),
+3.13 -> 5.2 LTS (requirements-blender52.txt, numpy 2) unless `--line 5.3` asks for
+requirements-blender53.txt (bpy 5.3, native Gaussian splats). Standard library only.
 """
 from __future__ import annotations
 
@@ -20,7 +22,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-REQUIREMENTS = {(3, 11): "requirements-blender42.txt", (3, 13): "requirements-blender52.txt"}
+# Blender line -> (its Python, the requirements of its environment).
+LINES = {"4.2": ((3, 11), "requirements-blender42.txt"), "5.2": ((3, 13), "requirements-blender52.txt"),
+         "5.3": ((3, 13), "requirements-blender53.txt")}
+DEFAULT_LINE = {(3, 11): "4.2", (3, 13): "5.2"}  # a Python's line unless --line says otherwise: the LTS
 
 
 def find_python(spec: str) -> Path:
@@ -52,12 +57,24 @@ def python_version(python: Path) -> tuple[int, int]:
     return major, minor
 
 
-def build(python: Path, out: Path) -> float:
-    version = python_version(python)
-    requirements = REQUIREMENTS.get(version)
-    if requirements is None:
-        supported = ", ".join(f"{a}.{b}" for a, b in REQUIREMENTS)
+def requirements_for(version: tuple[int, int], line: str | None = None) -> str:
+    """The requirements file of Blender `line` (default: the LTS line of that Python), checking
+    that the line runs on a Python of `version`."""
+    line = line or DEFAULT_LINE.get(version)
+    if line is None:
+        supported = ", ".join(f"{a}.{b}" for a, b in DEFAULT_LINE)
         sys.exit(f"blender_env: Python {version[0]}.{version[1]} matches no supported Blender line ({supported})")
+    if line not in LINES:
+        sys.exit(f"blender_env: no Blender line {line} (supported: {', '.join(LINES)})")
+    needed, requirements = LINES[line]
+    if needed != version:
+        sys.exit(f"blender_env: Blender {line} needs Python {needed[0]}.{needed[1]}, "
+                 f"not {version[0]}.{version[1]}")
+    return requirements
+
+
+def build(python: Path, out: Path, line: str | None = None) -> float:
+    requirements = requirements_for(python_version(python), line)
     start = time.monotonic()
     if not (out / "bin" / "python").exists():
         subprocess.run([str(python), "-m", "venv", str(out)], check=True)
@@ -70,13 +87,15 @@ def build(python: Path, out: Path) -> float:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", required=True, help="3.11, 3.13, a Python interpreter or a Blender")
+    parser.add_argument("--line", choices=sorted(LINES), help="Blender line (default: that Python's LTS line)")
     parser.add_argument("--out", type=Path, help="environment folder (default .venv-blenderX.Y)")
     args = parser.parse_args(argv)
     python = find_python(args.python)
     major, minor = python_version(python)
-    out = args.out or REPO / f".venv-blender{major}.{minor}"
-    seconds = build(python, out)
-    print(f"blender_env: {out} ready (Python {major}.{minor}, {REQUIREMENTS[(major, minor)]}) in {seconds:.0f} s")
+    requirements = requirements_for((major, minor), args.line)
+    out = args.out or REPO / (f".venv-blender{args.line}" if args.line else f".venv-blender{major}.{minor}")
+    seconds = build(python, out, args.line)
+    print(f"blender_env: {out} ready (Python {major}.{minor}, {requirements}) in {seconds:.0f} s")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ import os
 
 import bpy
 
-from . import animation, dependencies, handlers, panels, preferences, properties, reporting, splat_draw, state
+from . import (animation, dependencies, handlers, native_splats, panels, preferences, properties, reporting,
+               splat_draw, state)
 from .operators import (
     compose_export,
     create_controls,
@@ -44,6 +45,7 @@ def register() -> None:
     prefs = preferences.get()
     if prefs.extra_python_path:
         dependencies.use_folder(bpy.path.abspath(prefs.extra_python_path))
+    state.pack_native_pose = native_splats.supported()
     handlers.register()
     splat_draw.register()
     animation.register()
@@ -53,6 +55,7 @@ def unregister() -> None:
     animation.unregister()
     splat_draw.unregister()
     handlers.unregister()
+    state.pack_native_pose = False
     properties.detach()
     for cls in reversed(_classes()):
         bpy.utils.unregister_class(cls)

@@ -25,7 +25,7 @@ import numpy as np
 from bpy.app.handlers import persistent
 
 from ..core.errors import UpliftError
-from . import images, reporting, scene_io, state
+from . import images, native_splats, reporting, scene_io, state
 
 MOVE_EPSILON = 1e-5  # metres; smaller differences are float noise, not the artist
 
@@ -391,7 +391,10 @@ def _apply(root: bpy.types.Object, session: state.ObjectSession, result: state.L
                 ob.rotation_quaternion = rotations[i]
     from . import splat_draw
 
-    if result.posed is not None:
+    proxy = scene_io.proxy_of(root)
+    native = native_splats.is_native(proxy)
+    # On 5.3+ Blender shows the native splats; the GLSL draw only needs an object with a photo (camera view).
+    if result.posed is not None and (not native or session.photo is not None):
         splat_draw.show(root.uplift.uid, result.posed, result.splat_planes, result.pose_version, session.photo,
                         result.photo_planes)
     request = result.request
@@ -403,10 +406,17 @@ def _apply(root: bpy.types.Object, session: state.ObjectSession, result: state.L
         hide_render(root)  # a stale preview image in front would cover the GPU draw
         if request.solve and request.mode != "batch":  # after a pause, converge (no render needed);
             session.full_due = time.monotonic() + delay  # a view-only result keeps a pending one
+    if native:  # Blender 5.3+: the native splats are what every view shows
+        posed = result.native_pose
+        if posed is None and result.posed is not None:
+            from ..core.native_splats import posed_attributes
+
+            posed = posed_attributes(result.posed)
+        if posed is not None:
+            native_splats.write_pose(proxy, posed)
     # While the splats are drawn the point proxy is hidden: a drag leaves its points alone (3 ms a
     # pose at 20k) as long as a later full or converged pass is due, which brings them up to date.
-    if not (splat_draw.shows(root.uplift.uid) and session.full_due is not None):
-        proxy = scene_io.proxy_of(root)
+    elif not (splat_draw.shows(root.uplift.uid) and session.full_due is not None):
         if proxy is not None and proxy.type == "MESH" and len(proxy.data.vertices) == len(result.means):
             proxy.data.vertices.foreach_set("co", np.ascontiguousarray(result.means, dtype=np.float32).ravel())
             proxy.data.update()
@@ -457,6 +467,7 @@ def on_load_post(*_args) -> None:
     """A new file: forget every session, then render its lifted objects afresh (render images
     are not saved with pixels)."""
     _forget_all()
+    native_splats.upgrade_file()  # a file saved before Blender 5.3: point proxies -> native splats
     scene = bpy.context.scene
     if scene is not None and hasattr(scene, "uplift") and scene_io.roots(scene):
         refresh(scene)

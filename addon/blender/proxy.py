@@ -62,7 +62,12 @@ def set_modifier_input(modifier: bpy.types.NodesModifier, name: str, value) -> N
 
 
 def create(root: bpy.types.Object, gaussians, collection: bpy.types.Collection) -> bpy.types.Object:
-    """A proxy of `gaussians` (root-local) parented to `root`."""
+    """A proxy of `gaussians` (root-local) parented to `root`: on Blender 5.3+ the native splat
+    cloud itself (`native_splats`), before it a point mesh."""
+    from . import native_splats
+
+    if native_splats.supported():
+        return native_splats.create(root, gaussians, collection)
     means = gaussians.means.detach().cpu().numpy().astype(np.float32)
     colors = np.clip(gaussians.base_colors.detach().cpu().numpy(), 0.0, 1.0).astype(np.float32)
     mesh = bpy.data.meshes.new(f"{root.name} Points")
@@ -83,3 +88,15 @@ def create(root: bpy.types.Object, gaussians, collection: bpy.types.Collection) 
     set_modifier_input(modifier, "Radius", max(extent / 300.0, 1e-4))
     collection.objects.link(ob)
     return ob
+
+
+def positions(ob: bpy.types.Object) -> np.ndarray:
+    """[N, 3] float32 root-local centres a proxy shows now: a point mesh's vertices or a native
+    splat cloud's 'position' attribute."""
+    if ob.type == "MESH":
+        co = np.empty(len(ob.data.vertices) * 3, dtype=np.float32)
+        ob.data.vertices.foreach_get("co", co)
+    else:
+        co = np.empty(len(ob.data.points) * 3, dtype=np.float32)
+        ob.data.attributes["position"].data.foreach_get("vector", co)
+    return co.reshape(-1, 3)

@@ -479,6 +479,14 @@ def draws_camera_views() -> bool:
     return _handle is not None and camera_views["on"]
 
 
+def native_splats_shown() -> bool:
+    """Blender draws the lifted objects itself (native splats, 5.3+): this draw keeps only the
+    scene camera's view of objects with a photo, whose pixels a native render cannot sample."""
+    from . import native_splats
+
+    return native_splats.supported()
+
+
 def shows(uid: str) -> bool:
     """The splats of object `uid` are drawn (its point proxy is hidden)."""
     return _handle is not None and uid in _objects
@@ -569,6 +577,7 @@ def _draw_view() -> None:
     try:
         roots = _roots_by_uid(context)
         through_camera = rv3d.view_perspective == "CAMERA"
+        native = native_splats_shown()
         gpu.state.depth_test_set("LESS_EQUAL")
         gpu.state.depth_mask_set(False)
         gpu.state.blend_set("ALPHA_PREMULT")
@@ -576,6 +585,8 @@ def _draw_view() -> None:
             root = roots.get(uid)
             if root is None or (through_camera and not camera_views["on"]):
                 continue  # after a draw failure the camera view shows the torch preview instead
+            if native and not (through_camera and drawn.photo is not None):
+                continue  # Blender 5.3+: its own splats show the object; only the photo needs this draw
             model = np.array(root.matrix_world, dtype=np.float64)
             view = SplatView.from_blender(rv3d.view_matrix, rv3d.window_matrix, region.width, region.height, model)
             drawn.draw(rv3d.as_pointer(), view, through_camera, model)

@@ -62,11 +62,15 @@ class LiveResult:
     pose_version: int = 0         # increases with each new pose of the session
     splat_planes: dict | None = None  # packed geometry planes (core.splat_pack), when drawing on
     photo_planes: object = None   # core.splat_pack.PhotoPlanes through the camera (request.gpu_camera)
+    native_pose: dict | None = None  # core.native_splats.posed_attributes of this pose (Blender 5.3+)
 
 
 # Set by blender.splat_draw while its draw handler is on: the worker then packs the splat
 # geometry planes, so the main thread only uploads them.
 pack_splat_planes = False
+# Set on Blender 5.3+ (blender.native_splats): the worker also makes the flat attribute arrays of
+# each pose, so the main thread only copies them into the native splat cloud.
+pack_native_pose = False
 
 
 def similarity_from_matrix(matrix: np.ndarray):
@@ -96,6 +100,7 @@ class ObjectSession:
     cold: bool = False                # pose restored without a solve: the solver has no warm start
     pose_version: int = 0             # increases with each solve or restore (the GPU draw re-uploads then)
     packed: tuple[int, dict] | None = None  # (pose_version, splat planes) packed last
+    native_packed: tuple[int, dict] | None = None  # (pose_version, native splat attributes) made last
     needs_restore: bool = False       # rebuilt from the .blend or undone: re-skin from the empties' pose
     photo_input: tuple | None = None  # (photo uint8 [H, W, 3], its Camera in the root's frame); (): none; None: unread
     photo: object = None              # core.render.reprojection.PhotoSource, built on the first render
@@ -159,6 +164,7 @@ class ObjectSession:
                 self.pose_version += 1
             current = self.deformed if self.deformed is not None else self.gaussians
             planes = self._splat_planes(current) if pack_splat_planes else None
+            native_pose = self._native_pose(current) if pack_native_pose else None
             controls = self.deformed_controls if has_controls else None
             rgba = photo_planes = None
             if req.camera is not None and req.gpu_camera:
@@ -178,7 +184,15 @@ class ObjectSession:
         rotations = self.control_rotations if has_controls else None
         return LiveResult(req, None if controls is None else controls.copy(),
                           None if rotations is None else rotations.copy(), means, rgba,
-                          current, self.pose_version, planes, photo_planes)
+                          current, self.pose_version, planes, photo_planes, native_pose)
+
+    def _native_pose(self, current) -> dict:
+        """The native splat attributes of the current pose, made once per pose."""
+        if self.native_packed is None or self.native_packed[0] != self.pose_version:
+            from ..core.native_splats import posed_attributes
+
+            self.native_packed = (self.pose_version, posed_attributes(current))
+        return self.native_packed[1]
 
     def _splat_planes(self, current) -> dict:
         """Geometry planes of the current pose, packed once per pose."""

@@ -1,10 +1,11 @@
 """The Blender lines the extension's tests run on.
 
 Tests that take `blender_python` run once per Blender line: each line is a Python
-environment with its own `bpy` (the main `.venv` follows the current LTS, `.venv-b42` the
-4.2 LTS). `UPLIFT_BLENDER_PYTHONS="5.2=.venv/bin/python,4.2=.venv-b42/bin/python"` lists
-them (paths relative to the repository; `make test` sets it); unset, the main interpreter
-and `.venv-b42` if present. A line that is not there is skipped, except in CI (`CI=true`),
+environment with its own `bpy` (the main `.venv` follows the current LTS, 5.2; `.venv-b42` the
+4.2 LTS; `.venv-b53` the newest release, 5.3, with native Gaussian splats).
+`UPLIFT_BLENDER_PYTHONS="5.2=.venv/bin/python,4.2=.venv-b42/bin/python,5.3=.venv-b53/bin/python"`
+lists them (paths relative to the repository; `make test` sets it); unset, the main interpreter
+and the extra lines' environments that are present. A line that is not there is skipped, except in CI (`CI=true`),
 where it fails: the matrix must not shrink silently.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 from uplift_bpy_harness import REPO
 
 LINES_VARIABLE = "UPLIFT_BLENDER_PYTHONS"
+EXTRA_LINES = {"4.2": ".venv-b42", "5.3": ".venv-b53"}  # beside the main .venv's line (Makefile: B42, B53)
 
 
 @dataclass(frozen=True)
@@ -56,9 +58,10 @@ def configured_lines() -> list[BlenderLine]:
         return parse_lines(os.environ[LINES_VARIABLE])
     main = Path(os.path.abspath(sys.executable))
     lines = [BlenderLine(bpy_version(main) or "main", main)]
-    older = REPO / ".venv-b42" / "bin" / "python"
-    if older.exists() or os.environ.get("CI") == "true":
-        lines.append(BlenderLine("4.2", older))
+    for version, folder in EXTRA_LINES.items():
+        python = REPO / folder / "bin" / "python"
+        if python.exists() or os.environ.get("CI") == "true":
+            lines.append(BlenderLine(version, python))
     return lines
 
 

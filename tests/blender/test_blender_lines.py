@@ -60,3 +60,34 @@ def test_blender_env_finds_the_python_inside_a_blender(tmp_path):
     assert blender_env.find_python(sys.executable) == Path(sys.executable)
     with pytest.raises(SystemExit, match="does not exist"):
         blender_env.find_python(str(tmp_path / "nothing"))
+
+
+def test_blender_env_picks_the_requirements_of_a_line():
+    assert blender_env.requirements_for((3, 11)) == "requirements-blender42.txt"
+    assert blender_env.requirements_for((3, 13)) == "requirements-blender52.txt"  # 3.13 alone: the 5.2 LTS
+    assert blender_env.requirements_for((3, 13), "5.3") == "requirements-blender53.txt"
+    with pytest.raises(SystemExit, match="needs Python 3.13, not 3.11"):
+        blender_env.requirements_for((3, 11), "5.3")
+    with pytest.raises(SystemExit, match="no supported Blender line"):
+        blender_env.requirements_for((3, 12))
+    for _python, requirements in blender_env.LINES.values():
+        assert (REPO / requirements).is_file()
+
+
+def test_the_makefile_runs_all_three_lines_and_ci_expects_them(monkeypatch):
+    """`make test` lists every line the README promises, and with UPLIFT_BLENDER_PYTHONS unset
+    CI still expects the extra lines (a missing one fails instead of shrinking the matrix)."""
+    import blender_lines
+
+    makefile = (REPO / "Makefile").read_text()
+    listed = next(line for line in makefile.splitlines() if line.startswith("BLENDER_LINES"))
+    assert [entry.split("=")[0] for entry in listed.split(":=")[1].strip().split(",")] == ["5.2", "4.2", "5.3"]
+    for version, folder in blender_lines.EXTRA_LINES.items():
+        assert f"--out $(B{version.replace('.', '')})" in makefile and f"B{version.replace('.', '')}    := {folder}" \
+            in makefile
+    monkeypatch.delenv(blender_lines.LINES_VARIABLE, raising=False)
+    monkeypatch.setenv("CI", "true")
+    assert [line.version for line in blender_lines.configured_lines()][1:] == ["4.2", "5.3"]
+    pins = {line.split("==")[1].split()[0] for req in ("requirements-blender52.txt", "requirements-blender53.txt")
+            for line in (REPO / req).read_text().splitlines() if line.startswith("bpy==")}
+    assert pins == {"5.2.3", "5.3.0"}

@@ -89,7 +89,14 @@ out["roots"] = len(roots)
 out["steps"].append(panels.workflow_step(bpy.context)[0])
 out["gaussians"] = len(scene_io.load_gaussians(root))
 proxy = scene_io.proxy_of(root)
-out["proxy_points"] = len(proxy.data.vertices)
+proxy_module = importlib.import_module(M + ".blender.proxy")
+out["proxy_points"] = len(proxy_module.positions(proxy))
+out["proxy_native"] = importlib.import_module(M + ".blender.native_splats").is_native(proxy)
+
+def proxy_pose_error(root):
+    # How far the proxy (native splats on 5.3+) is from the live loop's posed Gaussians.
+    posed = state.get(root.uplift.uid).deformed
+    return float(np.abs(proxy_module.positions(scene_io.proxy_of(root)) - posed.means.numpy()).max())
 out["overlay_after_lift"] = scene.uplift.overlay_image is not None
 handlers.flush(full=True)
 out["render_after_lift"] = root.uplift.render_image is not None
@@ -134,6 +141,7 @@ controls[moved].location = rest[moved] + np.array([0.0, 0.0, 0.2 * size])
 bpy.context.view_layer.update()
 out["queued_after_move"] = len(handlers._pending)
 out["ran"] = handlers.flush(full=True)
+out["proxy_pose_error"] = proxy_pose_error(root)
 after = render_pixels(root)
 out["moved_pinned"] = controls[moved].uplift.pinned
 free_after = np.array([controls[i].location for i in range(len(controls))])
@@ -249,6 +257,8 @@ controls[second].location = target2
 bpy.context.view_layer.update()
 handlers.flush(full=True)
 after2 = images.read_rgba(root.uplift.render_image)
+out["reopened_proxy"] = [importlib.import_module(M + ".blender.native_splats").is_native(scene_io.proxy_of(root)),
+                         proxy_pose_error(root)]
 out["reopen_diff_near"] = window_diff(after2, before2, uvs[second], radius)
 out["reopen_diff_far"] = window_diff(after2, before2, uvs[far], radius)
 bpy.ops.uplift.compose_export()
@@ -328,6 +338,10 @@ def test_box_selection_and_lift(flow):
     assert out["refined_excludes_click"] and out["refined_pixels"] > 20000
     assert out["connection"]["ok"] and "Uplift server" in out["connection"]["text"]
     assert out["roots"] == 1 and out["gaussians"] > 1000 and out["proxy_points"] == out["gaussians"]
+    # Blender 5.3+: the lifted object is a native Gaussian-splat cloud, posed by the live loop, also after reopening.
+    native = tuple(out["blender_version"]) >= (5, 3)
+    assert out["proxy_native"] == native and out["reopened_proxy"][0] == native, out
+    assert out["proxy_pose_error"] < 1e-5 and out["reopened_proxy"][1] < 1e-5, out
     assert out["render_after_lift"] and out["render_size"] == [534, 800, 4]
     assert out["render_alpha_in_mask"] > 0.9
     assert out["render_psnr_in_mask"] >= 35.0  # the photo's pixels, reprojected

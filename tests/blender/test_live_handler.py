@@ -64,9 +64,8 @@ middle = int(np.argmin(np.abs(rest_a[:, 0] - rest_a[:, 0].mean())))
 out["middle_rise"] = float(now_a[middle, 2] - rest_a[middle, 2])
 out["b_untouched"] = float(np.abs(np.array([cb[i].location for i in range(len(cb))]) - rest_b).max())
 proxy = scene_io.proxy_of(a)
-co = np.empty(len(proxy.data.vertices) * 3, dtype=np.float32)
-proxy.data.vertices.foreach_get("co", co)
-out["proxy_moved"] = float(np.abs(co.reshape(-1, 3) - scene_io.load_gaussians(a).means.numpy()).max())
+co = importlib.import_module(M + ".blender.proxy").positions(proxy)  # a point mesh, or native splats on 5.3+
+out["proxy_moved"] = float(np.abs(co - scene_io.load_gaussians(a).means.numpy()).max())
 
 # Our own writes do not come back as edits.
 bpy.context.view_layer.update()

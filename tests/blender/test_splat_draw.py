@@ -537,7 +537,8 @@ def test_live_loop_draws_the_photo_through_the_camera_instead_of_the_torch_previ
     first, posed = out["first"], out["posed"]
     assert first["planes"] and first["photo"] and not first["layer_shown"], out
     assert first["draw"][0] > 0.02 and first["draw"][1] == 0, out  # drawn, with the worker's planes
-    assert out["plain"] == {"layer_shown": False, "drawn": True}, out
+    # Without a photo: drawn by the GLSL shader before 5.3, by Blender itself (native splats) from 5.3.
+    assert out["plain"] == {"layer_shown": False, "drawn": tuple(out["blender_version"]) < (5, 3)}, out
     assert posed["new_pose"] and posed["planes"] and posed["full_due"] and posed["full_due_kept"], out
     assert posed["draw"][0] > 0.02 and posed["draw"][1] == 0, out
     assert out["paused"] == {"converged": True, "layer_shown": False}, out
