@@ -46,6 +46,7 @@ from typing import Callable
 
 import numpy as np
 
+from ...core.camera import Camera
 from ...core.errors import BackendFailedError, CancelledError, ConfigError, MaskError
 
 WORLD_UP = np.array([0.0, 0.0, 1.0])
@@ -56,7 +57,8 @@ EDGE_BAND_PX = 0.5  # points this far inside the mask's edge (beyond their splat
 
 @dataclass(frozen=True)
 class PlacementConfig:
-    work_side: int = 128             # longer side of the working image, pixels
+    work_side: int = 128             # longer side of the working view (the mask's box + margins), pixels
+    render_side: int = 256           # the same for renders (IoU, contour refinement)
     search_points: int = 1500        # surface points (Gaussian means) in the chamfer cost
     outline_points: int = 256        # samples of the mask's outline in the coverage term
     start_rotations: int = 1024      # evenly spread starting rotations (coarse stage)
@@ -67,22 +69,24 @@ class PlacementConfig:
     refine_starts: int = 12          # distinct short refinements refined in full
     refine_iterations: int = 30      # Levenberg-Marquardt iterations per full refinement
     distinct_deg: float = 15.0       # hypotheses closer than this (rotation angle) are duplicates
-    render_gaussians: int = 20000    # Gaussians rendered for the IoU and the contour refinement
-    contour_candidates: int = 3      # best hypotheses (by IoU) given the contour refinement
-    contour_rounds: int = 3          # its render -> fit rounds (0: none)
+    render_gaussians: int = 10000    # Gaussians rendered for the IoU and the contour refinement
+    iou_candidates: int = 6          # best distinct refined poses (by cost) rendered for their IoU
+    contour_candidates: int = 3      # best of those (by IoU) given the contour refinement
+    contour_rounds: int = 2          # its render -> fit rounds (0: none)
     contour_iterations: int = 8      # Levenberg-Marquardt iterations per round
     seed: int = 0
 
     def __post_init__(self) -> None:
-        positive = ("work_side", "search_points", "outline_points", "start_rotations", "coarse_points",
+        positive = ("work_side", "render_side", "search_points", "outline_points", "start_rotations", "coarse_points",
                     "coarse_outline_points", "short_starts", "short_iterations", "refine_starts", "refine_iterations",
-                    "render_gaussians", "contour_iterations")
+                    "render_gaussians", "iou_candidates", "contour_iterations")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"placement {name} must be a whole number >= 1, got {value!r}")
-        if self.work_side < 16:
-            raise ConfigError(f"placement work_side must be at least 16 pixels, got {self.work_side}")
+        if min(self.work_side, self.render_side) < 16:
+            raise ConfigError(f"placement work_side and render_side must be at least 16 pixels, got "
+                              f"{self.work_side} and {self.render_side}")
         for name in ("contour_candidates", "contour_rounds"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -95,7 +99,7 @@ class PlacementConfig:
 class Placement:
     gaussians: object       # Gaussians in the camera's world
     similarity: object      # core.transforms.Similarity applied to the canonical object
-    iou: float              # silhouette IoU at the work resolution (torch renderer, alpha > 1/2)
+    iou: float              # silhouette IoU with the mask in the render view (its box + margins, <= render_side px)
     yaw_deg: float          # similarity.rotation == camera_rotation(camera, yaw, pitch, roll)
     pitch_deg: float
     roll_deg: float = 0.0
@@ -171,6 +175,37 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 # -- the chamfer problem ------------------------------------------------------------
 
+def _work_view(mask: np.ndarray, camera, work_side: int):
+    """The camera cropped to the mask's box plus a quarter of its side on every side and scaled
+    so that crop is at most `work_side` pixels (never enlarged): the object is about as many
+    pixels wide in every photo. -> (camera, mask, inside the photo), bool masks of its size."""
+    import cv2
+
+    ys, xs = np.nonzero(mask)
+    side = max(xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min())
+    margin = int(math.ceil(0.25 * side))
+    x0, y0 = int(xs.min()) - margin, int(ys.min()) - margin
+    width, height = int(xs.max()) + 1 + margin - x0, int(ys.max()) + 1 + margin - y0
+    factor = min(1.0, work_side / max(width, height))
+    w, h = max(1, int(round(width * factor))), max(1, int(round(height * factor)))
+
+    def crop(image: np.ndarray) -> np.ndarray:  # float [height, width], zero outside the photo
+        out = np.zeros((height, width), np.float32)
+        sy0, sx0 = max(0, y0), max(0, x0)
+        sy1, sx1 = min(image.shape[0], y0 + height), min(image.shape[1], x0 + width)
+        out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = image[sy0:sy1, sx0:sx1]
+        return cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA) if (w, h) != (width, height) else out
+
+    small = crop(mask.astype(np.float32))
+    small_mask = small >= 0.5 if (small >= 0.5).any() else small > 0
+    valid = crop(np.ones(mask.shape, np.float32)) >= 0.5
+    K = camera.K.copy()
+    K[0, 2] -= x0
+    K[1, 2] -= y0
+    K = np.diag([w / width, h / height, 1.0]) @ K
+    return Camera(w, h, K, camera.world_to_camera), small_mask, valid
+
+
 class _Chamfer:
     """The cost of a pose x = (omega [3] rad about camera axes applied after R0, log scale,
     u, v work pixels of the centre) for one object, mask and camera."""
@@ -180,26 +215,32 @@ class _Chamfer:
 
         from .inflate import reference_depth
 
-        factor = min(1.0, config.work_side / max(camera.width, camera.height))
         self.camera = camera
-        self.cam = cam = camera.scaled(factor)
-        small = cv2.resize(mask.astype(np.float32), (cam.width, cam.height), interpolation=cv2.INTER_AREA)
-        self.mask = small >= 0.5 if (small >= 0.5).any() else small > 0
+        self.cam, self.mask, self.valid = _work_view(mask, camera, config.work_side)
+        # Renders (IoU, contours) at `render_side`: splats under a pixel wide would be widened by
+        # the renderer's 0.3 px^2 dilation into a fatter silhouette than the photo's mask.
+        self.render_cam, self.render_mask, self.render_valid = _work_view(mask, camera, config.render_side)
         self.depth = reference_depth(mask, camera) if depth is None else depth
         ys, xs = np.nonzero(self.mask)
         self.box = np.array([xs.min(), xs.max() + 1.0, ys.min(), ys.max() + 1.0])  # x0 x1 y0 y1, pixel edges
         self.box_side = float(max(self.box[1] - self.box[0], self.box[3] - self.box[2]))
+        # Where the mask meets the photo's border the object may go on outside it: there the
+        # outside of the photo is unknown, neither spill nor outline.
+        cut = (mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+        inside_or_unknown = self.mask | (~self.valid if cut else False)
         # Signed distance (pixels) from each pixel centre to the mask's edge, half a pixel beyond
         # its outermost pixel centres: negative inside. Padded by `pad` pixels on every side so
-        # that points leaving the image still see a distance that grows.
-        self.pad = pad = max(cam.width, cam.height) // 2
-        padded = np.pad(self.mask, pad)
+        # that points leaving the view still see a distance that grows.
+        self.pad = pad = max(self.cam.width, self.cam.height) // 2
+        padded = np.pad(inside_or_unknown, pad, mode="edge" if cut else "constant")
         outside = cv2.distanceTransform((~padded).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
         inside = cv2.distanceTransform(padded.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
         self.edge_sdf = np.where(padded, 0.5 - inside, outside - 0.5).astype(np.float64)
         self.sdf_dv, self.sdf_du = np.gradient(self.edge_sdf)
-        border = self.mask & ~cv2.erode(self.mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-        outline = np.argwhere(border)[:, ::-1] + 0.5
+        eroded = cv2.erode(inside_or_unknown.astype(np.uint8), np.ones((3, 3)), borderType=cv2.BORDER_REPLICATE)
+        outline = np.argwhere(self.mask & ~eroded.astype(bool))[:, ::-1] + 0.5
+        if len(outline) < 3:
+            raise MaskError("the mask has no outline inside the photo to place the object against")
         if len(outline) > config.outline_points:
             outline = outline[rng.choice(len(outline), config.outline_points, replace=False)]
         self.outline = outline
@@ -224,9 +265,12 @@ class _Chamfer:
         opacity = g.opacities.double().cpu().numpy()[index]
         self.sigma = sigma
         self.reach = np.sqrt(2 * np.log(np.maximum(2 * opacity, 1.0)))  # alpha > 1/2 radius, in stds
-        self.R_wc = cam.world_to_camera[:3, :3]
+        self.R_wc = self.cam.world_to_camera[:3, :3]
         self.contour = False  # True: the points are the rendered silhouette's edge pixels (`on_contour`)
         self.evals = 0
+
+    def iou(self, silhouette: np.ndarray) -> float:  # of a render-view silhouette with the mask, inside the photo
+        return iou(silhouette & self.render_valid, self.render_mask)
 
     def lighter(self, points: int, outline: int, rng) -> "_Chamfer":
         """The same problem with at most `points` surface points and `outline` outline samples."""
@@ -510,7 +554,8 @@ def place_hypotheses(g, mask: np.ndarray, camera, config: PlacementConfig = Plac
                              lambda f: step(0.3 + 0.2 * f))
     refined = _refine_distinct(problem, short, config.refine_starts, config.refine_iterations, config.distinct_deg,
                                lambda f: step(0.5 + 0.3 * f))
-    distinct = _distinct([R for _, R, _ in refined], range(len(refined)), config.distinct_deg, len(refined))
+    distinct = _distinct([R for _, R, _ in refined], range(len(refined)), config.distinct_deg,
+                         max(k, config.iou_candidates))
 
     # 4. The distinct ones scored by render (silhouette IoU); the best few refined on their
     # rendered contours; ranked by IoU.
@@ -577,7 +622,7 @@ def _checked_mask(g, mask, camera) -> np.ndarray:
 def _render_iou(problem: _Chamfer, probe, R_cam, x) -> float:
     from ...core.transforms import apply_similarity
 
-    return iou(silhouette(apply_similarity(probe, problem.similarity(R_cam, x)), problem.cam), problem.mask)
+    return problem.iou(silhouette(apply_similarity(probe, problem.similarity(R_cam, x)), problem.render_cam))
 
 
 def _placement(problem: _Chamfer, probe, g, sil_iou: float, R_cam, x, rank: int) -> Placement:
@@ -650,9 +695,11 @@ def _render_probe(g, problem: _Chamfer, config: PlacementConfig, rng, device):
         idx = torch.from_numpy(np.sort(rng.choice(n, config.render_gaussians, replace=False)))
         probe = g.subset(idx)
         # About half the subset faces the camera, spread over the mask's area.
-        spacing_px = math.sqrt(2.0 * float(problem.mask.sum()) / config.render_gaussians)
-        fill = 0.5 * spacing_px * problem.extent / problem.box_side  # canonical units at the expected scale
+        spacing_px = math.sqrt(2.0 * float(problem.render_mask.sum()) / config.render_gaussians)
+        box_side = problem.box_side * problem.render_cam.K[0, 0] / problem.cam.K[0, 0]
+        fill = 0.5 * spacing_px * problem.extent / box_side  # canonical units at the expected scale
         probe = probe.replace(log_scales=0.5 * torch.log(probe.scales ** 2 + fill ** 2))
+    probe = probe.replace(sh=probe.sh[:, :1], normals=None, extra={})  # only the silhouette matters
     return probe if device is None else probe.to(device)
 
 
@@ -665,11 +712,11 @@ def _contour_refine(problem: _Chamfer, probe, R_cam, x, rounds: int, iterations:
 
     from ...core.transforms import apply_similarity
 
-    K, best = problem.cam.K, None
+    K, best = problem.render_cam.K, None
     for round_ in range(rounds + 1):
-        alpha, depth = _alpha_depth(apply_similarity(probe, problem.similarity(R_cam, x)), problem.cam)
+        alpha, depth = _alpha_depth(apply_similarity(probe, problem.similarity(R_cam, x)), problem.render_cam)
         sil = alpha > 0.5
-        value = iou(sil, problem.mask)
+        value = problem.iou(sil)
         if best is None or value > best[0]:
             best = (value, R_cam, x)
         edge = sil & ~cv2.erode(sil.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
