@@ -25,6 +25,9 @@ ARM = ([-0.4, -0.1, -0.1], [-0.25, 0.35, 0.05])    # at -X, going +Y: breaks the
 ASYMMETRIC = (BAR, POST, ARM)
 MIRROR_SYMMETRIC = (BAR, POST)                     # symmetric under y -> -y
 MIRROR_Y = np.diag([1.0, -1.0, 1.0])
+# A quicker search for the tests of plumbing rather than of the search itself.
+QUICK = PlacementConfig(start_rotations=256, short_starts=24, refine_starts=4, iou_candidates=2,
+                        contour_candidates=1, contour_rounds=1)
 
 
 def box_surface_gaussians(boxes, n: int, seed: int = 0, sigma: float = 0.01) -> Gaussians:
@@ -199,6 +202,34 @@ def test_fit_error_measures_rotation_centre_and_iou():
     assert best_fit_error([wrong, exact], truth, g, cam, mask).rank == 0  # the closer of the top two
 
 
+def test_alignment_score_is_the_bench_trial():
+    """`make bench-quality`'s call: the mask from the true pose, a fit from scratch, its errors."""
+    cam = Camera.from_fov(96, 72, 50.0)
+    g = box_surface_gaussians(ASYMMETRIC, 1500, seed=8)
+    truth = Similarity(Rotation.random(random_state=8).as_matrix(), np.array([0.05, 2.0, 0.0]), 1.0)
+    result = placement.alignment_score(g, truth, cam, QUICK, k=3)
+    assert result.seconds > 0 and 0 <= result.score < 0.05 and result.best.rank == 0
+    assert result.top.rotation_deg <= result.best.rotation_deg
+    assert result.best.rotation_deg <= 5.0 and result.best.center_px < 2.0 and result.best.rest_iou >= 0.9
+
+
+def test_an_object_cut_by_the_photo_border_is_placed_over_what_is_seen():
+    """The mask meets the photo's edge: the object goes on outside the photo, where nothing is known."""
+    cam = Camera.from_fov(128, 96, 50.0)
+    g = box_surface_gaussians(ASYMMETRIC, 2000, seed=9)
+    R = Rotation.random(random_state=9).as_matrix()
+    center = canonical_center(g)
+    K = cam.K
+    # The centre 10 px inside the left border: about half the object is outside the photo.
+    ray = np.array([(10 - K[0, 2]) / K[0, 0], 0.0, 1.0]) * 2.0
+    truth = Similarity(R, cam.camera_to_world[:3, :3] @ ray + cam.camera_to_world[:3, 3] - R @ center, 1.0)
+    mask = silhouette(apply_similarity(g, truth), cam)
+    assert mask[:, 0].any()
+    best = place(g, mask, cam)
+    assert iou(silhouette(best.gaussians, cam), mask) >= 0.9  # 0.69 when the outside counts as empty
+    assert rotation_error_deg(best.rotation, truth.rotation) <= 5.0  # 27 deg then
+
+
 # -- control and errors ------------------------------------------------------------
 
 def test_cancel_stops_the_search_with_a_cancelled_error():
@@ -236,7 +267,7 @@ def test_place_keeps_trellis_call_shape():
     """`place` (TRELLIS's call) returns the best hypothesis as a Placement on the camera's world."""
     cam = Camera.from_fov(96, 72)
     g, truth, mask = posed_scene(ASYMMETRIC, seed=4, camera=cam, depth=2.0, n=1500)
-    result = place(g, mask, cam, PlacementConfig(contour_rounds=0))
+    result = place(g, mask, cam, QUICK)
     assert isinstance(result, placement.Placement) and result.rank == 0
     assert len(result.gaussians) == len(g)
     assert iou(silhouette(result.gaussians, cam), mask) >= 0.9

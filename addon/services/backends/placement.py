@@ -668,6 +668,31 @@ def best_fit_error(hypotheses: list[Placement], truth, g, camera, mask: np.ndarr
     return fit_error(closest, truth, g, camera, mask)
 
 
+@dataclass(frozen=True)
+class AlignmentScore:
+    best: FitError         # the first hypothesis against the truth
+    top: FitError          # the closest to the truth among the first `top`
+    seconds: float         # wall time of `place_hypotheses`
+    score: float           # the best hypothesis's chamfer score
+
+
+def alignment_score(g, truth, camera, config: PlacementConfig = PlacementConfig(), k: int = 4,
+                    top: int = 2) -> AlignmentScore:
+    """One `make bench-quality` trial: render g (canonical) placed by `truth` through `camera`
+    as the mask, place it from scratch and score the result (rotation error in degrees, centre
+    error in pixels, rest IoU at the camera's resolution) and the fit's wall time."""
+    import time
+
+    from ...core.transforms import apply_similarity
+
+    mask = silhouette(apply_similarity(g, truth), camera)
+    start = time.perf_counter()
+    hypotheses = place_hypotheses(g, mask, camera, config, k=k)
+    seconds = time.perf_counter() - start
+    return AlignmentScore(fit_error(hypotheses[0], truth, g, camera, mask),
+                          best_fit_error(hypotheses, truth, g, camera, mask, top), seconds, hypotheses[0].score)
+
+
 def _refine_distinct(problem: _Chamfer, candidates: list, count: int, iterations: int, distinct_deg: float,
                      progress: Callable[[float], None]) -> list:
     """Levenberg-Marquardt from the `count` best mutually distinct candidates (cost, R_cam, x);
