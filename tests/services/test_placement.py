@@ -100,6 +100,16 @@ def test_camera_angles_invert_camera_rotation():
         assert np.allclose(camera_angles(cam, R), (yaw, pitch, roll), atol=1e-9)
 
 
+def test_view_start_turns_the_format_axes_to_the_camera():
+    cam = Camera.from_fov(64, 48)
+    R = placement.view_start(cam, np.array([1.0, 0.0, 0.0]), np.array([0.3, 1.0, 0.0]))  # SF3D-like: camera on +X
+    assert np.allclose(R @ R.T, np.eye(3)) and np.linalg.det(R) == pytest.approx(1.0)
+    assert np.allclose(R @ [1.0, 0.0, 0.0], [0.0, -1.0, 0.0])  # faces the photo camera, which looks along +Y
+    assert np.allclose(R @ [0.0, 1.0, 0.0], [0.0, 0.0, 1.0])   # up (its part across the view axis) is the world's
+    with pytest.raises(ConfigError):
+        placement.view_start(cam, np.array([1.0, 0.0, 0.0]), np.array([2.0, 0.0, 0.0]))
+
+
 def test_mirror_rotation_of_a_symmetric_object_keeps_its_orthographic_silhouette():
     """Seen along the ray to its centre, the mirror pose puts every point where the true pose
     puts its mirror partner, but for depth: the same orthographic silhouette."""

@@ -143,6 +143,24 @@ def mirror_rotation(similarity, camera, reflection: np.ndarray, center: np.ndarr
     return flip @ similarity.rotation @ np.asarray(reflection, dtype=np.float64)
 
 
+def view_start(camera, toward_camera: np.ndarray, up: np.ndarray) -> np.ndarray:
+    """The world rotation [3, 3] that turns a canonical object's `toward_camera` axis [3] to face
+    `camera` and its `up` axis [3] (made perpendicular to it) to the camera's up: a `starts`
+    entry for a format whose frame is the input view's (SF3D: the conditioning camera on +X)."""
+    from ...core.transforms import camera_axes
+
+    def frame(front, top) -> np.ndarray:  # columns: front, top made perpendicular, their cross product
+        front = np.asarray(front, dtype=np.float64) / np.linalg.norm(front)
+        top = np.asarray(top, dtype=np.float64) - (np.asarray(top, dtype=np.float64) @ front) * front
+        if not np.linalg.norm(top) > 1e-9:
+            raise ConfigError("a view start's up axis must not be parallel to its toward-camera axis")
+        top = top / np.linalg.norm(top)
+        return np.stack([front, top, np.cross(front, top)], 1)
+
+    _, camera_up, forward = camera_axes(camera)
+    return frame(-forward, camera_up) @ frame(toward_camera, up).T
+
+
 def camera_angles(camera, rotation: np.ndarray) -> tuple[float, float, float]:
     """(yaw, pitch, roll) degrees with `core.transforms.camera_rotation(camera, ...) == rotation`."""
     from scipy.spatial.transform import Rotation
