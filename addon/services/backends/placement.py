@@ -49,9 +49,8 @@ import numpy as np
 from ...core.camera import Camera
 from ...core.errors import BackendFailedError, CancelledError, ConfigError, MaskError
 
-WORLD_UP = np.array([0.0, 0.0, 1.0])
-MIN_SEARCH_POINTS = 16   # fewer opaque Gaussians than this cannot be placed meaningfully
-MAX_SPLAT_RADIUS_PX = 6.0
+MIN_SEARCH_POINTS = 16     # fewer opaque Gaussians than this cannot be placed meaningfully
+MAX_SPLAT_RADIUS_PX = 6.0  # a splat's disc counts up to this radius (floaters, huge splats)
 EDGE_BAND_PX = 0.5  # points this far inside the mask's edge (beyond their splat radius) count as on it
 
 
