@@ -1,9 +1,10 @@
-"""`uplift lift PHOTO --mask MASK.png -o OBJECT.ply [--camera CAMERA.json] [--camera-out CAM.json]`."""
+"""`uplift lift PHOTO --mask MASK.png -o OBJECT.ply [--camera CAMERA.json] [--camera-out CAM.json]
+[--mesh FILE [--up y|z] [--as-placed | --fit K]]`."""
 from __future__ import annotations
 
 
 def add_parser(sub) -> None:
-    from ..services.options import add_service_arguments
+    from ..services.options import add_mesh_arguments, add_service_arguments
 
     p = sub.add_parser("lift", help="turn the masked object into 3D Gaussians placed in the photo's camera",
                        description="Write a 3DGS PLY in the camera's world (Blender axes, Z up). Without "
@@ -16,6 +17,7 @@ def add_parser(sub) -> None:
                                                            "world_to_camera)")
     p.add_argument("--camera-out", metavar="CAM.json", help="also write the camera used")
     add_service_arguments(p, "lift")
+    add_mesh_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -30,7 +32,7 @@ def run(args) -> int:
 
     for out in (args.output, args.camera_out):
         if out is not None:
-            refuse_overwriting_input(out, args.photo, args.mask, args.camera)
+            refuse_overwriting_input(out, args.photo, args.mask, args.camera, args.mesh)
     progress = Progress()
     with progress.stage("read inputs"):
         image = load_image(args.photo, what="photo")

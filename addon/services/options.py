@@ -6,7 +6,7 @@ import argparse
 import os
 
 from . import protocol as P
-from .config import INPAINT_BACKENDS, LIFT_BACKENDS, SAM_MODEL_TYPES, SEGMENT_BACKENDS, ServerConfig
+from .config import INPAINT_BACKENDS, LIFT_BACKENDS, MESH_LIFT, SAM_MODEL_TYPES, SEGMENT_BACKENDS, ServerConfig
 
 TOKEN_ENV = "UPLIFT_TOKEN"
 KIND_BACKENDS = {"segment": SEGMENT_BACKENDS, "lift": LIFT_BACKENDS, "inpaint": INPAINT_BACKENDS}
@@ -43,8 +43,44 @@ def add_service_arguments(parser: argparse.ArgumentParser, kind: str) -> None:
     add_model_paths(group, KIND_PATHS[kind])
 
 
+def add_mesh_arguments(parser) -> None:
+    """--mesh FILE [--up y|z] [--as-placed] [--fit K]: lift onto the artist's own mesh (`uplift lift`, `uplift edit`)."""
+    group = parser.add_argument_group("lifting onto your own mesh (runs in this process)")
+    group.add_argument("--mesh", metavar="FILE", help="lift onto this mesh (OBJ, glTF/GLB, PLY, STL) instead of "
+                                                      "guessing the shape; the photo's pixels go where it saw it")
+    group.add_argument("--up", choices=("y", "z"), default=None,
+                       help="the mesh's up axis (default: by format: glTF and OBJ y, PLY and STL z)")
+    group.add_argument("--as-placed", action="store_true",
+                       help="keep the mesh where it is: it is already lined up through the photo's camera")
+    group.add_argument("--fit", type=int, default=None, metavar="K",
+                       help="alignment hypotheses to refine, the best one kept (default 3)")
+
+
+def mesh_config_from_args(args: argparse.Namespace):
+    """-> backends.mesh_lift.MeshLiftConfig for --mesh, else None (refusing mesh options without it)."""
+    from ..core.errors import ConfigError
+
+    if args.mesh is None:
+        for flag, value in (("--up", args.up), ("--as-placed", args.as_placed or None), ("--fit", args.fit)):
+            if value is not None:
+                raise ConfigError(f"{flag} only applies with --mesh FILE")
+        return None
+    if args.server:
+        raise ConfigError("--mesh runs in this process; it cannot be combined with --server yet")
+    if args.as_placed and args.fit is not None:
+        raise ConfigError("--fit aligns the mesh to the photo; --as-placed keeps its pose: give one of them")
+    from .backends.mesh_lift import MeshLiftConfig
+
+    fields = {"path": args.mesh, "up": args.up or "auto", "as_placed": args.as_placed}
+    if args.fit is not None:
+        fields["fit_k"] = args.fit
+    return MeshLiftConfig(**fields)
+
+
 def services_from_args(args: argparse.Namespace, kind: str):
-    """-> a `Services` object: HttpServices for --server, else LocalServices for --backend."""
+    """-> a `Services` object: HttpServices for --server, else LocalServices for --backend
+    (or the mesh lifter for `uplift lift --mesh FILE`)."""
+    mesh = mesh_config_from_args(args) if kind == "lift" else None
     if args.server:
         from .api import HttpServices
         from .client import ClientTimeouts, UpliftClient
@@ -56,6 +92,12 @@ def services_from_args(args: argparse.Namespace, kind: str):
     from .local import LocalServices
 
     fields = {"device": args.device, kind: args.backend or KIND_BACKENDS[kind][0]}
+    if mesh is not None:
+        if args.backend is not None:
+            from ..core.errors import ConfigError
+
+            raise ConfigError(f"--mesh lifts onto the given mesh; it cannot be combined with --backend {args.backend}")
+        fields.update(lift=MESH_LIFT, mesh_lift=mesh)
     for field in KIND_PATHS[kind]:
         fields[field] = getattr(args, field)
     if kind == "segment":

@@ -1,0 +1,219 @@
+"""lift/mesh — bring your own 3D: any triangle mesh becomes Gaussians on its surface, aligned to
+the photo, with the photo's pixels where the photo saw it.
+
+1. Load (`core.mesh_surface.load_surface_mesh`: OBJ, glTF/GLB, PLY, STL through trimesh; the up
+   axis by format, or `MeshLiftConfig.up`).
+2. Place: `as_placed` keeps the mesh's own coordinates (an artist lined it up through the photo's
+   camera); otherwise the mesh, centred and scaled to a unit box (badly scaled files behave as
+   any other), is sampled coarsely (`PLACEMENT_SAMPLES`) and aligned to the mask by silhouette
+   (`fit_placement`, the one call into `placement`), which puts it at the inflate lifter's depth
+   (`inflate.reference_depth`: the mask's box spans 1 world unit), so a drag means the same for
+   every lifter.
+3. Density, once placed: sample spacing `spacing_px` photo pixels at the object's depth
+   (`splat_count`), at most `max_splats`; the surface is sampled again at that count, flat
+   two-sided discs (`core.mesh_surface.surface_gaussians`).
+4. Colours (`photo_colored`): splats the photo saw (`photo_visibility` >= 1/2, projecting inside
+   the mask) take the photo's colour; the others the mesh's texture or vertex colour, matched to
+   the photo by a per-channel gain and offset fitted where both are known; the rest the harmonic
+   fill of the known colours over the Gaussians' k-NN graph (`core.color_fill`).
+
+Pre-made Gaussians (a splat file) enter at step 2: `lift_splats(g, image, mask, camera, config)`.
+Deterministic for a seed (sampling and placement).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ...core.errors import ConfigError, MeshFormatError
+from ...core.mesh_surface import UP_AXES
+
+PLACEMENT_SAMPLES = 20_000   # coarse surface sample the alignment runs on
+MAX_SPLATS = 300_000         # upper bound on the lifted object's Gaussians
+MIN_SPLATS = 2_000           # a tiny object in the photo still gets a surface
+SPLAT_SPACING_PX = 1.25      # distance between neighbouring splats, photo pixels at the object's depth
+MAX_FIT_HYPOTHESES = 16
+MIN_MATCH_PAIRS = 50         # splats with both a photo and a mesh colour needed to match the texture to the photo
+MATCH_GAIN = (0.25, 4.0)     # the texture-to-photo gain is clipped to this range
+
+
+@dataclass(frozen=True)
+class MeshLiftConfig:
+    path: Path                       # the mesh file
+    up: str = "auto"                 # 'auto' (by format: glTF / OBJ Y up, PLY / STL Z up), 'y' or 'z'
+    as_placed: bool = False          # keep the mesh's coordinates: it is already lined up through the camera
+    fit_k: int = 3                   # alignment hypotheses refined; the best one is kept
+    max_splats: int = MAX_SPLATS
+    spacing_px: float = SPLAT_SPACING_PX
+    match_texture: bool = True       # match the mesh's own colours to the photo's where both are known
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.path, Path):
+            object.__setattr__(self, "path", Path(self.path))
+        if self.up not in UP_AXES:
+            raise ConfigError(f"the mesh's up axis must be one of {', '.join(UP_AXES)}, not {self.up!r}")
+        if isinstance(self.fit_k, bool) or not isinstance(self.fit_k, int) or not 1 <= self.fit_k <= MAX_FIT_HYPOTHESES:
+            raise ConfigError(f"--fit must be an integer in 1..{MAX_FIT_HYPOTHESES}, not {self.fit_k!r}")
+        if not MIN_SPLATS <= self.max_splats <= 10 * MAX_SPLATS:
+            raise ConfigError(f"max_splats must be in {MIN_SPLATS}..{10 * MAX_SPLATS}, not {self.max_splats}")
+        if not (math.isfinite(self.spacing_px) and 0.25 <= self.spacing_px <= 16):
+            raise ConfigError(f"spacing_px must be in 0.25..16 pixels, not {self.spacing_px}")
+
+
+class MeshLifter:
+    name = "mesh"
+
+    def __init__(self, config: MeshLiftConfig, device: str = "auto") -> None:
+        from ...core.device import pick_device
+        from ...core.mesh_surface import load_surface_mesh
+
+        self.config = config
+        self.device = pick_device(device)
+        self.mesh = load_surface_mesh(config.path, config.up)  # fail at start-up, not at the first lift
+
+    def lift(self, image: np.ndarray,  # uint8 [H, W, 3]
+             mask: np.ndarray,         # bool [H, W]
+             camera):                  # -> Gaussians in camera's world
+        from ...core.mesh_surface import sample_surface, surface_gaussians
+
+        cfg = self.config
+        placed = self.mesh if cfg.as_placed else place_mesh(self.mesh, mask, camera, cfg, self.device)
+        check_in_view(placed, mask, camera, cfg.as_placed)
+        samples = sample_surface(placed, splat_count(placed, camera, cfg), cfg.seed)
+        own = samples.colored
+        colors = np.where(own[:, None], np.nan_to_num(samples.colors, nan=0.5) if samples.colors is not None else 0.5, 0.5)
+        g = surface_gaussians(samples, colors)
+        return photo_colored(g, own, image, mask, camera, self.device, match_texture=cfg.match_texture)
+
+
+def fit_placement(g, mask: np.ndarray, camera, k: int, seed: int, device):
+    """Canonical-frame Gaussians -> the `core.transforms.Similarity` aligning them to the mask
+    (the only call into `placement`; `place_hypotheses(..., k)[0]` once it exists)."""
+    from .placement import PlacementConfig, place
+
+    return place(g, mask, camera, PlacementConfig(keep=k, seed=seed), device=device).similarity
+
+
+def place_mesh(mesh, mask: np.ndarray, camera, cfg: MeshLiftConfig, device):
+    """-> the mesh moved into the camera's world, aligned to the mask (see module doc, step 2)."""
+    from ...core.mesh_surface import sample_surface, surface_gaussians
+    from ...core.transforms import Similarity
+
+    lo, hi = mesh.bounds()
+    extent = float((hi - lo).max())
+    if not extent > 0:
+        raise MeshFormatError(f"mesh {mesh.name} has no extent")
+    unit = Similarity(np.eye(3), -(lo + hi) / 2 / extent, 1.0 / extent)  # centred, largest side 1
+    canonical = mesh.with_vertices(unit.apply_points(mesh.vertices))
+    samples = sample_surface(canonical, PLACEMENT_SAMPLES, cfg.seed)
+    probe = surface_gaussians(samples, np.full((len(samples.points), 3), 0.5))
+    similarity = fit_placement(probe, mask, camera, cfg.fit_k, cfg.seed, device).compose(unit)
+    return mesh.with_vertices(similarity.apply_points(mesh.vertices))
+
+
+def check_in_view(mesh, mask: np.ndarray, camera, as_placed: bool) -> None:
+    """Refuse a mesh the photo's camera does not see over the mask (one line, naming the problem)."""
+    from ...core.mesh_surface import sample_surface
+
+    points = sample_surface(mesh, 4096, seed=0).points
+    uv, z = camera.project(points)
+    front = z > 1e-9
+    hint = " (leave out --as-placed to align it to the photo)" if as_placed else ""
+    if not front.any():
+        raise MeshFormatError(f"mesh {mesh.name} lies behind the photo's camera{hint}")
+    x, y = np.floor(uv[front]).astype(np.int64).T
+    inside = (x >= 0) & (x < camera.width) & (y >= 0) & (y < camera.height)
+    if not mask[y[inside], x[inside]].any():
+        raise MeshFormatError(f"mesh {mesh.name} does not cover the mask in the photo's camera{hint}")
+
+
+def splat_count(mesh, camera, cfg: MeshLiftConfig) -> int:
+    """Samples so that neighbours are `spacing_px` photo pixels apart at the object's (median) depth."""
+    from ...core.mesh_surface import sample_surface
+
+    _, z = camera.project(sample_surface(mesh, 4096, seed=0).points)
+    depth = float(np.median(z[z > 0])) if (z > 0).any() else 1.0
+    pixel = depth / (0.5 * (camera.K[0, 0] + camera.K[1, 1]))  # world size of a photo pixel at that depth
+    count = mesh.area / (cfg.spacing_px * pixel) ** 2
+    return int(np.clip(count, MIN_SPLATS, cfg.max_splats))
+
+
+def lift_splats(g, image: np.ndarray, mask: np.ndarray, camera, cfg: MeshLiftConfig, device: str = "auto"):
+    """Pre-made Gaussians (a splat file, canonical frame unless `cfg.as_placed`) -> placed and
+    coloured as a mesh's are (their own colours play the texture's part)."""
+    from ...core.device import pick_device
+    from ...core.transforms import apply_similarity
+
+    device = pick_device(device)
+    if not cfg.as_placed:
+        g = apply_similarity(g, fit_placement(g, mask, camera, cfg.fit_k, cfg.seed, device))
+    return photo_colored(g, np.ones(len(g), bool), image, mask, camera, device, match_texture=cfg.match_texture)
+
+
+def photo_colored(g, own: np.ndarray,  # [N] bool: the Gaussian's colour came from the mesh (texture / vertex colour)
+                  image: np.ndarray, mask: np.ndarray, camera, device, match_texture: bool = True):
+    """-> g with the photo's colours where the photo saw it, its own (matched) elsewhere, and
+    the harmonic fill where neither is known (module doc, step 4)."""
+    import torch
+
+    from ...core.color_fill import SEEN, fill_unseen_colors
+    from ...core.gaussians import SH_C0
+    from ...core.render.reprojection import photo_visibility
+
+    backend = "auto" if device.type == "cuda" else "torch"
+    visibility = photo_visibility(g.to(device), camera, backend=backend).cpu().numpy()
+    means = g.means.detach().double().cpu().numpy()
+    uv, z = camera.project(means)
+    x, y = np.floor(uv[:, 0]), np.floor(uv[:, 1])
+    in_image = (z > 0) & (x >= 0) & (x < camera.width) & (y >= 0) & (y < camera.height)
+    seen = visibility >= SEEN
+    seen[in_image] &= _eroded(mask)[y[in_image].astype(np.int64), x[in_image].astype(np.int64)]
+    seen &= in_image
+    colors = g.base_colors.detach().double().cpu().numpy()
+    photo = bilinear(image.astype(np.float64) / 255.0, uv[seen])
+    if match_texture:
+        colors[own & ~seen] = match_colors(colors[own & seen], photo[own[seen]], colors[own & ~seen])
+    colors[seen] = photo
+    sh = g.sh.clone()
+    sh[:, 0] = torch.from_numpy((colors - 0.5) / SH_C0).to(sh)
+    sh[torch.from_numpy(seen), 1:] = 0.0  # the photo's colour is one view's
+    return fill_unseen_colors(g.replace(sh=sh), torch.from_numpy((seen | own).astype(np.float32)))
+
+
+def match_colors(source: np.ndarray, target: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per-channel least-squares gain and offset taking `source` [P, 3] to `target` [P, 3],
+    applied to `values` [Q, 3] (unchanged with fewer than MIN_MATCH_PAIRS pairs)."""
+    if len(source) < MIN_MATCH_PAIRS or len(values) == 0:
+        return values
+    out = values.copy()
+    for c in range(3):
+        s, t = source[:, c], target[:, c]
+        var = s.var()
+        gain = float(np.clip(((s - s.mean()) * (t - t.mean())).mean() / var, *MATCH_GAIN)) if var > 1e-6 else 1.0
+        out[:, c] = t.mean() + gain * (values[:, c] - s.mean())
+    return np.clip(out, 0.0, 1.0)
+
+
+def bilinear(image: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """image [H, W, C] float, uv [n, 2] pixels (centres at +0.5, clamped at the border) -> [n, C]."""
+    h, w = image.shape[:2]
+    x = np.clip(uv[:, 0] - 0.5, 0, w - 1)
+    y = np.clip(uv[:, 1] - 0.5, 0, h - 1)
+    x0, y0 = np.minimum(np.floor(x).astype(np.int64), w - 2 if w > 1 else 0), np.minimum(np.floor(y).astype(np.int64), h - 2 if h > 1 else 0)
+    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
+    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
+    top = image[y0, x0] * (1 - fx) + image[y0, x1] * fx
+    bottom = image[y1, x0] * (1 - fx) + image[y1, x1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def _eroded(mask: np.ndarray) -> np.ndarray:
+    """The mask less its outermost pixel ring (mixed with the background), unless that empties it."""
+    from ...core.compositing import erode
+
+    inner = erode(mask, 1)
+    return inner if inner.any() else mask
