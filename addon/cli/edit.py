@@ -124,11 +124,14 @@ def make_services(args):
     from ..services.config import ServerConfig
     from ..services.local import LocalServices
 
-    return LocalServices(ServerConfig(
+    services = LocalServices(ServerConfig(
         segment=args.segment, lift=args.lift if mesh is None else "mesh", mesh_lift=mesh, inpaint=args.inpaint,
         sam_checkpoint=args.sam_checkpoint,
         sam_model_type=args.sam_model_type, trellis_model=args.trellis_model, lama_model=args.lama_model,
         diffusers_model=args.diffusers_model, device=args.device))
+    if mesh is not None:
+        services.backend("lift")  # read and check the mesh file now, before segmenting
+    return services
 
 
 def run(args) -> int:

@@ -27,12 +27,15 @@ def run(args) -> int:
     from ..core.image_io import load_image, load_mask
     from ..core.ply import write_ply
     from ..core.atomic import write_bytes_atomic
-    from ..services.options import refuse_overwriting_input, services_from_args
+    from ..services.options import mesh_config_from_args, refuse_overwriting_input, services_from_args
     from .progress import Progress
 
     for out in (args.output, args.camera_out):
         if out is not None:
             refuse_overwriting_input(out, args.photo, args.mask, args.camera, args.mesh)
+    # The mesh options, and with --mesh the mesh file, are checked first: a bad one is the only line printed.
+    mesh_config_from_args(args)
+    services = services_from_args(args, "lift") if args.mesh else None
     progress = Progress()
     with progress.stage("read inputs"):
         image = load_image(args.photo, what="photo")
@@ -46,8 +49,9 @@ def run(args) -> int:
             from ..core.photo import camera_from_photo
 
             camera = camera_from_photo(args.photo)
-    with progress.stage("connect" if args.server else "load lifter"):
-        services = services_from_args(args, "lift")
+    if services is None:
+        with progress.stage("connect" if args.server else "load lifter"):
+            services = services_from_args(args, "lift")
     with progress.stage("lift"):
         gaussians = services.lift(image, mask, camera)
     write_ply(args.output, gaussians)

@@ -105,7 +105,10 @@ def services_from_args(args: argparse.Namespace, kind: str):
     # Only the requested kind is built; the others stay unloaded ('none').
     for other in KIND_BACKENDS:
         fields.setdefault(other, "none")
-    return LocalServices(ServerConfig(**fields))
+    services = LocalServices(ServerConfig(**fields))
+    if mesh is not None:
+        services.backend("lift")  # read and check the mesh file now, before any photo work
+    return services
 
 
 def refuse_overwriting_input(output, *inputs) -> None:

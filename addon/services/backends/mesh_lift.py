@@ -14,7 +14,7 @@ the photo, with the photo's pixels where the photo saw it.
    two-sided discs (`core.mesh_surface.surface_gaussians`).
 4. Colours (`photo_colored`): splats the photo saw (`photo_visibility` >= 1/2, projecting inside
    the mask) take the photo's colour; the others the mesh's texture or vertex colour, matched to
-   the photo by a per-channel gain and offset fitted where both are known; the rest the harmonic
+   the photo by a per-channel gain fitted where both are known; the rest the harmonic
    fill of the known colours over the Gaussians' k-NN graph (`core.color_fill`).
 
 Pre-made Gaussians (a splat file) enter at step 2: `lift_splats(g, image, mask, camera, config)`.
@@ -84,10 +84,9 @@ class MeshLifter:
         placed = self.mesh if cfg.as_placed else place_mesh(self.mesh, mask, camera, cfg, self.device)
         check_in_view(placed, mask, camera, cfg.as_placed)
         samples = sample_surface(placed, splat_count(placed, camera, cfg), cfg.seed)
-        own = samples.colored
-        colors = np.where(own[:, None], np.nan_to_num(samples.colors, nan=0.5) if samples.colors is not None else 0.5, 0.5)
+        colors = np.full((len(samples.points), 3), 0.5) if samples.colors is None else np.nan_to_num(samples.colors, nan=0.5)
         g = surface_gaussians(samples, colors)
-        return photo_colored(g, own, image, mask, camera, self.device, match_texture=cfg.match_texture)
+        return photo_colored(g, samples.colored, image, mask, camera, self.device, match_texture=cfg.match_texture)
 
 
 def fit_placement(g, mask: np.ndarray, camera, k: int, seed: int, device):
@@ -185,16 +184,14 @@ def photo_colored(g, own: np.ndarray,  # [N] bool: the Gaussian's colour came fr
 
 
 def match_colors(source: np.ndarray, target: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Per-channel least-squares gain and offset taking `source` [P, 3] to `target` [P, 3],
-    applied to `values` [Q, 3] (unchanged with fewer than MIN_MATCH_PAIRS pairs)."""
-    if len(source) < MIN_MATCH_PAIRS or len(values) == 0:
-        return values
+    """Per-channel gain taking `source` [P, 3] to `target` [P, 3] (the median ratio: lighting and
+    white balance scale colours, and splats straddling an edge in the photo must not flatten it),
+    applied to `values` [Q, 3]; unchanged with fewer than MIN_MATCH_PAIRS usable pairs."""
     out = values.copy()
     for c in range(3):
-        s, t = source[:, c], target[:, c]
-        var = s.var()
-        gain = float(np.clip(((s - s.mean()) * (t - t.mean())).mean() / var, *MATCH_GAIN)) if var > 1e-6 else 1.0
-        out[:, c] = t.mean() + gain * (values[:, c] - s.mean())
+        usable = source[:, c] > 0.05
+        if usable.sum() >= MIN_MATCH_PAIRS:
+            out[:, c] *= float(np.clip(np.median(target[usable, c] / source[usable, c]), *MATCH_GAIN))
     return np.clip(out, 0.0, 1.0)
 
 
