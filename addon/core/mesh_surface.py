@@ -64,6 +64,14 @@ class SurfaceMesh:
         return float(self.face_areas.sum())
 
     @property
+    def signed_volume(self) -> float:
+        """Enclosed volume, positive when the faces wind counter-clockwise seen from outside (normals
+        point out); about the bounding box's centre, so an open surface through it gives about 0."""
+        lo, hi = self.bounds()
+        v = self.vertices[self.faces] - (lo + hi) / 2
+        return float(np.einsum("ij,ij->i", v[:, 0], np.cross(v[:, 1], v[:, 2])).sum() / 6)
+
+    @property
     def has_colors(self) -> bool:
         return bool(self.textures) or self.vertex_colors is not None or self.face_colors is not None
 
