@@ -76,13 +76,15 @@ def test_edit_with_a_mesh(scene, inputs):
     (["--mesh", "{d}/posed.ply", "--fit", "0"], "--fit must be"),
     (["--up", "y"], "only applies with --mesh"),
     (["--as-placed"], "only applies with --mesh"),
-    (["--mesh", "{d}/posed.ply", "--server", "http://127.0.0.1:9"], "cannot be combined with --server"),
+    (["--mesh", "{d}/model.gltf", "--server", "http://127.0.0.1:9"], "save it as .glb"),
+    (["--mesh", "{d}/missing.ply", "--server", "http://127.0.0.1:9"], "does not exist"),
     (["--mesh", "{d}/posed.ply", "--backend", "inflate"], "cannot be combined with --backend"),
 ])
 def test_bad_meshes_and_options_are_one_line(inputs, capsys, argv, message):
     (inputs / "junk.glb").write_bytes(b"glTF but not really")
     (inputs / "empty.obj").write_bytes(b"")
     (inputs / "flat.obj").write_text("v 0 0 0\nv 1 0 0\nv 2 0 0\nf 1 2 3\n")
+    (inputs / "model.gltf").write_text("{}")
     rc = lift(inputs, *[a.format(d=inputs) for a in argv])
     err = capsys.readouterr().err.strip()
     assert rc == 2

@@ -2,6 +2,8 @@
 photo), placed as given or aligned to the mask, its density, colours and errors."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -163,3 +165,38 @@ def test_local_services_build_the_mesh_lifter(scene, files):
         ServerConfig(mesh_lift=MeshLiftConfig(files / "posed.ply"))
     with pytest.raises(ConfigError, match="--fit"):
         MeshLiftConfig(files / "posed.ply", fit_k=0)
+
+
+def test_a_mesh_sent_to_a_server_lifts_as_in_process(scene, files, tmp_path):
+    from live_server import running
+
+    from uplift.core.errors import UpliftError
+    from uplift.services.api import HttpServices
+    from uplift.services.client import UpliftClient
+    from uplift.services.config import ServerConfig
+    from uplift.services.local import LocalServices
+    from uplift.services.options import mesh_upload
+
+    config = MeshLiftConfig(files / "posed.ply", as_placed=True)
+    local = LocalServices(ServerConfig(lift="mesh", mesh_lift=config)).lift(scene.image, scene.mask, scene.camera)
+    (tmp_path / "junk.glb").write_bytes(b"not a mesh")
+    with running(ServerConfig(segment="none", inpaint="none")) as url:
+        client = UpliftClient(url, retries=0)
+        served = HttpServices(client, mesh=mesh_upload(config)).lift(scene.image, scene.mask, scene.camera)
+        with pytest.raises(UpliftError, match="cannot read mesh junk.glb"):
+            HttpServices(client, mesh=mesh_upload(MeshLiftConfig(tmp_path / "junk.glb"))).lift(
+                scene.image, scene.mask, scene.camera)
+        with pytest.raises(UpliftError, match="--fit must be"):
+            HttpServices(client, mesh=dataclasses.replace(mesh_upload(config), fit=99)).lift(
+                scene.image, scene.mask, scene.camera)
+        # The command line sends the file the same way.
+        from uplift.cli.main import main
+        from uplift.core.image_io import save_png
+        from uplift.core.ply import read_ply
+
+        save_png(tmp_path / "photo.png", scene.image)
+        save_png(tmp_path / "mask.png", scene.mask)
+        assert main(["lift", str(tmp_path / "photo.png"), "--mask", str(tmp_path / "mask.png"), "-o",
+                     str(tmp_path / "out.ply"), "--mesh", str(files / "posed.ply"), "--as-placed", "--server", url]) == 0
+    assert torch.equal(served.means, local.means) and torch.equal(served.sh, local.sh)
+    assert torch.equal(read_ply(tmp_path / "out.ply").means, local.means)

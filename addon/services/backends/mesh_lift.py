@@ -60,6 +60,7 @@ class MeshLiftConfig:
     inset_px: float = SILHOUETTE_INSET_PX
     match_texture: bool = True       # match the mesh's own colours to the photo's where both are known
     seed: int = 0
+    name: str | None = None          # what messages call the mesh (default: its path)
 
     def __post_init__(self) -> None:
         if not isinstance(self.path, Path):
@@ -85,7 +86,7 @@ class MeshLifter:
 
         self.config = config
         self.device = pick_device(device)
-        self.mesh = load_surface_mesh(config.path, config.up)  # fail at start-up, not at the first lift
+        self.mesh = load_surface_mesh(config.path, config.up, config.name)  # fail at start-up, not at the first lift
 
     def lift(self, image: np.ndarray,  # uint8 [H, W, 3]
              mask: np.ndarray,         # bool [H, W]
