@@ -221,3 +221,33 @@ def test_the_subsampled_colour_fill_matches_the_full_solve(monkeypatch):
     err = np.abs(fast - reference)
     assert err.mean() < 0.01 and err.max() < 0.1, (err.mean(), err.max())
     assert np.abs(reference - colors[~known]).mean() > 0.02  # the fill is not trivially the truth
+
+
+def test_badly_scaled_open_multi_part_meshes_reach_the_alignment_as_a_unit_object(scene, monkeypatch):
+    """The alignment always sees the mesh centred in a unit box, whatever the file's units and origin;
+    the placed mesh is the file's mesh moved by the similarity the alignment returned."""
+    import trimesh
+
+    from uplift.core.mesh_surface import SurfaceMesh
+    from uplift.core.transforms import Similarity
+
+    a, b = trimesh.creation.box(extents=[2, 1, 1]), trimesh.creation.box(extents=[1, 1, 1])
+    b.apply_translation([3, 0, 0])
+    parts = trimesh.util.concatenate([a, b])
+    faces = np.asarray(parts.faces)[1:]  # one triangle missing: not watertight
+    mesh = SurfaceMesh(np.asarray(parts.vertices, float) * 5e3 + 1e6, faces)
+    seen = {}
+    turn = Similarity(np.eye(3), np.array([0.0, 3.0, 0.0]), 0.5)
+
+    def fake_fit(g, mask, camera, k, seed, device):
+        seen["means"] = g.means.double().numpy()
+        return [turn]
+
+    monkeypatch.setattr(mesh_lift, "fit_placements", fake_fit)
+    placed = mesh_lift.place_mesh(mesh, scene.mask, scene.camera, MeshLiftConfig("x.ply"), torch.device("cpu"))
+    lo, hi = seen["means"].min(0), seen["means"].max(0)
+    assert (hi - lo).max() == pytest.approx(1.0, abs=0.01) and np.abs((lo + hi) / 2).max() < 0.01
+    # x: 4.5 file units wide (two parts, 0.5 apart) -> unit width, centred, then halved and moved by (0, 3, 0).
+    plo, phi = placed.bounds()
+    np.testing.assert_allclose(phi - plo, 0.5 * np.array([1.0, 1 / 4.5, 1 / 4.5]), rtol=1e-9)
+    np.testing.assert_allclose((plo + phi) / 2, [0, 3, 0], atol=1e-9)
