@@ -36,8 +36,8 @@ from ...core.mesh_surface import UP_AXES
 
 PLACEMENT_SAMPLES = 20_000   # coarse surface sample the alignment runs on
 PLACEMENT_SIDE = 384         # px, the alignment's working image: a known shape deserves a sharp silhouette
-                             # (bench scenes, true meshes unposed, 3 objects at 320x240: median yaw 15 edit
-                             # 3D - 2D +4.5 dB at placement's default 128 px, +6.7 dB at full size)
+                             # (bench scenes at 320x240, true meshes unposed, median 3D - 2D at yaw 15 / scale
+                             # 1.3: +4.6 / -2.1 dB at placement's default 128 px, +7.7 / +4.9 dB at full size)
 MAX_SPLATS = 300_000         # upper bound on the lifted object's Gaussians
 MIN_SPLATS = 2_000           # a tiny object in the photo still gets a surface
 SPLAT_SPACING_PX = 1.25      # distance between neighbouring splats, photo pixels at the object's depth
