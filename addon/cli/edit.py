@@ -3,7 +3,7 @@
     uplift edit PHOTO (--box X0,Y0,X1,Y1 | --point X,Y ... | --mask MASK.png) [--background-point X,Y ...] -o FINAL.png
         [--rotate YAW,PITCH,ROLL] [--translate X,Y,Z] [--scale S] [--drag FX,FY,FZ:TX,TY,TZ ...]
         [--server URL [--token T] | --segment grabcut|sam --lift inflate|trellis --inpaint structure_texture|membrane|telea|ns|fsr_fast|fsr_best|patchmatch|lama|diffusers ...]
-        [--keep DIR]
+        [--mesh FILE [--up y|z] [--as-placed | --fit K]] [--keep DIR]
 
 Runs segment → lift → inpaint → deform → render → compose (with the seam pass), printing
 each stage and its time. Angles are degrees about the object's centre with the camera's
@@ -88,6 +88,9 @@ def add_parser(sub) -> None:
     add_model_paths(sv, [f for fields in KIND_PATHS.values() for f in fields])
     sv.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="embedded backends' device")
     sv.add_argument("--prompt", help="text prompt for inpainting backends that take one")
+    from ..services.options import add_mesh_arguments
+
+    add_mesh_arguments(p)
     op = p.add_argument_group("output and speed")
     op.add_argument("--keep", type=Path, metavar="DIR", help="also write every intermediate to DIR, with a README.txt")
     op.add_argument("--max-size", type=int, default=1024, metavar="PX",
@@ -105,23 +108,31 @@ def make_services(args):
     chosen embedded backends."""
     import os
 
-    from ..services.options import TOKEN_ENV
+    from ..services.options import TOKEN_ENV, mesh_config_from_args, mesh_upload
 
+    mesh = mesh_config_from_args(args)
+    if mesh is not None and args.lift != "inflate":
+        raise ConfigError(f"--mesh lifts onto the given mesh; it cannot be combined with --lift {args.lift}")
     if args.server:
+        upload = None if mesh is None else mesh_upload(mesh)
         from ..services.api import HttpServices
         from ..services.client import ClientTimeouts, UpliftClient
 
         client = UpliftClient(args.server, token=args.token or os.environ.get(TOKEN_ENV),
                               timeouts=ClientTimeouts(job=args.timeout))
         client.health()  # "nothing listens" / "not Uplift" / "wrong token" before any upload
-        return HttpServices(client)
+        return HttpServices(client, mesh=upload)
     from ..services.config import ServerConfig
     from ..services.local import LocalServices
 
-    return LocalServices(ServerConfig(
-        segment=args.segment, lift=args.lift, inpaint=args.inpaint, sam_checkpoint=args.sam_checkpoint,
+    services = LocalServices(ServerConfig(
+        segment=args.segment, lift=args.lift if mesh is None else "mesh", mesh_lift=mesh, inpaint=args.inpaint,
+        sam_checkpoint=args.sam_checkpoint,
         sam_model_type=args.sam_model_type, trellis_model=args.trellis_model, lama_model=args.lama_model,
         diffusers_model=args.diffusers_model, device=args.device))
+    if mesh is not None:
+        services.backend("lift")  # read and check the mesh file now, before segmenting
+    return services
 
 
 def run(args) -> int:
@@ -137,7 +148,7 @@ def run(args) -> int:
         raise ConfigError("select the object with --box, --point or --mask")
     if args.output.suffix.lower() != ".png":
         raise ConfigError(f"the output {args.output} must be a .png file")
-    refuse_overwriting_input(args.output, args.photo, args.mask)
+    refuse_overwriting_input(args.output, args.photo, args.mask, args.mesh)
     if not args.output.parent.is_dir():
         raise ConfigError(f"the output folder {args.output.parent} does not exist")
     progress = Progress(quiet=args.quiet)

@@ -1,9 +1,10 @@
-"""`uplift lift PHOTO --mask MASK.png -o OBJECT.ply [--camera CAMERA.json] [--camera-out CAM.json]`."""
+"""`uplift lift PHOTO --mask MASK.png -o OBJECT.ply [--camera CAMERA.json] [--camera-out CAM.json]
+[--mesh FILE [--up y|z] [--as-placed | --fit K]]`."""
 from __future__ import annotations
 
 
 def add_parser(sub) -> None:
-    from ..services.options import add_service_arguments
+    from ..services.options import add_mesh_arguments, add_service_arguments
 
     p = sub.add_parser("lift", help="turn the masked object into 3D Gaussians placed in the photo's camera",
                        description="Write a 3DGS PLY in the camera's world (Blender axes, Z up). Without "
@@ -16,6 +17,7 @@ def add_parser(sub) -> None:
                                                            "world_to_camera)")
     p.add_argument("--camera-out", metavar="CAM.json", help="also write the camera used")
     add_service_arguments(p, "lift")
+    add_mesh_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -25,12 +27,15 @@ def run(args) -> int:
     from ..core.image_io import load_image, load_mask
     from ..core.ply import write_ply
     from ..core.atomic import write_bytes_atomic
-    from ..services.options import refuse_overwriting_input, services_from_args
+    from ..services.options import mesh_config_from_args, refuse_overwriting_input, services_from_args
     from .progress import Progress
 
     for out in (args.output, args.camera_out):
         if out is not None:
-            refuse_overwriting_input(out, args.photo, args.mask, args.camera)
+            refuse_overwriting_input(out, args.photo, args.mask, args.camera, args.mesh)
+    # The mesh options, and with --mesh the mesh file, are checked first: a bad one is the only line printed.
+    mesh_config_from_args(args)
+    services = services_from_args(args, "lift") if args.mesh else None
     progress = Progress()
     with progress.stage("read inputs"):
         image = load_image(args.photo, what="photo")
@@ -44,8 +49,9 @@ def run(args) -> int:
             from ..core.photo import camera_from_photo
 
             camera = camera_from_photo(args.photo)
-    with progress.stage("connect" if args.server else "load lifter"):
-        services = services_from_args(args, "lift")
+    if services is None:
+        with progress.stage("connect" if args.server else "load lifter"):
+            services = services_from_args(args, "lift")
     with progress.stage("lift"):
         gaussians = services.lift(image, mask, camera)
     write_ply(args.output, gaussians)

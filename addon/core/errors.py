@@ -14,6 +14,10 @@ class PlyFormatError(SplatFormatError):
     """A PLY file that is not a readable 3DGS splat file."""
 
 
+class MeshFormatError(UpliftError):
+    """A mesh file that cannot be lifted: unreadable, empty, degenerate, non-finite or too large."""
+
+
 class ImageFormatError(UpliftError):
     """An image that cannot be decoded, is truncated, empty or too large."""
 

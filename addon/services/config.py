@@ -12,6 +12,7 @@ from . import protocol as P
 
 SEGMENT_BACKENDS = ("grabcut", "sam", "none")
 LIFT_BACKENDS = ("inflate", "trellis", "none")
+MESH_LIFT = "mesh"  # lifts onto a given mesh file (`mesh_lift`); in-process only, so not a `--backend` choice
 INPAINT_BACKENDS = ("structure_texture", "membrane", "telea", "ns", "fsr_fast", "fsr_best", "patchmatch", "lama",
                     "diffusers", "none")
 # 'auto' reads the encoder size from the checkpoint itself, so a vit_b file never meets a vit_h model.
@@ -38,9 +39,10 @@ class ServerConfig:
     request_timeout_s: float = P.DEFAULT_REQUEST_TIMEOUT_S
     seed: int = 0                       # for backends that sample (TRELLIS, diffusers)
     diffusers_steps: int = 30           # denoising steps of the diffusers backend
+    mesh_lift: object | None = None     # backends.mesh_lift.MeshLiftConfig, for lift='mesh'
 
     def __post_init__(self) -> None:
-        for name, choices in (("segment", SEGMENT_BACKENDS), ("lift", LIFT_BACKENDS),
+        for name, choices in (("segment", SEGMENT_BACKENDS), ("lift", LIFT_BACKENDS + (MESH_LIFT,)),
                               ("inpaint", INPAINT_BACKENDS), ("sam_model_type", SAM_MODEL_TYPES),
                               ("device", DEVICE_CHOICES)):
             if getattr(self, name) not in choices:
@@ -64,6 +66,9 @@ class ServerConfig:
             raise ConfigError(f"queue_size must be >= 0, not {self.queue_size}")
         if not self.request_timeout_s > 0:
             raise ConfigError(f"request_timeout_s must be positive, not {self.request_timeout_s}")
+        if (self.lift == MESH_LIFT) != (self.mesh_lift is not None):
+            raise ConfigError("the mesh lift backend needs a mesh file (--mesh FILE)" if self.mesh_lift is None
+                              else f"a mesh file is given but the lift backend is {self.lift!r}, not {MESH_LIFT!r}")
         required = {"sam": ("segment", "sam_checkpoint", "--sam-checkpoint PATH (a segment_anything .pth file)"),
                     "trellis": ("lift", "trellis_model", "--trellis-model DIR (a local TRELLIS image-to-3D folder)"),
                     "lama": ("inpaint", "lama_model", "--lama-model PATH (big-lama TorchScript .pt)"),

@@ -25,6 +25,9 @@ def build_lifter(config) -> Lifter | None:
     if config.lift == "trellis":
         from .trellis import TrellisLifter
         return TrellisLifter(config.trellis_model, config.device, seed=config.seed)
+    if config.lift == "mesh":
+        from .mesh_lift import MeshLifter
+        return MeshLifter(config.mesh_lift, config.device)
     return None
 
 
