@@ -10,9 +10,11 @@ from .operators import (
     compose_export,
     create_controls,
     fill_background,
+    fit_to_photo,
     install_dependencies,
     lift,
     load_photo,
+    next_fit,
     pin_control,
     release_control,
     select_object,
@@ -21,7 +23,7 @@ from .operators import (
 
 _MODULES = (
     preferences, properties,
-    load_photo, select_object, lift, create_controls, pin_control, release_control,
+    load_photo, select_object, fit_to_photo, next_fit, lift, create_controls, pin_control, release_control,
     fill_background, compose_export, test_connection, install_dependencies,
     panels,
 )

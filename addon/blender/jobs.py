@@ -8,7 +8,8 @@ An operator subclasses `BackgroundStep` and writes three methods:
 `execute` (scripts, tests, redo) runs the three in a row. `invoke` runs `work` on a
 thread and waits in a modal loop, so Blender stays responsive; Esc cancels (the result
 of the abandoned request is dropped when it arrives; the client's timeouts bound it) and sets
-`self.cancelled`, which a `work` that writes files checks before it writes.
+`self.cancelled`, which a `work` that writes files checks before it writes. A `work` that knows
+how far it is calls `self.set_progress(fraction)`: the status bar shows it.
 Any `UpliftError` becomes `self.report({'ERROR'}, message)` and CANCELLED (`_fail`, which an
 operator may extend); any other exception is turned into a report by `reporting.guard`.
 """
@@ -77,6 +78,15 @@ class BackgroundStep:
     def apply(self, context, result) -> None:
         raise NotImplementedError
 
+    def set_progress(self, fraction: float) -> None:
+        """For `work` (any thread): how far it is, 0..1, shown in the status bar."""
+        self._progress = min(max(float(fraction), 0.0), 1.0)
+
+    def _status_text(self) -> str:
+        progress = getattr(self, "_progress", None)
+        done = "" if progress is None else f" {progress:.0%}"
+        return f"{self.busy_text}…{done} (Esc to cancel)"
+
     def _fail(self, exc: UpliftError) -> set[str]:
         self.report({"ERROR"}, str(exc))
         return {"CANCELLED"}
@@ -103,7 +113,8 @@ class BackgroundStep:
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.1, window=context.window)
         wm.modal_handler_add(self)
-        context.workspace.status_text_set(f"{self.busy_text}… (Esc to cancel)")
+        self._progress = self._shown = None
+        context.workspace.status_text_set(self._status_text())
         return {"RUNNING_MODAL"}
 
     def _finish_modal(self, context) -> None:
@@ -124,6 +135,9 @@ class BackgroundStep:
             self.report({"WARNING"}, f"{self.bl_label} cancelled")
             return {"CANCELLED"}
         if event.type != "TIMER" or not self._task.done.is_set():
+            if event.type == "TIMER" and self._progress != self._shown:
+                self._shown = self._progress
+                context.workspace.status_text_set(self._status_text())
             return {"PASS_THROUGH"}
         self._finish_modal(context)
         if self._task.error is not None:

@@ -18,6 +18,10 @@ the photo, with the photo's pixels where the photo saw it.
    fill of the known colours over the Gaussians' k-NN graph (`core.color_fill`).
 
 Pre-made Gaussians (a splat file) enter at step 2: `lift_splats(g, image, mask, camera, config)`.
+A mesh already in memory (Blender's Lift onto Mesh: `blender.mesh_source`) enters as
+`MeshLifter(config, mesh=...)`; `MeshLifter.fit` gives the alignment hypotheses best first
+and `MeshLifter.lift(..., placement=one of them)` lifts through the one the artist chose:
+the CLI and Blender run the same steps.
 Deterministic for a seed (sampling and placement).
 """
 from __future__ import annotations
@@ -28,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...core.errors import ConfigError, MeshFormatError
+from ...core.errors import CancelledError, ConfigError, MeshFormatError
 from ...core.mesh_surface import UP_AXES
 
 PLACEMENT_SAMPLES = 20_000   # coarse surface sample the alignment runs on
@@ -42,7 +46,7 @@ MATCH_GAIN = (0.25, 4.0)     # the texture-to-photo gain is clipped to this rang
 
 @dataclass(frozen=True)
 class MeshLiftConfig:
-    path: Path                       # the mesh file
+    path: Path | None = None         # the mesh file (None: the mesh is given to MeshLifter)
     up: str = "auto"                 # 'auto' (by format: glTF / OBJ Y up, PLY / STL Z up), 'y' or 'z'
     as_placed: bool = False          # keep the mesh's coordinates: it is already lined up through the camera
     fit_k: int = 3                   # alignment hypotheses refined; the best one is kept
@@ -52,7 +56,7 @@ class MeshLiftConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.path, Path):
+        if self.path is not None and not isinstance(self.path, Path):
             object.__setattr__(self, "path", Path(self.path))
         if self.up not in UP_AXES:
             raise ConfigError(f"the mesh's up axis must be one of {', '.join(UP_AXES)}, not {self.up!r}")
@@ -64,24 +68,51 @@ class MeshLiftConfig:
             raise ConfigError(f"spacing_px must be in 0.25..16 pixels, not {self.spacing_px}")
 
 
+@dataclass(frozen=True)
+class MeshFit:
+    """One alignment hypothesis: where the mesh's own coordinates go in the camera's world."""
+
+    similarity: object   # core.transforms.Similarity: mesh coordinates -> world
+    iou: float           # its silhouette's IoU with the mask (placement's work resolution)
+
+
 class MeshLifter:
     name = "mesh"
 
-    def __init__(self, config: MeshLiftConfig, device: str = "auto") -> None:
+    def __init__(self, config: MeshLiftConfig, device: str = "auto", mesh=None) -> None:
+        """mesh: a `core.mesh_surface.SurfaceMesh` already in memory; else `config.path` is read."""
         from ...core.device import pick_device
         from ...core.mesh_surface import load_surface_mesh
 
         self.config = config
         self.device = pick_device(device)
-        self.mesh = load_surface_mesh(config.path, config.up)  # fail at start-up, not at the first lift
+        if mesh is None and config.path is None:
+            raise ConfigError("the mesh lifter needs a mesh file or a mesh")
+        # A file is read at start-up, so that a bad one fails there and not at the first lift.
+        self.mesh = mesh if mesh is not None else load_surface_mesh(config.path, config.up)
+
+    def fit(self, mask: np.ndarray, camera, progress=None, cancel=None) -> list[MeshFit]:
+        """The alignment hypotheses of the mesh to the mask, best first (module doc, step 2).
+        progress(fraction) is called and cancel() polled between steps (True: CancelledError)."""
+        if self.config.as_placed:  # one hypothesis: where the mesh is
+            from ...core.mesh_surface import silhouette
+            from ...core.transforms import Similarity
+
+            check_in_view(self.mesh, mask, camera, True)
+            covered = silhouette(self.mesh, camera)
+            return [MeshFit(Similarity.identity(), float((covered & mask).sum() / max((covered | mask).sum(), 1)))]
+        return fit_mesh(self.mesh, mask, camera, self.config, self.device, progress, cancel)
 
     def lift(self, image: np.ndarray,  # uint8 [H, W, 3]
              mask: np.ndarray,         # bool [H, W]
-             camera):                  # -> Gaussians in camera's world
+             camera,                   # -> Gaussians in camera's world
+             placement=None):          # Similarity (a MeshFit's): mesh -> world; None: as placed, or the best fit
         from ...core.mesh_surface import sample_surface, surface_gaussians
 
         cfg = self.config
-        placed = self.mesh if cfg.as_placed else place_mesh(self.mesh, mask, camera, cfg, self.device)
+        if placement is None:
+            placement = None if cfg.as_placed else self.fit(mask, camera)[0].similarity
+        placed = self.mesh if placement is None else self.mesh.with_vertices(placement.apply_points(self.mesh.vertices))
         check_in_view(placed, mask, camera, cfg.as_placed)
         samples = sample_surface(placed, splat_count(placed, camera, cfg), cfg.seed)
         colors = np.full((len(samples.points), 3), 0.5) if samples.colors is None else np.nan_to_num(samples.colors, nan=0.5)
@@ -89,16 +120,22 @@ class MeshLifter:
         return photo_colored(g, samples.colored, image, mask, camera, self.device, match_texture=cfg.match_texture)
 
 
-def fit_placement(g, mask: np.ndarray, camera, k: int, seed: int, device):
-    """Canonical-frame Gaussians -> the `core.transforms.Similarity` aligning them to the mask
-    (the only call into `placement`; `place_hypotheses(..., k)[0]` once it exists)."""
+def fit_placement(g, mask: np.ndarray, camera, k: int, seed: int, device, progress=None, cancel=None) -> list:
+    """Canonical-frame Gaussians -> the `core.transforms.Similarity`s aligning them to the mask
+    with their silhouette IoUs, best first (the only call into `placement`)."""
     from .placement import PlacementConfig, place
 
-    return place(g, mask, camera, PlacementConfig(keep=k, seed=seed), device=device).similarity
+    if cancel is not None and cancel():
+        raise CancelledError("fitting the mesh to the photo was cancelled")
+    found = place(g, mask, camera, PlacementConfig(keep=k, seed=seed), device=device)
+    if progress is not None:
+        progress(1.0)
+    return [(found.similarity, float(found.iou))]
 
 
-def place_mesh(mesh, mask: np.ndarray, camera, cfg: MeshLiftConfig, device):
-    """-> the mesh moved into the camera's world, aligned to the mask (see module doc, step 2)."""
+def fit_mesh(mesh, mask: np.ndarray, camera, cfg: MeshLiftConfig, device, progress=None, cancel=None) -> list[MeshFit]:
+    """-> the mesh's alignment hypotheses, best first: each moves the mesh's own coordinates
+    into the camera's world (module doc, step 2)."""
     from ...core.mesh_surface import sample_surface, surface_gaussians
     from ...core.transforms import Similarity
 
@@ -110,8 +147,8 @@ def place_mesh(mesh, mask: np.ndarray, camera, cfg: MeshLiftConfig, device):
     canonical = mesh.with_vertices(unit.apply_points(mesh.vertices))
     samples = sample_surface(canonical, PLACEMENT_SAMPLES, cfg.seed)
     probe = surface_gaussians(samples, np.full((len(samples.points), 3), 0.5))
-    similarity = fit_placement(probe, mask, camera, cfg.fit_k, cfg.seed, device).compose(unit)
-    return mesh.with_vertices(similarity.apply_points(mesh.vertices))
+    found = fit_placement(probe, mask, camera, cfg.fit_k, cfg.seed, device, progress, cancel)
+    return [MeshFit(similarity.compose(unit), score) for similarity, score in found]
 
 
 def check_in_view(mesh, mask: np.ndarray, camera, as_placed: bool) -> None:
@@ -149,7 +186,7 @@ def lift_splats(g, image: np.ndarray, mask: np.ndarray, camera, cfg: MeshLiftCon
 
     device = pick_device(device)
     if not cfg.as_placed:
-        g = apply_similarity(g, fit_placement(g, mask, camera, cfg.fit_k, cfg.seed, device))
+        g = apply_similarity(g, fit_placement(g, mask, camera, cfg.fit_k, cfg.seed, device)[0][0])
     return photo_colored(g, np.ones(len(g), bool), image, mask, camera, device, match_texture=cfg.match_texture)
 
 
