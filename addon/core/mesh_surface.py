@@ -307,6 +307,8 @@ def silhouette(mesh: SurfaceMesh, camera) -> np.ndarray:
     corners = uv[mesh.faces[front]] - 0.5                   # cv2's pixel centres are integers
     limit = 4.0 * max(camera.width, camera.height)          # far outside the frame: clip (int32 overflow)
     fixed = np.round(np.clip(corners, -limit, limit) * (1 << SUBPIXEL_BITS)).astype(np.int32)
-    if len(fixed):
-        cv2.fillPoly(out, list(fixed), 1, lineType=cv2.LINE_8, shift=SUBPIXEL_BITS)
+    lo, hi = fixed.min(1) >> SUBPIXEL_BITS, fixed.max(1) >> SUBPIXEL_BITS
+    on_frame = (hi[:, 0] >= 0) & (hi[:, 1] >= 0) & (lo[:, 0] < camera.width) & (lo[:, 1] < camera.height)
+    for triangle in fixed[on_frame]:  # one by one: fillPoly fills overlapping polygons by parity
+        cv2.fillConvexPoly(out, triangle, 1, lineType=cv2.LINE_8, shift=SUBPIXEL_BITS)
     return out.astype(bool)

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: mesh_sce
 
 from uplift_bpy_harness import run_blender  # noqa: E402
 
-pytestmark = [pytest.mark.bpy]
+pytestmark = [pytest.mark.bpy, pytest.mark.slow]  # a fit takes ~1 min on 2 CPU cores
 
 FIT_COUNT = 3
 
@@ -184,11 +184,14 @@ scene.uplift.use_mesh_as_placed = True
 activate(posed)
 out["placed_fit"] = [sorted(bpy.ops.uplift.fit_to_photo()), scene.uplift.fit_total,
                      mesh_source.chosen_placement(scene).is_identity()]
+shown = images.read_rgba(scene.uplift.fit_overlay_image)[..., 3] > 0
+out["placed_overlay_iou"] = float((shown & mask).sum() / max((shown | mask).sum(), 1))
 out["refused"]["one fit"] = refusal(bpy.ops.uplift.next_fit)
+fitted_at = posed.location.x
 posed.location.x += 0.5
 bpy.context.view_layer.update()
 out["refused"]["moved since fit"] = refusal(bpy.ops.uplift.lift)
-posed.location.x -= 0.5
+posed.location.x = fitted_at
 bpy.context.view_layer.update()
 out["placed_lift"] = sorted(bpy.ops.uplift.lift())
 root = [r for r in scene_io.roots(scene)][-1]
@@ -293,6 +296,7 @@ def test_undo_of_lift_restores_the_fit(flow):
 def test_use_mesh_as_placed_keeps_its_pose(flow):
     out, _ = flow
     assert out["placed_fit"] == [["FINISHED"], 1, True]
+    assert out["placed_overlay_iou"] > 0.85  # the box's triangles through the camera cover the mask
     assert out["placed_lift"] == ["FINISHED"] and out["posed_hidden"]
     low, high = out["placed_on_box"]  # every splat on the box's surface: max |coordinate| / half side = 1
     assert 1 - 1e-4 < low and high < 1 + 1e-4, (low, high)

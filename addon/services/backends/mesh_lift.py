@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...core.errors import CancelledError, ConfigError, MeshFormatError
+from ...core.errors import ConfigError, MeshFormatError
 from ...core.mesh_surface import UP_AXES
 
 PLACEMENT_SAMPLES = 20_000   # coarse surface sample the alignment runs on
@@ -49,7 +49,7 @@ class MeshLiftConfig:
     path: Path | None = None         # the mesh file (None: the mesh is given to MeshLifter)
     up: str = "auto"                 # 'auto' (by format: glTF / OBJ Y up, PLY / STL Z up), 'y' or 'z'
     as_placed: bool = False          # keep the mesh's coordinates: it is already lined up through the camera
-    fit_k: int = 3                   # alignment hypotheses refined; the best one is kept
+    fit_k: int = 3                   # alignment hypotheses found (best first); Lift takes the best unless told
     max_splats: int = MAX_SPLATS
     spacing_px: float = SPLAT_SPACING_PX
     match_texture: bool = True       # match the mesh's own colours to the photo's where both are known
@@ -121,16 +121,13 @@ class MeshLifter:
 
 
 def fit_placement(g, mask: np.ndarray, camera, k: int, seed: int, device, progress=None, cancel=None) -> list:
-    """Canonical-frame Gaussians -> the `core.transforms.Similarity`s aligning them to the mask
-    with their silhouette IoUs, best first (the only call into `placement`)."""
-    from .placement import PlacementConfig, place
+    """Canonical-frame Gaussians -> [(core.transforms.Similarity aligning them to the mask, its
+    silhouette IoU)], up to `k` distinct hypotheses, best first (the only call into `placement`)."""
+    from .placement import PlacementConfig, place_hypotheses
 
-    if cancel is not None and cancel():
-        raise CancelledError("fitting the mesh to the photo was cancelled")
-    found = place(g, mask, camera, PlacementConfig(keep=k, seed=seed), device=device)
-    if progress is not None:
-        progress(1.0)
-    return [(found.similarity, float(found.iou))]
+    found = place_hypotheses(g, mask, camera, PlacementConfig(seed=seed), k=k, progress=progress, cancel=cancel,
+                             device=device)
+    return [(placement.similarity, float(placement.iou)) for placement in found]
 
 
 def fit_mesh(mesh, mask: np.ndarray, camera, cfg: MeshLiftConfig, device, progress=None, cancel=None) -> list[MeshFit]:
