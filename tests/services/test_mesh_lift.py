@@ -141,3 +141,27 @@ def test_local_services_build_the_mesh_lifter(scene, files):
         ServerConfig(mesh_lift=MeshLiftConfig(files / "posed.ply"))
     with pytest.raises(ConfigError, match="--fit"):
         MeshLiftConfig(files / "posed.ply", fit_k=0)
+
+
+def test_a_mesh_in_memory_lifts_as_its_file_does(scene, files):
+    """Blender hands the lifter a SurfaceMesh: the same Gaussians as from the file it was read from."""
+    config = MeshLiftConfig(files / "posed.ply", as_placed=True)
+    from_file = MeshLifter(config, device="cpu")
+    given = MeshLifter(MeshLiftConfig(as_placed=True), device="cpu", mesh=load_surface_mesh(files / "posed.ply"))
+    a = from_file.lift(scene.image, scene.mask, scene.camera)
+    b = given.lift(scene.image, scene.mask, scene.camera)
+    assert torch.equal(a.means, b.means) and torch.equal(a.sh, b.sh)
+    fits = given.fit(scene.mask, scene.camera)  # as placed: one fit, where the mesh is
+    assert len(fits) == 1 and fits[0].similarity.is_identity() and fits[0].iou > 0.85
+    with pytest.raises(ConfigError, match="needs a mesh file or a mesh"):
+        MeshLifter(MeshLiftConfig(), device="cpu")
+
+
+def test_fitting_reports_progress_and_cancels(scene, files):
+    from uplift.core.errors import CancelledError
+
+    seen = []
+    lifter = MeshLifter(MeshLiftConfig(files / "box.ply"), device="cpu")
+    with pytest.raises(CancelledError):
+        lifter.fit(scene.mask, scene.camera, progress=seen.append, cancel=lambda: len(seen) >= 3)
+    assert len(seen) == 3 and seen == sorted(seen) and 0 <= seen[0] and seen[-1] < 1
