@@ -37,13 +37,14 @@ class UPLIFT_OT_fit_to_photo(bpy.types.Operator, jobs.BackgroundStep):
         ob = mesh_source.mesh_object(context)
         surface = mesh_source.surface_mesh(ob, context.evaluated_depsgraph_get())
         return (surface, scene_io.selection_mask(scene), scene_io.camera_of(scene), mesh_source.lift_config(scene),
-                preferences.get(context).device, ob.name, mesh_source.geometry_key(surface))
+                preferences.get(context).device, ob.name, mesh_source.geometry_key(surface),
+                self.progress.set, self.cancelled.is_set)
 
     def work(self, payload):
         from ...services.backends.mesh_lift import MeshLifter
 
-        surface, mask, camera, config, device, name, key = payload
-        fits = MeshLifter(config, device, mesh=surface).fit(mask, camera, self.set_progress, self.cancelled.is_set)
+        surface, mask, camera, config, device, name, key, progress, cancelled = payload
+        fits = MeshLifter(config, device, mesh=surface).fit(mask, camera, progress, cancelled)
         return surface, fits, name, key
 
     def apply(self, context, result) -> None:
