@@ -94,7 +94,8 @@ out["state_after_refusals"] = [scene.uplift.fit_mesh is None, scene.uplift.fit_t
 step("material colours")
 plain = triangulated_box("Painted", np.eye(4))
 material = bpy.data.materials.new("Red")
-material.use_nodes = True
+if bpy.app.version < (5, 0):
+    material.use_nodes = True  # always on (and deprecated) from 5.0
 bsdf = next(n for n in material.node_tree.nodes if n.bl_idname == "ShaderNodeBsdfPrincipled")
 bsdf.inputs["Base Color"].default_value = (0.5, 0.2, 0.05, 1.0)
 plain.data.materials.append(material)
