@@ -201,6 +201,16 @@ local = (world - np.array(MATRIX_POSED)[:3, 3]) @ np.array(MATRIX_POSED)[:3, :3]
 inside = np.abs(local) @ np.diag(1 / np.linalg.norm(np.array(MATRIX_POSED)[:3, :3], axis=0) ** 2) * 2
 out["placed_on_box"] = [float(inside.max(1).min()), float(inside.max(1).max())]
 out["posed_hidden"] = posed.hide_get()
+
+# A fitted mesh deleted before Lift: refused, not lifted by other means.
+scene.uplift.mask_image = images.packed_image("Uplift Selection Mask", (work / "mask.png").read_bytes(), ".png",
+                                              colorspace="Non-Color")
+doomed = triangulated_box("Doomed", MATRIX_POSED)
+activate(doomed)
+bpy.ops.uplift.fit_to_photo()
+bpy.data.objects.remove(doomed)
+out["refused"]["deleted since fit"] = refusal(bpy.ops.uplift.lift)
+out["roots_at_end"] = len(scene_io.roots(scene))
 emit()
 """
 
@@ -256,6 +266,7 @@ def test_refusals_are_one_line_without_traceback(flow):
         "zero area": "zero area",
         "one fit": "found only one fit",
         "moved since fit": "changed since Fit to Photo",
+        "deleted since fit": "the fitted mesh is gone",
     }
     for case, words in expected.items():
         assert words in refused[case], (case, refused[case])
@@ -299,6 +310,7 @@ def test_use_mesh_as_placed_keeps_its_pose(flow):
     assert out["placed_fit"] == [["FINISHED"], 1, True]
     assert out["placed_overlay_iou"] > 0.85  # the box's triangles through the camera cover the mask
     assert out["placed_lift"] == ["FINISHED"] and out["posed_hidden"]
+    assert out["roots_at_end"] == 2  # the lift of the box and of the posed box; nothing after the deletion
     low, high = out["placed_on_box"]  # every splat on the box's surface: max |coordinate| / half side = 1
     assert 1 - 1e-4 < low and high < 1 + 1e-4, (low, high)
 

@@ -23,7 +23,7 @@ class UPLIFT_OT_lift(bpy.types.Operator, jobs.BackgroundStep):
 
     def prepare(self, context):
         scene = context.scene
-        if scene.uplift.fit_mesh is not None:
+        if scene.uplift.fit_total:  # a mesh was fitted (if it was deleted since, say so)
             return self._prepare_mesh(context)
         mask = scene.uplift.mask_image
         from .. import images
