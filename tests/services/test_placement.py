@@ -14,8 +14,8 @@ from uplift.core.gaussians import Gaussians
 from uplift.core.transforms import Similarity, apply_similarity, camera_rotation
 from uplift.services.backends import placement
 from uplift.services.backends.placement import (
-    PlacementConfig, camera_angles, iou, mirror_rotation, place, place_hypotheses, rotation_error_deg, silhouette,
-    super_fibonacci_rotations,
+    Placement, PlacementConfig, best_fit_error, camera_angles, fit_error, iou, mirror_rotation, place,
+    place_hypotheses, refine_placement, rotation_error_deg, silhouette, super_fibonacci_rotations,
 )
 
 # Unions of boxes (lo, hi) in a TRELLIS-like canonical frame (Z up, inside [-0.5, 0.5]^3).
@@ -117,6 +117,19 @@ def test_mirror_rotation_of_a_symmetric_object_keeps_its_orthographic_silhouette
     assert not np.allclose(a[:, 2], b[:, 2], atol=1e-3)  # depth differs: only perspective tells them apart
 
 
+def test_batched_coarse_costs_equal_the_one_at_a_time_reference():
+    cam = Camera.from_fov(96, 72)
+    g, _, mask = posed_scene(ASYMMETRIC, seed=7, camera=cam, depth=2.0, n=800)
+    problem = placement._Chamfer(g, mask, cam, PlacementConfig(), np.random.default_rng(0)).lighter(
+        200, 64, np.random.default_rng(1))
+    rotations = super_fibonacci_rotations(40)
+    costs, xs = problem.coarse(rotations, chunk=16)
+    for R, cost, x in zip(rotations, costs, xs):
+        reference = problem.fit_box(R)
+        assert np.allclose(x, reference, rtol=1e-12, atol=1e-9)
+        assert cost == pytest.approx(problem.cost(R, reference), rel=1e-9)
+
+
 # -- recovery ----------------------------------------------------------------------
 
 def test_a_random_pose_of_an_asymmetric_object_is_recovered():
@@ -151,6 +164,39 @@ def test_a_mirror_symmetric_object_reports_both_poses():
     mirror_errors = [rotation_error_deg(h.rotation, mirror) for h in hypotheses]
     assert min(errors[:2]) <= 5.0, errors
     assert min(mirror_errors[:3]) <= 8.0, mirror_errors
+
+
+def test_an_object_already_lined_up_keeps_its_pose_and_depth():
+    """'As placed': refining the artist's pose, perturbed by a few degrees, scale and pixels,
+    returns to the true pose at the artist's depth (not the inflate convention's)."""
+    cam = Camera.from_fov(128, 96, 50.0)
+    g, truth, mask = posed_scene(ASYMMETRIC, seed=3, camera=cam, depth=2.5, n=2000)
+    center = canonical_center(g)
+    nudge = Rotation.from_rotvec(np.radians(4.0) * np.array([0.6, -0.8, 0.0])).as_matrix()
+    artist = Similarity.about(truth.apply_points(center[None])[0], nudge, 1.03,
+                              np.array([0.02, 0.0, -0.015])).compose(truth)
+    refined = refine_placement(g, mask, cam, artist)
+    assert rotation_error_deg(refined.rotation, truth.rotation) < 2.0
+    error = fit_error(refined, truth, g, cam, mask)
+    assert error.center_px < 1.0 and error.rest_iou >= 0.95
+    depth = lambda sim: (cam.world_to_camera[:3, :3] @ sim.apply_points(center[None])[0] + cam.world_to_camera[:3, 3])[2]
+    assert depth(refined.similarity) == pytest.approx(depth(artist), rel=1e-9)
+
+
+def test_fit_error_measures_rotation_centre_and_iou():
+    cam = Camera.from_fov(96, 72)
+    g, truth, mask = posed_scene(ASYMMETRIC, seed=6, camera=cam, depth=2.0, n=1500)
+    center = truth.apply_points(canonical_center(g)[None])[0]
+    exact = Placement(apply_similarity(g, truth), truth, 1.0, 0.0, 0.0)
+    error = fit_error(exact, truth, g, cam, mask)
+    assert error.rotation_deg == pytest.approx(0.0, abs=1e-5) and error.center_px == pytest.approx(0.0, abs=1e-9)
+    assert error.rest_iou == 1.0
+    turned = Similarity.about(center, Rotation.from_rotvec([0.0, 0.0, np.radians(20.0)]).as_matrix()).compose(truth)
+    wrong = Placement(apply_similarity(g, turned), turned, 0.0, 0.0, 0.0, rank=1)
+    error = fit_error(wrong, truth, g, cam, mask)
+    assert error.rotation_deg == pytest.approx(20.0, abs=1e-6) and error.center_px == pytest.approx(0.0, abs=1e-6)
+    assert error.rest_iou < 0.95 and error.rank == 1
+    assert best_fit_error([wrong, exact], truth, g, cam, mask).rank == 0  # the closer of the top two
 
 
 # -- control and errors ------------------------------------------------------------
@@ -190,7 +236,7 @@ def test_place_keeps_trellis_call_shape():
     """`place` (TRELLIS's call) returns the best hypothesis as a Placement on the camera's world."""
     cam = Camera.from_fov(96, 72)
     g, truth, mask = posed_scene(ASYMMETRIC, seed=4, camera=cam, depth=2.0, n=1500)
-    result = place(g, mask, cam, PlacementConfig(polish_renders=0))
+    result = place(g, mask, cam, PlacementConfig(contour_rounds=0))
     assert isinstance(result, placement.Placement) and result.rank == 0
     assert len(result.gaussians) == len(g)
     assert iou(silhouette(result.gaussians, cam), mask) >= 0.9
