@@ -19,7 +19,7 @@ class BoxScene:
     truth: object         # Gaussians of the posed box's surface (what rendered the photo)
 
 
-def box_scene(width: int = 128, height: int = 96, yaw_deg: float = 30.0, depth: float = 4.0,
+def box_scene(width: int = 128, height: int = 96, yaw_deg: float = 30.0, depth: float = 2.5,
               colors: str = "face", gain: float = 1.0) -> BoxScene:
     """colors: 'face' (a colour per triangle), 'vertex' or 'none' (the file has no colour; the photo
     shows the face colours anyway). gain multiplies the colours the photo shows (not the file's)."""
@@ -51,7 +51,31 @@ def box_scene(width: int = 128, height: int = 96, yaw_deg: float = 30.0, depth: 
     truth = surface_gaussians(s, s.colors)
     rgba = render(truth, camera, backend="torch").rgba.numpy().astype(np.float64)
     photo = rgba[..., :3] * rgba[..., 3:] + BACKGROUND * (1 - rgba[..., 3:])
-    return BoxScene(camera, (photo * 255).round().astype(np.uint8), rgba[..., 3] > 0.5, posed, canonical, truth)
+    return BoxScene(camera, (photo * 255).round().astype(np.uint8), geometric_mask(posed, camera), posed, canonical,
+                    truth)
+
+
+def geometric_mask(mesh, camera) -> np.ndarray:
+    """bool [H, W]: the pixels whose centre's ray hits the mesh (exact, unlike a splat render's alpha,
+    whose tails widen every silhouette by about a pixel)."""
+    h, w = camera.height, camera.width
+    ys, xs = np.mgrid[0:h, 0:w]
+    rays = np.stack([xs + 0.5, ys + 0.5, np.ones_like(xs, dtype=float)], -1).reshape(-1, 3) @ np.linalg.inv(camera.K).T
+    c2w = camera.camera_to_world
+    d = rays @ c2w[:3, :3].T                                                     # [P, 3] world directions
+    o = c2w[:3, 3]
+    tri = np.asarray(mesh.vertices, float)[np.asarray(mesh.faces)]              # [F, 3, 3]
+    e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
+    p = np.cross(d[:, None, :], e2[None])                                         # [P, F, 3]  (Moeller-Trumbore)
+    det = (p * e1[None]).sum(-1)
+    ok = np.abs(det) > 1e-12
+    inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
+    t = o[None, None, :] - tri[None, :, 0]
+    u = (t * p).sum(-1) * inv
+    q = np.cross(t, e1[None])
+    v = (d[:, None, :] * q).sum(-1) * inv
+    hit = ok & (u >= 0) & (v >= 0) & (u + v <= 1) & ((q * e2[None]).sum(-1) * inv > 0)
+    return hit.any(1).reshape(h, w)
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -11,6 +11,7 @@ from mesh_scene import box_scene, iou, nearest_face, silhouette  # noqa: E402
 from uplift.cli.main import main  # noqa: E402
 from uplift.core.image_io import load_image, save_png  # noqa: E402
 from uplift.core.ply import read_ply  # noqa: E402
+from uplift.services.backends.mesh_lift import SILHOUETTE_INSET_PX  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +42,10 @@ def lift(folder, *extra):
 def test_lift_onto_a_mesh_lined_up_through_the_camera(scene, inputs, capsys):
     assert lift(inputs, "--mesh", str(inputs / "posed.ply"), "--as-placed") == 0
     g = read_ply(inputs / "out.ply")
-    assert nearest_face(g.means.double().numpy(), scene.posed)[1].max() < 1e-4  # kept its pose
-    assert iou(silhouette(g, scene.camera), scene.mask) > 0.95
+    means = g.means.double().numpy()
+    inset = SILHOUETTE_INSET_PX * scene.camera.project(means)[1] / scene.camera.K[0, 0]
+    assert (nearest_face(means, scene.posed)[1] <= inset * 1.01).all()  # kept its pose
+    assert iou(silhouette(g, scene.camera), scene.mask) > 0.9  # a 45 px box: its splats widen it by about a pixel
     assert "wrote" in capsys.readouterr().out
 
 
@@ -73,13 +76,15 @@ def test_edit_with_a_mesh(scene, inputs):
     (["--mesh", "{d}/posed.ply", "--fit", "0"], "--fit must be"),
     (["--up", "y"], "only applies with --mesh"),
     (["--as-placed"], "only applies with --mesh"),
-    (["--mesh", "{d}/posed.ply", "--server", "http://127.0.0.1:9"], "cannot be combined with --server"),
+    (["--mesh", "{d}/model.gltf", "--server", "http://127.0.0.1:9"], "save it as .glb"),
+    (["--mesh", "{d}/missing.ply", "--server", "http://127.0.0.1:9"], "does not exist"),
     (["--mesh", "{d}/posed.ply", "--backend", "inflate"], "cannot be combined with --backend"),
 ])
 def test_bad_meshes_and_options_are_one_line(inputs, capsys, argv, message):
     (inputs / "junk.glb").write_bytes(b"glTF but not really")
     (inputs / "empty.obj").write_bytes(b"")
     (inputs / "flat.obj").write_text("v 0 0 0\nv 1 0 0\nv 2 0 0\nf 1 2 3\n")
+    (inputs / "model.gltf").write_text("{}")
     rc = lift(inputs, *[a.format(d=inputs) for a in argv])
     err = capsys.readouterr().err.strip()
     assert rc == 2

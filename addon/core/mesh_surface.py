@@ -67,6 +67,14 @@ class SurfaceMesh:
         return float(self.face_areas.sum())
 
     @property
+    def signed_volume(self) -> float:
+        """Enclosed volume, positive when the faces wind counter-clockwise seen from outside (normals
+        point out); about the bounding box's centre, so an open surface through it gives about 0."""
+        lo, hi = self.bounds()
+        v = self.vertices[self.faces] - (lo + hi) / 2
+        return float(np.einsum("ij,ij->i", v[:, 0], np.cross(v[:, 1], v[:, 2])).sum() / 6)
+
+    @property
     def has_colors(self) -> bool:
         return bool(self.textures) or self.vertex_colors is not None or self.face_colors is not None
 
@@ -93,27 +101,29 @@ class SurfaceSamples:
 
 # -- loading ---------------------------------------------------------------------------------
 
-def load_surface_mesh(path, up: str = "auto") -> SurfaceMesh:
-    """Read a mesh file -> SurfaceMesh in Z-up world axes. up: 'auto' (by format), 'y' or 'z'."""
+def load_surface_mesh(path, up: str = "auto", name: str | None = None) -> SurfaceMesh:
+    """Read a mesh file -> SurfaceMesh in Z-up world axes. up: 'auto' (by format), 'y' or 'z';
+    name: what messages call the file (default: its path)."""
     path = Path(path)
+    name = name or str(path)
     if up not in UP_AXES:
         raise MeshFormatError(f"the up axis must be one of {', '.join(UP_AXES)}, not {up!r}")
     suffix = path.suffix.lower()
     if suffix not in FORMAT_UP:
-        raise MeshFormatError(f"mesh {path}: unsupported format {suffix or '(no extension)'!r}; "
+        raise MeshFormatError(f"mesh {name}: unsupported format {suffix or '(no extension)'!r}; "
                               f"use one of {', '.join(sorted(FORMAT_UP))}")
     try:
         size = path.stat().st_size
     except FileNotFoundError:
-        raise MeshFormatError(f"mesh {path} does not exist") from None
+        raise MeshFormatError(f"mesh {name} does not exist") from None
     except OSError as exc:
-        raise MeshFormatError(f"cannot read mesh {path}: {exc.strerror or exc}") from None
+        raise MeshFormatError(f"cannot read mesh {name}: {exc.strerror or exc}") from None
     if not path.is_file():
-        raise MeshFormatError(f"mesh {path} is not a file")
+        raise MeshFormatError(f"mesh {name} is not a file")
     if size > MAX_MESH_BYTES:
-        raise MeshFormatError(f"mesh {path} is {size / 2**20:.0f} MiB, over the {MAX_MESH_BYTES // 2**20} MiB limit")
+        raise MeshFormatError(f"mesh {name} is {size / 2**20:.0f} MiB, over the {MAX_MESH_BYTES // 2**20} MiB limit")
     if size == 0:
-        raise MeshFormatError(f"mesh {path} is empty (0 bytes)")
+        raise MeshFormatError(f"mesh {name} is empty (0 bytes)")
     try:
         import trimesh
     except ImportError as exc:
@@ -123,8 +133,8 @@ def load_surface_mesh(path, up: str = "auto") -> SurfaceMesh:
         parts = [g for g in scene.dump() if isinstance(g, trimesh.Trimesh)]
     except Exception as exc:  # a third-party parser: any failure means "unreadable", reported with its text
         first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise MeshFormatError(f"cannot read mesh {path}: {type(exc).__name__}: {first}") from None
-    mesh = _from_parts(parts, str(path))
+        raise MeshFormatError(f"cannot read mesh {name}: {type(exc).__name__}: {first}") from None
+    mesh = _from_parts(parts, name)
     if (FORMAT_UP[suffix] if up == "auto" else up) == "y":
         mesh = mesh.with_vertices(mesh.vertices @ Y_UP_TO_Z_UP.T)
     return mesh

@@ -33,11 +33,29 @@ class Services(Protocol):
                 prompt: str | None = None) -> np.ndarray: ...
 
 
-class HttpServices:
-    """`Services` answered by an `uplift serve` process through `UpliftClient`."""
+@dataclass(frozen=True)
+class MeshUpload:
+    """A mesh file sent with every lift (`uplift lift --mesh FILE --server URL`): the server lifts onto it."""
+    data: bytes
+    format: str              # one of protocol.MESH_FORMATS
+    up: str = "auto"         # 'auto' (by format), 'y' or 'z'
+    as_placed: bool = False
+    fit: int | None = None   # alignment hypotheses; None: the server's default
+    name: str = ""           # the file's name, for the server's messages
 
-    def __init__(self, client: UpliftClient) -> None:
+    @property
+    def params(self) -> dict:
+        return {"format": self.format, "up": self.up, "as_placed": self.as_placed, "fit": self.fit,
+                "name": self.name}
+
+
+class HttpServices:
+    """`Services` answered by an `uplift serve` process through `UpliftClient` (lifting onto `mesh`
+    when given)."""
+
+    def __init__(self, client: UpliftClient, mesh: MeshUpload | None = None) -> None:
         self.client = client
+        self.mesh = mesh
 
     def segment(self, image, points=None, labels=None, box=None) -> SegmentResult:
         from ..core.image_io import load_mask
@@ -53,7 +71,9 @@ class HttpServices:
     def lift(self, image, mask, camera):
         from ..core.ply import read_ply
 
-        ply = self.client.lift(_png(image), _png(mask), camera.to_dict())
+        mesh = self.mesh
+        ply = self.client.lift(_png(image), _png(mask), camera.to_dict(), mesh=None if mesh is None else mesh.data,
+                               mesh_params=None if mesh is None else mesh.params)
         return self._decode(lambda: read_ply(ply))
 
     def inpaint(self, image, mask, mode="fill", dilate=0, prompt=None) -> np.ndarray:

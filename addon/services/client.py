@@ -140,10 +140,15 @@ class UpliftClient:
             score = float("nan")
         return SegmentResponse(reply.body, score)
 
-    def lift(self, image: bytes, mask: bytes, camera: dict) -> bytes:
-        """image, mask: encoded images of one size; camera: Camera.to_dict() -> PLY bytes."""
-        return self._request("POST", P.LIFT_PATH, {P.IMAGE_PART: image, P.MASK_PART: mask,
-                                                   P.CAMERA_PART: json.dumps(camera)}).body
+    def lift(self, image: bytes, mask: bytes, camera: dict, mesh: bytes | None = None,
+             mesh_params: dict | None = None) -> bytes:
+        """image, mask: encoded images of one size; camera: Camera.to_dict() -> PLY bytes. With `mesh`
+        (a mesh file's bytes) the object is lifted onto it; mesh_params: {"format": ".glb" | ".ply" |
+        ".stl" | ".obj", "up": "auto" | "y" | "z", "as_placed": bool, "fit": int}."""
+        fields = {P.IMAGE_PART: image, P.MASK_PART: mask, P.CAMERA_PART: json.dumps(camera)}
+        if mesh is not None:
+            fields.update({P.MESH_PART: mesh, P.PARAMS_PART: json.dumps(mesh_params or {})})
+        return self._request("POST", P.LIFT_PATH, fields).body
 
     def inpaint(self, image: bytes, mask: bytes, mode: str = "fill", dilate: int = 0,
                 prompt: str | None = None) -> bytes:

@@ -63,7 +63,9 @@ class LocalServices:
             raise BackendFailedError(f"the {segmenter.name} backend returned a {mask.shape} mask for a {w}x{h} image")
         return SegmentResult(mask.astype(bool), float(result.score))
 
-    def lift(self, image, mask, camera):
+    def lift(self, image, mask, camera, mesh=None):
+        """mesh: a `backends.mesh_lift.MeshLiftConfig` to lift onto that mesh instead of the configured
+        lifter (the server's answer to an uploaded mesh)."""
         import torch
 
         self.check_image(image)
@@ -71,7 +73,12 @@ class LocalServices:
         if (camera.width, camera.height) != (image.shape[1], image.shape[0]):
             raise CameraError(f"the camera is {camera.width}x{camera.height} but the image is "
                               f"{image.shape[1]}x{image.shape[0]}")
-        lifter = self.backend("lift")
+        if mesh is None:
+            lifter = self.backend("lift")
+        else:
+            from .backends.mesh_lift import MeshLifter
+
+            lifter = _contained("mesh", lambda: MeshLifter(mesh, self.config.device))
         g = _contained(lifter.name, lambda: lifter.lift(image, mask, camera))
         if len(g) == 0:
             raise BackendFailedError(f"the {lifter.name} backend produced no Gaussians")

@@ -45,7 +45,7 @@ def add_service_arguments(parser: argparse.ArgumentParser, kind: str) -> None:
 
 def add_mesh_arguments(parser) -> None:
     """--mesh FILE [--up y|z] [--as-placed] [--fit K]: lift onto the artist's own mesh (`uplift lift`, `uplift edit`)."""
-    group = parser.add_argument_group("lifting onto your own mesh (runs in this process)")
+    group = parser.add_argument_group("lifting onto your own mesh (in this process, or sent to --server)")
     group.add_argument("--mesh", metavar="FILE", help="lift onto this mesh (OBJ, glTF/GLB, PLY, STL) instead of "
                                                       "guessing the shape; the photo's pixels go where it saw it")
     group.add_argument("--up", choices=("y", "z"), default=None,
@@ -65,8 +65,6 @@ def mesh_config_from_args(args: argparse.Namespace):
             if value is not None:
                 raise ConfigError(f"{flag} only applies with --mesh FILE")
         return None
-    if args.server:
-        raise ConfigError("--mesh runs in this process; it cannot be combined with --server yet")
     if args.as_placed and args.fit is not None:
         raise ConfigError("--fit aligns the mesh to the photo; --as-placed keeps its pose: give one of them")
     from .backends.mesh_lift import MeshLiftConfig
@@ -77,18 +75,43 @@ def mesh_config_from_args(args: argparse.Namespace):
     return MeshLiftConfig(**fields)
 
 
+def mesh_upload(config):
+    """MeshLiftConfig -> api.MeshUpload: the file's bytes for a server (`--mesh FILE --server URL`),
+    checked for what this side can check (one self-contained file, present, within the size limit)."""
+    from ..core.errors import MeshFormatError
+    from ..core.mesh_surface import MAX_MESH_BYTES
+    from .api import MeshUpload
+
+    path = config.path
+    fmt = path.suffix.lower()
+    if fmt not in P.MESH_FORMATS:
+        hint = "; save it as .glb (one file) to send it" if fmt == ".gltf" else ""
+        raise MeshFormatError(f"mesh {path}: a server takes one of {', '.join(P.MESH_FORMATS)}, not "
+                              f"{fmt or '(no extension)'!r}{hint}")
+    try:
+        if path.stat().st_size > MAX_MESH_BYTES:
+            raise MeshFormatError(f"mesh {path} is over the {MAX_MESH_BYTES // 2**20} MiB limit")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise MeshFormatError(f"mesh {path} does not exist") from None
+    except OSError as exc:
+        raise MeshFormatError(f"cannot read mesh {path}: {exc.strerror or exc}") from None
+    return MeshUpload(data, fmt, config.up, config.as_placed, config.fit_k, name=path.name)
+
+
 def services_from_args(args: argparse.Namespace, kind: str):
     """-> a `Services` object: HttpServices for --server, else LocalServices for --backend
     (or the mesh lifter for `uplift lift --mesh FILE`)."""
     mesh = mesh_config_from_args(args) if kind == "lift" else None
     if args.server:
+        upload = None if mesh is None else mesh_upload(mesh)  # the file is checked before contacting the server
         from .api import HttpServices
         from .client import ClientTimeouts, UpliftClient
 
         client = UpliftClient(args.server, token=args.token or os.environ.get(TOKEN_ENV),
                               timeouts=ClientTimeouts(job=args.timeout))
         client.health()  # say "nothing listens" / "not Uplift" / "wrong token" before uploading anything
-        return HttpServices(client)
+        return HttpServices(client, mesh=upload)
     from .local import LocalServices
 
     fields = {"device": args.device, kind: args.backend or KIND_BACKENDS[kind][0]}

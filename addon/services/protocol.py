@@ -37,6 +37,8 @@ IMAGE_PART = "image"
 MASK_PART = "mask"
 CAMERA_PART = "camera"
 PARAMS_PART = "params"
+MESH_PART = "mesh"      # lift: the artist's own mesh file (one self-contained file: GLB, PLY, STL, OBJ)
+MESH_FORMATS = (".glb", ".ply", ".stl", ".obj")  # what one uploaded file can carry; .gltf has side files
 
 INPAINT_MODES = ("fill", "seam")
 
@@ -53,6 +55,7 @@ ERR_BAD_IMAGE = "bad_image"
 ERR_BAD_MASK = "bad_mask"
 ERR_BAD_CAMERA = "bad_camera"
 ERR_BAD_PARAMS = "bad_params"
+ERR_BAD_MESH = "bad_mesh"
 ERR_TOO_LARGE = "too_large"
 ERR_UNAUTHORIZED = "unauthorized"
 ERR_NOT_LOADED = "backend_not_loaded"

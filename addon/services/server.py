@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 
 from ..core.errors import (BackendFailedError, BackendUnavailableError, CameraError, ConfigError,
-                           ImageFormatError, MaskError, UpliftError)
+                           ImageFormatError, MaskError, MeshFormatError, UpliftError)
 from . import protocol as P
 from .config import ServerConfig
 from .errors import BackendNotLoadedError, BackendOutOfMemoryError, ImageTooLargeError, InvalidRequestError
@@ -40,6 +40,7 @@ ERROR_STATUS = (  # (exception class, HTTP status, error code); first match wins
     (ImageTooLargeError, 413, P.ERR_TOO_LARGE),
     (ImageFormatError, 400, P.ERR_BAD_IMAGE),
     (MaskError, 400, P.ERR_BAD_MASK),
+    (MeshFormatError, 400, P.ERR_BAD_MESH),
     (CameraError, 400, P.ERR_BAD_CAMERA),
     (InvalidRequestError, 400, P.ERR_BAD_PARAMS),
     (BackendNotLoadedError, 409, P.ERR_NOT_LOADED),
@@ -228,6 +229,37 @@ def _params(text: str | None, what: str = "params") -> dict:
     return value
 
 
+def mesh_config(params: dict, path):
+    """The uploaded mesh's lift options (the 'params' part) -> backends.mesh_lift.MeshLiftConfig for the
+    file saved at `path` (its name ends in the declared format)."""
+    from .backends.mesh_lift import MeshLiftConfig
+
+    unknown = set(params) - {"format", "up", "as_placed", "fit", "name"}
+    if unknown:
+        raise InvalidRequestError(f"unknown mesh parameters: {', '.join(sorted(unknown))}")
+    name = params.get("name") or "(uploaded)"
+    if not isinstance(name, str) or len(name) > 200 or not name.isprintable():
+        raise InvalidRequestError("the mesh's name must be printable text of at most 200 characters")
+    fields = {"path": path, "up": params.get("up") or "auto", "as_placed": params.get("as_placed", False),
+              "name": name}
+    if not isinstance(fields["as_placed"], bool):
+        raise InvalidRequestError("as_placed must be true or false")
+    if params.get("fit") is not None:
+        fields["fit_k"] = params["fit"]
+    try:
+        return MeshLiftConfig(**fields)
+    except ConfigError as exc:
+        raise InvalidRequestError(str(exc)) from None
+
+
+def mesh_format(params: dict) -> str:
+    fmt = params.get("format")
+    if fmt not in P.MESH_FORMATS:
+        raise InvalidRequestError(f"the mesh's format must be one of {', '.join(P.MESH_FORMATS)}, not {fmt!r} "
+                                  "(one self-contained file: a .gltf's buffers and textures are separate files)")
+    return fmt
+
+
 def create_app(config: ServerConfig = ServerConfig(), services: LocalServices | None = None, *, load: bool = True):
     """The ASGI app. `load` builds every configured backend now, so a bad checkpoint path
     fails at start-up rather than on the first click."""
@@ -337,16 +369,32 @@ def create_app(config: ServerConfig = ServerConfig(), services: LocalServices | 
     async def lift(image: UploadFile = File(..., description="PNG or JPEG photo"),
                    mask: UploadFile = File(..., description="mask image of the photo's size (>= 128 or alpha = inside)"),
                    camera: str = Form(..., description='JSON {"width", "height", "K": 3x3, "world_to_camera": 4x4}, '
-                                                       "OpenCV axes")):
+                                                       "OpenCV axes"),
+                   mesh: UploadFile | None = File(None, description="optional: lift onto this mesh file "
+                                                  f"({', '.join(P.MESH_FORMATS)}) instead of the server's lifter"),
+                   params: str = Form("{}", description='with a mesh: JSON {"format": ".glb" | ".ply" | ".stl" | '
+                                                        '".obj", "up": "auto" | "y" | "z", "as_placed": bool, '
+                                                        '"fit": hypotheses, "name": the file\'s name for messages}')):
+        import tempfile
+        from pathlib import Path
+
         from ..core.camera import Camera
         from ..core.ply import ply_bytes
 
         cam = Camera.from_dict(_params(camera, "camera"))
         img = await asyncio.to_thread(_decode_image, await image.read(), config.max_pixels, "image")
         msk = await asyncio.to_thread(_decode_image, await mask.read(), config.max_pixels, "mask")
+        mesh_bytes, p = (None, {}) if mesh is None else (await mesh.read(), _params(params))
+        suffix = mesh_format(p) if mesh is not None else ""
 
         def job():
-            g = services.lift(img, msk, cam)
+            if mesh_bytes is None:
+                g = services.lift(img, msk, cam)
+            else:
+                with tempfile.TemporaryDirectory(prefix="uplift-mesh-") as folder:
+                    path = Path(folder) / f"upload{suffix}"
+                    path.write_bytes(mesh_bytes)
+                    g = services.lift(img, msk, cam, mesh=mesh_config(p, path))
             return ply_bytes(g), len(g)
 
         data, count = await gate.run(job)

@@ -2,6 +2,8 @@
 photo), placed as given or aligned to the mask, its density, colours and errors."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -32,8 +34,12 @@ def test_as_placed_keeps_the_pose_and_shows_the_photo(scene, files):
     lifter = MeshLifter(MeshLiftConfig(files / "posed.ply", as_placed=True), device="cpu")
     g = lifter.lift(scene.image, scene.mask, scene.camera)
     means = g.means.double().numpy()
-    assert nearest_face(means, scene.posed)[1].max() < 1e-4  # on the given surface, where it was given
-    assert iou(silhouette(g, scene.camera), scene.mask) > 0.95
+    # On the given surface, where it was given: at most `inset_px` photo pixels inside it (that far
+    # for all but the splats near an edge, whose nearest face is the other one).
+    distance = nearest_face(means, scene.posed)[1]
+    inset = mesh_lift.SILHOUETTE_INSET_PX * scene.camera.project(means)[1] / scene.camera.K[0, 0]
+    assert (distance <= inset * 1.01).all() and np.median(distance / inset) > 0.99
+    assert iou(silhouette(g, scene.camera), scene.mask) > 0.9  # a 45 px box: its splats widen it by about a pixel
     # The Gaussians the photo saw carry the photo's colour: the render matches it inside the mask.
     from uplift.core.render import render
 
@@ -43,6 +49,19 @@ def test_as_placed_keeps_the_pose_and_shows_the_photo(scene, files):
     inner = erode(scene.mask, 1)  # the rim pixels mix in the background
     err = np.abs(rgb[inner] - scene.image[inner] / 255.0).mean()
     assert err < 0.03
+
+
+def test_the_inset_tightens_the_silhouette_of_a_closed_mesh_only(scene, files, shared_data):
+    config = MeshLiftConfig(files / "posed.ply", as_placed=True)
+    on_surface = MeshLiftConfig(files / "posed.ply", as_placed=True, inset_px=0.0)
+    ious = [iou(silhouette(MeshLifter(c, device="cpu").lift(scene.image, scene.mask, scene.camera), scene.camera),
+                scene.mask) for c in (on_surface, config)]
+    assert ious[1] > ious[0] + 0.01, ious  # measured 0.909 -> 0.931 (a 45 px box)
+    quad = load_surface_mesh(shared_data / "meshes" / "textured_quad.glb")
+    from uplift.core.mesh_surface import sample_surface
+
+    samples = sample_surface(quad.with_vertices(quad.vertices + [0, 3, 0]), 500)
+    assert mesh_lift.inset(samples, quad, scene.camera, 1.0) is samples  # open: no inside to move into
 
 
 def test_density_follows_the_photo_and_is_capped(scene, files):
@@ -69,8 +88,13 @@ def test_an_unposed_mesh_is_aligned_to_the_mask_at_the_inflate_depth(scene, file
     assert iou(silhouette(g, scene.camera), scene.mask) > 0.85
     depth = scene.camera.project(object_frame(g, scene.camera).center[None])[1][0]
     assert depth == pytest.approx(reference_depth(scene.mask, scene.camera), rel=0.25)
-    again = MeshLifter(MeshLiftConfig(files / "box.ply"), device="cpu").lift(scene.image, scene.mask, scene.camera)
-    assert torch.equal(g.means, again.means) and torch.equal(g.sh, again.sh)  # deterministic for a seed
+
+
+def test_the_lift_is_deterministic_for_a_seed(scene, files):
+    lifts = [MeshLifter(MeshLiftConfig(files / "posed.ply", as_placed=True, seed=s), device="cpu").lift(
+        scene.image, scene.mask, scene.camera) for s in (0, 0, 1)]
+    assert torch.equal(lifts[0].means, lifts[1].means) and torch.equal(lifts[0].sh, lifts[1].sh)
+    assert not torch.equal(lifts[0].means, lifts[2].means)
 
 
 def test_unseen_surfaces_take_the_meshs_colours_matched_to_the_photo(tmp_path):
@@ -165,3 +189,90 @@ def test_fitting_reports_progress_and_cancels(scene, files):
     with pytest.raises(CancelledError):
         lifter.fit(scene.mask, scene.camera, progress=seen.append, cancel=lambda: len(seen) >= 3)
     assert len(seen) == 3 and seen == sorted(seen) and 0 <= seen[0] and seen[-1] < 1
+
+
+def test_a_mesh_sent_to_a_server_lifts_as_in_process(scene, files, tmp_path):
+    from live_server import running
+
+    from uplift.core.errors import UpliftError
+    from uplift.services.api import HttpServices
+    from uplift.services.client import UpliftClient
+    from uplift.services.config import ServerConfig
+    from uplift.services.local import LocalServices
+    from uplift.services.options import mesh_upload
+
+    config = MeshLiftConfig(files / "posed.ply", as_placed=True)
+    local = LocalServices(ServerConfig(lift="mesh", mesh_lift=config)).lift(scene.image, scene.mask, scene.camera)
+    (tmp_path / "junk.glb").write_bytes(b"not a mesh")
+    with running(ServerConfig(segment="none", inpaint="none")) as url:
+        client = UpliftClient(url, retries=0)
+        served = HttpServices(client, mesh=mesh_upload(config)).lift(scene.image, scene.mask, scene.camera)
+        with pytest.raises(UpliftError, match="cannot read mesh junk.glb"):
+            HttpServices(client, mesh=mesh_upload(MeshLiftConfig(tmp_path / "junk.glb"))).lift(
+                scene.image, scene.mask, scene.camera)
+        with pytest.raises(UpliftError, match="--fit must be"):
+            HttpServices(client, mesh=dataclasses.replace(mesh_upload(config), fit=99)).lift(
+                scene.image, scene.mask, scene.camera)
+        # The command line sends the file the same way.
+        from uplift.cli.main import main
+        from uplift.core.image_io import save_png
+        from uplift.core.ply import read_ply
+
+        save_png(tmp_path / "photo.png", scene.image)
+        save_png(tmp_path / "mask.png", scene.mask)
+        assert main(["lift", str(tmp_path / "photo.png"), "--mask", str(tmp_path / "mask.png"), "-o",
+                     str(tmp_path / "out.ply"), "--mesh", str(files / "posed.ply"), "--as-placed", "--server", url]) == 0
+    assert torch.equal(served.means, local.means) and torch.equal(served.sh, local.sh)
+    assert torch.equal(read_ply(tmp_path / "out.ply").means, local.means)
+
+
+def test_the_subsampled_colour_fill_matches_the_full_solve(monkeypatch):
+    """Reference: `laplace_fill` over every point. The fast path solves on FILL_POINTS of them and
+    interpolates; on a sphere whose top half is known (a colour varying smoothly round it), the
+    two agree to within 0.01 on average (measured 0.005) and 0.1 at worst (0.06)."""
+    import trimesh
+
+    from uplift.core.color_fill import laplace_fill
+    from uplift.core.mesh_surface import SurfaceMesh, sample_surface
+
+    ball = trimesh.creation.icosphere(4)
+    points = sample_surface(SurfaceMesh(np.asarray(ball.vertices, float), np.asarray(ball.faces)), 12_000).points
+    colors = np.stack([0.5 + 0.4 * points[:, 0], 0.5 + 0.4 * points[:, 1], np.full(len(points), 0.3)], 1)
+    known = points[:, 2] > 0
+    reference = laplace_fill(points, colors, known)[~known]
+    monkeypatch.setattr(mesh_lift, "FILL_POINTS", 3000)
+    fast = mesh_lift.harmonic_fill(points, colors, known)
+    err = np.abs(fast - reference)
+    assert err.mean() < 0.01 and err.max() < 0.1, (err.mean(), err.max())
+    assert np.abs(reference - colors[~known]).mean() > 0.02  # the fill is not trivially the truth
+
+
+def test_badly_scaled_open_multi_part_meshes_reach_the_alignment_as_a_unit_object(scene, monkeypatch):
+    """The alignment always sees the mesh centred in a unit box, whatever the file's units and origin;
+    the placed mesh is the file's mesh moved by the similarity the alignment returned."""
+    import trimesh
+
+    from uplift.core.mesh_surface import SurfaceMesh
+    from uplift.core.transforms import Similarity
+
+    a, b = trimesh.creation.box(extents=[2, 1, 1]), trimesh.creation.box(extents=[1, 1, 1])
+    b.apply_translation([3, 0, 0])
+    parts = trimesh.util.concatenate([a, b])
+    faces = np.asarray(parts.faces)[1:]  # one triangle missing: not watertight
+    mesh = SurfaceMesh(np.asarray(parts.vertices, float) * 5e3 + 1e6, faces)
+    seen = {}
+    turn = Similarity(np.eye(3), np.array([0.0, 3.0, 0.0]), 0.5)
+
+    def fake_fit(g, mask, camera, k, seed, device, progress=None, cancel=None):
+        seen["means"] = g.means.double().numpy()
+        return [(turn, 1.0)]
+
+    monkeypatch.setattr(mesh_lift, "fit_placements", fake_fit)
+    fit = mesh_lift.fit_mesh(mesh, scene.mask, scene.camera, MeshLiftConfig("x.ply"), torch.device("cpu"))[0]
+    placed = mesh.with_vertices(fit.similarity.apply_points(mesh.vertices))
+    lo, hi = seen["means"].min(0), seen["means"].max(0)
+    assert (hi - lo).max() == pytest.approx(1.0, abs=0.01) and np.abs((lo + hi) / 2).max() < 0.01
+    # x: 4.5 file units wide (two parts, 0.5 apart) -> unit width, centred, then halved and moved by (0, 3, 0).
+    plo, phi = placed.bounds()
+    np.testing.assert_allclose(phi - plo, 0.5 * np.array([1.0, 1 / 4.5, 1 / 4.5]), rtol=1e-9)
+    np.testing.assert_allclose((plo + phi) / 2, [0, 3, 0], atol=1e-9)

@@ -31,20 +31,22 @@ class UPLIFT_OT_fit_to_photo(bpy.types.Operator, jobs.BackgroundStep):
                                  f"{ob.name if ob else ''} is not a mesh: select the mesh to fit"))
 
     def prepare(self, context):
+        from ...core.image_io import load_image
         from .. import preferences
 
         scene = context.scene
         ob = mesh_source.mesh_object(context)
         surface = mesh_source.surface_mesh(ob, context.evaluated_depsgraph_get())
-        return (surface, scene_io.selection_mask(scene), scene_io.camera_of(scene), mesh_source.lift_config(scene),
+        image = load_image(scene_io.photo_bytes(scene), what="the photo")  # a coloured mesh's fits ranked by it
+        return (surface, image, scene_io.selection_mask(scene), scene_io.camera_of(scene), mesh_source.lift_config(scene),
                 preferences.get(context).device, ob.name, mesh_source.geometry_key(surface),
                 self.progress.set, self.cancelled.is_set)
 
     def work(self, payload):
         from ...services.backends.mesh_lift import MeshLifter
 
-        surface, mask, camera, config, device, name, key, progress, cancelled = payload
-        fits = MeshLifter(config, device, mesh=surface).fit(mask, camera, progress, cancelled)
+        surface, image, mask, camera, config, device, name, key, progress, cancelled = payload
+        fits = MeshLifter(config, device, mesh=surface).fit(mask, camera, image, progress, cancelled)
         return surface, fits, name, key
 
     def apply(self, context, result) -> None:
