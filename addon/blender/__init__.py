@@ -12,9 +12,11 @@ from .operators import (
     create_controls,
     export_posed_splats,
     fill_background,
+    fit_to_photo,
     install_dependencies,
     lift,
     load_photo,
+    next_fit,
     pin_control,
     release_control,
     select_object,
@@ -23,7 +25,7 @@ from .operators import (
 
 _MODULES = (
     preferences, properties,
-    load_photo, select_object, lift, create_controls, pin_control, release_control,
+    load_photo, select_object, fit_to_photo, next_fit, lift, create_controls, pin_control, release_control,
     fill_background, compose_export, export_posed_splats, test_connection, install_dependencies,
     panels,
 )

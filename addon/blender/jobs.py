@@ -8,7 +8,10 @@ An operator subclasses `BackgroundStep` and writes three methods:
 `execute` (scripts, tests, redo) runs the three in a row. `invoke` runs `work` on a
 thread and waits in a modal loop, so Blender stays responsive; Esc cancels (the result
 of the abandoned request is dropped when it arrives; the client's timeouts bound it) and sets
-`self.cancelled`, which a `work` that writes files checks before it writes.
+`self.cancelled`, which a `work` that writes files checks before it writes. A `work` that knows
+how far it is reports to `self.progress` (`Progress.set`): the status bar shows it. `work` should
+take both from its payload (`prepare` puts `self.progress.set`, `self.cancelled.is_set` there),
+so that the thread never touches the operator, which Blender may free once the step ends.
 Any `UpliftError` becomes `self.report({'ERROR'}, message)` and CANCELLED (`_fail`, which an
 operator may extend); any other exception is turned into a report by `reporting.guard`.
 """
@@ -46,6 +49,16 @@ def poll_dependencies(cls) -> bool:
     return explain(cls, not message, message)
 
 
+class Progress:
+    """How far a `work` is (0..1, None: unknown); set from its thread, read by the modal loop."""
+
+    def __init__(self) -> None:
+        self.fraction: float | None = None
+
+    def set(self, fraction: float) -> None:
+        self.fraction = min(max(float(fraction), 0.0), 1.0)
+
+
 class Task:
     def __init__(self, fn, payload):
         self.result = None
@@ -77,12 +90,17 @@ class BackgroundStep:
     def apply(self, context, result) -> None:
         raise NotImplementedError
 
+    def _status_text(self) -> str:
+        done = "" if self.progress.fraction is None else f" {self.progress.fraction:.0%}"
+        return f"{self.busy_text}…{done} (Esc to cancel)"
+
     def _fail(self, exc: UpliftError) -> set[str]:
         self.report({"ERROR"}, str(exc))
         return {"CANCELLED"}
 
     def execute(self, context):
         self.cancelled = threading.Event()  # `work` may watch it: set by Esc in the modal loop
+        self.progress = Progress()
         try:
             payload = self.prepare(context)
             result = self.work(payload)
@@ -95,6 +113,7 @@ class BackgroundStep:
         if bpy.app.background or context.window is None:
             return self.execute(context)
         self.cancelled = threading.Event()
+        self.progress = Progress()
         try:
             payload = self.prepare(context)
         except UpliftError as exc:
@@ -103,7 +122,8 @@ class BackgroundStep:
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.1, window=context.window)
         wm.modal_handler_add(self)
-        context.workspace.status_text_set(f"{self.busy_text}… (Esc to cancel)")
+        self._shown = None
+        context.workspace.status_text_set(self._status_text())
         return {"RUNNING_MODAL"}
 
     def _finish_modal(self, context) -> None:
@@ -124,6 +144,9 @@ class BackgroundStep:
             self.report({"WARNING"}, f"{self.bl_label} cancelled")
             return {"CANCELLED"}
         if event.type != "TIMER" or not self._task.done.is_set():
+            if event.type == "TIMER" and self.progress.fraction != self._shown:
+                self._shown = self.progress.fraction
+                context.workspace.status_text_set(self._status_text())
             return {"PASS_THROUGH"}
         self._finish_modal(context)
         if self._task.error is not None:

@@ -15,8 +15,10 @@ def workflow_step(context) -> tuple[int, str, str]:
     root = scene_io.active_root(context)
     if props.mask_image is None and root is None:
         return 2, "Select Object", "Select Object, then drag a box round it in the camera view"
+    if props.mask_image is not None and props.fit_mesh is not None:
+        return 3, "Lift", f"Lift builds the object on {props.fit_mesh.name} (Next Fit for another fit)"
     if props.mask_image is not None:
-        return 3, "Lift", "Refine the mask with clicks if needed, then Lift it to 3D"
+        return 3, "Lift", "Refine the mask with clicks if needed, then Lift it to 3D (or Fit to Photo a mesh first)"
     if root.uplift.control_count == 0:
         return 4, "Create Controls", "Create Controls for the lifted object"
     if props.plate_image is None:
@@ -35,6 +37,23 @@ STEPS = (
     ("uplift.fill_background", "BRUSH_DATA"),
     ("uplift.compose_export", "NODE_COMPOSITING"),
 )
+
+
+def draw_lift_onto_mesh(layout, props) -> None:
+    """Lift onto Mesh: fit the selected mesh to the photo; Lift then builds on it."""
+    box = layout.box()
+    box.label(text="Lift onto Mesh", icon="MESH_DATA")
+    row = box.row(align=True)
+    row.operator("uplift.fit_to_photo", icon="MOD_SHRINKWRAP")
+    row.operator("uplift.next_fit", icon="FILE_REFRESH")
+    row = box.row(align=True)
+    row.prop(props, "use_mesh_as_placed", text="As Placed")
+    sub = row.row(align=True)
+    sub.enabled = not props.use_mesh_as_placed
+    sub.prop(props, "fit_count")
+    if props.fit_mesh is not None and props.fit_total:
+        box.label(text=f"{props.fit_mesh.name}: fit {props.fit_index % props.fit_total + 1} of {props.fit_total}",
+                  icon="CHECKMARK")
 
 
 class UPLIFT_PT_main(bpy.types.Panel):
@@ -62,6 +81,7 @@ class UPLIFT_PT_main(bpy.types.Panel):
                 row.prop(context.scene.uplift, "live_update", text="Pose: move control empties", icon=icon)
                 continue
             row.operator(op, icon=icon)
+        draw_lift_onto_mesh(layout, context.scene.uplift)
         root = scene_io.active_root(context)
         if root is not None:
             sub = layout.box()

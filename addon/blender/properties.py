@@ -72,6 +72,21 @@ class UpliftSceneProps(bpy.types.PropertyGroup):
                                 description="Fingerprint of the pose, camera and plate Compose & Export last wrote")
     live_update: BoolProperty(name="Live Update", default=True,
                               description="Deform and re-render while controls, the object or the camera move")
+    # Lift onto Mesh (blender.mesh_source): the mesh fitted to the photo and its hypotheses
+    use_mesh_as_placed: BoolProperty(
+        name="Use Mesh As Placed", default=False,
+        description="The mesh is already lined up through the photo's camera: keep its pose instead of fitting it")
+    fit_count: IntProperty(name="Fits", default=3, min=1, max=16,
+                           description="Alignment hypotheses Fit to Photo keeps (Next Fit cycles through them)")
+    fit_mesh: PointerProperty(name="Fitted Mesh", type=bpy.types.Object,
+                              description="The mesh fitted to the photo: Lift builds the object from it")
+    fit_hypotheses: StringProperty(name="Fits", default="",
+                                   description="The fits (JSON: mesh-to-world similarities, best first)")
+    fit_index: IntProperty(name="Chosen Fit", default=0, min=0)
+    fit_total: IntProperty(name="Fits Found", default=0, min=0)
+    fit_key: StringProperty(name="Fitted Geometry", default="",
+                            description="Fingerprint of the mesh's world geometry when it was fitted")
+    fit_overlay_image: PointerProperty(name="Fit Overlay", type=bpy.types.Image)
 
 
 CLASSES = (UpliftObjectProps, UpliftPromptPoint, UpliftSceneProps)

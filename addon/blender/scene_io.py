@@ -239,6 +239,21 @@ def reset_selection(scene: bpy.types.Scene) -> None:
     props.prompt_box = (0, 0, 0, 0)
     props.prompt_points.clear()
     props.mask_score = 0.0
+    reset_fit(scene)
+
+
+def reset_fit(scene: bpy.types.Scene) -> None:
+    """Forget the mesh fitted to the photo (its fits belong to the mask they were made for)."""
+    props = scene.uplift
+    if props.fit_overlay_image is not None:
+        if props.camera is not None:
+            images.remove_camera_layer(props.camera.data, props.fit_overlay_image)
+        bpy.data.images.remove(props.fit_overlay_image)
+    props.fit_overlay_image = None
+    props.fit_mesh = None
+    props.fit_hypotheses = ""
+    props.fit_index = props.fit_total = 0
+    props.fit_key = ""
 
 
 def _photo_input(root: bpy.types.Object):
@@ -263,6 +278,17 @@ def photo_bytes(scene: bpy.types.Scene) -> bytes:
     if photo is None:
         raise SceneStateError("no photo is loaded: run Load Photo first")
     return images.file_bytes(photo)
+
+
+def selection_mask(scene: bpy.types.Scene) -> np.ndarray:
+    """The selected object's mask, bool [H, W] of the photo's size."""
+    from ..core.image_io import load_mask
+
+    mask = scene.uplift.mask_image
+    if mask is None:
+        raise SceneStateError("no object is selected in the photo: run Select Object first")
+    width, height = photo_size(scene)
+    return load_mask(images.file_bytes(mask), shape=(height, width), what="the selection mask")
 
 
 def photo_size(scene: bpy.types.Scene) -> tuple[int, int]:

@@ -23,6 +23,11 @@ def srgb_to_linear(values: np.ndarray) -> np.ndarray:  # float [...] in [0, 1] -
     return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4).astype(np.float32)
 
 
+def linear_to_srgb(values: np.ndarray) -> np.ndarray:  # float [...] (clipped to [0, 1]) -> float64 [...]
+    v = np.clip(np.asarray(values, dtype=np.float64), 0.0, 1.0)
+    return np.where(v <= 0.0031308, v * 12.92, 1.055 * v ** (1 / 2.4) - 0.055)
+
+
 def exr_channels(layers: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """-> {'layer.R': float32 [H, W] contiguous, ...}; ImageFormatError naming a bad layer."""
     out: dict[str, np.ndarray] = {}

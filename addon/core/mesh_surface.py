@@ -15,6 +15,9 @@ count per face is proportional to its area within one sample), points inside a f
 R2 low-discrepancy sequence mapped onto the triangle by the area-preserving square-root map,
 so large faces are covered evenly instead of in random clumps. Deterministic for a seed.
 
+Silhouette (`silhouette`): the mesh's triangles filled through a camera (what a fit looks
+like over the photo, without rendering splats).
+
 Splats (`surface_gaussians`): a disc per sample lying in its face, `TANGENT_SIGMA` sample
 spacings wide along the surface and `FLATNESS` of that along the normal. A 3D Gaussian has no
 front or back, and no renderer culls (the GLSL draw disables face culling), so every splat is
@@ -296,3 +299,26 @@ def surface_gaussians(samples: SurfaceSamples,
                                  colors=torch.from_numpy(np.asarray(colors, np.float64)).float(),
                                  scales=torch.from_numpy(scales).float(), opacities=torch.full((n,), opacity),
                                  quats=quats.float())
+
+
+# -- silhouette --------------------------------------------------------------------------------
+
+SUBPIXEL_BITS = 4  # cv2.fillPoly's fixed-point fraction: vertices at 1/16 pixel
+
+
+def silhouette(mesh: SurfaceMesh, camera) -> np.ndarray:
+    """bool [H, W]: the photo pixels (centres) the mesh's triangles cover through `camera`
+    (core.camera.Camera). Triangles with a corner behind the camera are left out."""
+    import cv2
+
+    out = np.zeros((camera.height, camera.width), np.uint8)
+    uv, z = camera.project(mesh.vertices)
+    front = (z > 1e-9)[mesh.faces].all(1)
+    corners = uv[mesh.faces[front]] - 0.5                   # cv2's pixel centres are integers
+    limit = 4.0 * max(camera.width, camera.height)          # far outside the frame: clip (int32 overflow)
+    fixed = np.round(np.clip(corners, -limit, limit) * (1 << SUBPIXEL_BITS)).astype(np.int32)
+    lo, hi = fixed.min(1) >> SUBPIXEL_BITS, fixed.max(1) >> SUBPIXEL_BITS
+    on_frame = (hi[:, 0] >= 0) & (hi[:, 1] >= 0) & (lo[:, 0] < camera.width) & (lo[:, 1] < camera.height)
+    for triangle in fixed[on_frame]:  # one by one: fillPoly fills overlapping polygons by parity
+        cv2.fillConvexPoly(out, triangle, 1, lineType=cv2.LINE_8, shift=SUBPIXEL_BITS)
+    return out.astype(bool)

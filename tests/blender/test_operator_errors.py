@@ -17,6 +17,8 @@ BREAK = {
     "uplift.load_photo": ("blender.operators.load_photo", "UPLIFT_OT_load_photo._load"),
     "uplift.select_object": ("blender.operators.select_object", "UPLIFT_OT_select_object._next_prompt"),
     "uplift.lift": ("blender.jobs", "server_client"),
+    "uplift.fit_to_photo": ("blender.mesh_source", "mesh_object"),
+    "uplift.next_fit": ("blender.mesh_source", "stored_fits"),
     "uplift.create_controls": ("blender.lifted", "create_controls"),
     "uplift.pin_control": ("blender.operators.pin_control", "selected_controls"),
     "uplift.release_control": ("blender.operators.release_control", "set_pinned"),

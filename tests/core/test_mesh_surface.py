@@ -217,3 +217,66 @@ def test_a_textured_quads_render_reproduces_its_texture(meshes, name, flip):
     assert got[:, 3].min() > 0.99  # no pinholes
     err = np.abs(got[:, :3] - expected)
     assert err.mean() < 0.01 and err.max() < 0.05, (err.mean(), err.max())
+
+
+# -- silhouette --------------------------------------------------------------------------------
+
+def covered_reference(mesh: SurfaceMesh, camera) -> tuple[np.ndarray, np.ndarray]:
+    """Slow and plain: each pixel centre tested against each projected triangle (barycentric
+    signs), triangles with a corner behind the camera left out. -> (covered [H, W], distance of
+    each pixel centre to the nearest triangle edge [H, W])."""
+    uv, z = camera.project(mesh.vertices)
+    ys, xs = np.mgrid[0:camera.height, 0:camera.width]
+    p = np.stack([xs + 0.5, ys + 0.5], -1).reshape(-1, 2)
+    covered = np.zeros(len(p), bool)
+    edge = np.full(len(p), np.inf)
+    for face in mesh.faces:
+        if (z[face] <= 1e-9).any():
+            continue
+        a, b, c = uv[face]
+        signs = []
+        for s, e in ((a, b), (b, c), (c, a)):
+            d = e - s
+            cross = d[0] * (p[:, 1] - s[1]) - d[1] * (p[:, 0] - s[0])
+            signs.append(cross)
+            t = np.clip(((p - s) @ d) / max(d @ d, 1e-300), 0, 1)
+            edge = np.minimum(edge, np.linalg.norm(p - (s + t[:, None] * d), axis=1))
+        signs = np.stack(signs)
+        covered |= (signs >= 0).all(0) | (signs <= 0).all(0)
+    return covered.reshape(camera.height, camera.width), edge.reshape(camera.height, camera.width)
+
+
+def test_silhouette_matches_a_per_pixel_reference():
+    """Overlapping triangles (a closed box: front and back faces cover the same pixels) and one
+    crossing behind the camera: the fast fill equals the per-pixel test except at pixel centres
+    within a pixel of an edge, where rasterisation rules may differ."""
+    box = trimesh.creation.box(extents=[1.0, 0.6, 0.8])
+    box.apply_transform(trimesh.transformations.rotation_matrix(0.6, [0.2, 0.3, 1.0]))
+    box.apply_translation([0.2, 3.0, 0.1])
+    behind = np.array([[-0.5, 2.0, -0.4], [0.5, -1.0, -0.4], [0.4, 2.0, 0.3]])  # one corner behind the camera
+    mesh = SurfaceMesh(np.vstack([box.vertices, behind]),
+                       np.vstack([box.faces, [[len(box.vertices) + i for i in range(3)]]]))
+    camera = Camera.from_fov(96, 64)
+    fast = ms.silhouette(mesh, camera)
+    reference, edge = covered_reference(mesh, camera)
+    assert reference.sum() > 500
+    assert ((fast != reference) <= (edge < 1.0)).all()
+    assert (fast & reference).sum() / (fast | reference).sum() > 0.9  # cv2 fills edge pixels generously: ~7 %
+
+
+def test_silhouette_follows_a_rigid_move_of_mesh_and_camera():
+    """Moving the mesh and the camera together changes nothing; the empty case is all False."""
+    from uplift.core.transforms import Similarity, axis_angle_matrix
+
+    box = trimesh.creation.box(extents=[1.0, 0.6, 0.8])
+    box.apply_translation([0.0, 3.0, 0.0])
+    mesh = SurfaceMesh(np.asarray(box.vertices, float), np.asarray(box.faces))
+    camera = Camera.from_fov(80, 60)
+    move = Similarity(axis_angle_matrix(np.array([0.3, 0.4, 0.5]) / np.linalg.norm([0.3, 0.4, 0.5]), 0.7),
+                      np.array([1.0, -2.0, 0.5]))
+    moved_camera = Camera(camera.width, camera.height, camera.K, camera.world_to_camera @ np.linalg.inv(move.matrix))
+    before = ms.silhouette(mesh, camera)
+    after = ms.silhouette(mesh.with_vertices(move.apply_points(mesh.vertices)), moved_camera)
+    assert before.sum() > 300 and (before != after).sum() <= 0.01 * before.sum()
+    away = mesh.with_vertices(mesh.vertices * np.array([1.0, -1.0, 1.0]))  # behind the camera
+    assert not ms.silhouette(away, camera).any()

@@ -167,6 +167,30 @@ def test_local_services_build_the_mesh_lifter(scene, files):
         MeshLiftConfig(files / "posed.ply", fit_k=0)
 
 
+def test_a_mesh_in_memory_lifts_as_its_file_does(scene, files):
+    """Blender hands the lifter a SurfaceMesh: the same Gaussians as from the file it was read from."""
+    config = MeshLiftConfig(files / "posed.ply", as_placed=True)
+    from_file = MeshLifter(config, device="cpu")
+    given = MeshLifter(MeshLiftConfig(as_placed=True), device="cpu", mesh=load_surface_mesh(files / "posed.ply"))
+    a = from_file.lift(scene.image, scene.mask, scene.camera)
+    b = given.lift(scene.image, scene.mask, scene.camera)
+    assert torch.equal(a.means, b.means) and torch.equal(a.sh, b.sh)
+    fits = given.fit(scene.mask, scene.camera)  # as placed: one fit, where the mesh is
+    assert len(fits) == 1 and fits[0].similarity.is_identity() and fits[0].iou > 0.85
+    with pytest.raises(ConfigError, match="needs a mesh file or a mesh"):
+        MeshLifter(MeshLiftConfig(), device="cpu")
+
+
+def test_fitting_reports_progress_and_cancels(scene, files):
+    from uplift.core.errors import CancelledError
+
+    seen = []
+    lifter = MeshLifter(MeshLiftConfig(files / "box.ply"), device="cpu")
+    with pytest.raises(CancelledError):
+        lifter.fit(scene.mask, scene.camera, progress=seen.append, cancel=lambda: len(seen) >= 3)
+    assert len(seen) == 3 and seen == sorted(seen) and 0 <= seen[0] and seen[-1] < 1
+
+
 def test_a_mesh_sent_to_a_server_lifts_as_in_process(scene, files, tmp_path):
     from live_server import running
 
@@ -239,12 +263,13 @@ def test_badly_scaled_open_multi_part_meshes_reach_the_alignment_as_a_unit_objec
     seen = {}
     turn = Similarity(np.eye(3), np.array([0.0, 3.0, 0.0]), 0.5)
 
-    def fake_fit(g, mask, camera, k, seed, device):
+    def fake_fit(g, mask, camera, k, seed, device, progress=None, cancel=None):
         seen["means"] = g.means.double().numpy()
-        return [turn]
+        return [(turn, 1.0)]
 
     monkeypatch.setattr(mesh_lift, "fit_placements", fake_fit)
-    placed = mesh_lift.place_mesh(mesh, scene.mask, scene.camera, MeshLiftConfig("x.ply"), torch.device("cpu"))
+    fit = mesh_lift.fit_mesh(mesh, scene.mask, scene.camera, MeshLiftConfig("x.ply"), torch.device("cpu"))[0]
+    placed = mesh.with_vertices(fit.similarity.apply_points(mesh.vertices))
     lo, hi = seen["means"].min(0), seen["means"].max(0)
     assert (hi - lo).max() == pytest.approx(1.0, abs=0.01) and np.abs((lo + hi) / 2).max() < 0.01
     # x: 4.5 file units wide (two parts, 0.5 apart) -> unit width, centred, then halved and moved by (0, 3, 0).

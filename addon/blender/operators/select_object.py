@@ -125,6 +125,7 @@ class UPLIFT_OT_select_object(bpy.types.Operator, jobs.BackgroundStep):
         props.mask_image = images.packed_image("Uplift Selection Mask", answer.mask_png, ".png",
                                                replace=props.mask_image, colorspace="Non-Color")
         props.mask_score = answer.score if np.isfinite(answer.score) else 0.0
+        scene_io.reset_fit(scene)  # a mesh's fits were made for the mask before
         self.report({"INFO"}, f"Selected {int(mask.sum())} pixels: refine with clicks, or Lift")
 
     # -- interactive shell (modal events do not run headless; the maths is tested) --------------

@@ -21,6 +21,10 @@ the photo, with the photo's pixels where the photo saw it.
    fill of the known colours over the Gaussians' k-NN graph (`core.color_fill`).
 
 Pre-made Gaussians (a splat file) enter at step 2: `lift_splats(g, image, mask, camera, config)`.
+A mesh already in memory (Blender's Lift onto Mesh: `blender.mesh_source`) enters as
+`MeshLifter(config, mesh=...)`; `MeshLifter.fit` gives the alignment hypotheses in the order
+step 2 ranks them and `MeshLifter.lift(..., placement=one of them)` lifts through the one the
+artist chose: the CLI (which takes the first) and Blender run the same steps.
 Deterministic for a seed (sampling and placement).
 """
 from __future__ import annotations
@@ -53,10 +57,10 @@ MATCH_GAIN = (0.25, 4.0)     # the texture-to-photo gain is clipped to this rang
 
 @dataclass(frozen=True)
 class MeshLiftConfig:
-    path: Path                       # the mesh file
+    path: Path | None = None         # the mesh file (None: the mesh is given to MeshLifter)
     up: str = "auto"                 # 'auto' (by format: glTF / OBJ Y up, PLY / STL Z up), 'y' or 'z'
     as_placed: bool = False          # keep the mesh's coordinates: it is already lined up through the camera
-    fit_k: int = 3                   # alignment hypotheses refined; the best one is kept
+    fit_k: int = 3                   # alignment hypotheses found (best first); Lift takes the best unless told
     max_splats: int = MAX_SPLATS
     spacing_px: float = SPLAT_SPACING_PX
     inset_px: float = SILHOUETTE_INSET_PX
@@ -65,7 +69,7 @@ class MeshLiftConfig:
     name: str | None = None          # what messages call the mesh (default: its path)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.path, Path):
+        if self.path is not None and not isinstance(self.path, Path):
             object.__setattr__(self, "path", Path(self.path))
         if self.up not in UP_AXES:
             raise ConfigError(f"the mesh's up axis must be one of {', '.join(UP_AXES)}, not {self.up!r}")
@@ -79,24 +83,52 @@ class MeshLiftConfig:
             raise ConfigError(f"inset_px must be in 0..4 pixels, not {self.inset_px}")
 
 
+@dataclass(frozen=True)
+class MeshFit:
+    """One alignment hypothesis: where the mesh's own coordinates go in the camera's world."""
+
+    similarity: object   # core.transforms.Similarity: mesh coordinates -> world
+    iou: float           # its silhouette's IoU with the mask (placement's render view)
+
+
 class MeshLifter:
     name = "mesh"
 
-    def __init__(self, config: MeshLiftConfig, device: str = "auto") -> None:
+    def __init__(self, config: MeshLiftConfig, device: str = "auto", mesh=None) -> None:
+        """mesh: a `core.mesh_surface.SurfaceMesh` already in memory; else `config.path` is read."""
         from ...core.device import pick_device
         from ...core.mesh_surface import load_surface_mesh
 
         self.config = config
         self.device = pick_device(device)
-        self.mesh = load_surface_mesh(config.path, config.up, config.name)  # fail at start-up, not at the first lift
+        if mesh is None and config.path is None:
+            raise ConfigError("the mesh lifter needs a mesh file or a mesh")
+        # A file is read at start-up, so that a bad one fails there and not at the first lift.
+        self.mesh = mesh if mesh is not None else load_surface_mesh(config.path, config.up, config.name)
+
+    def fit(self, mask: np.ndarray, camera, image: np.ndarray | None = None, progress=None, cancel=None) -> list[MeshFit]:
+        """The alignment hypotheses of the mesh to the mask, best first (module doc, step 2; with
+        `image`, a coloured mesh's best colour agreement first). progress(fraction) is called and
+        cancel() polled between steps (True: CancelledError)."""
+        if self.config.as_placed:  # one hypothesis: where the mesh is
+            from ...core.mesh_surface import silhouette
+            from ...core.transforms import Similarity
+
+            check_in_view(self.mesh, mask, camera, True)
+            covered = silhouette(self.mesh, camera)
+            return [MeshFit(Similarity.identity(), float((covered & mask).sum() / max((covered | mask).sum(), 1)))]
+        return fit_mesh(self.mesh, mask, camera, self.config, self.device, image, progress, cancel)
 
     def lift(self, image: np.ndarray,  # uint8 [H, W, 3]
              mask: np.ndarray,         # bool [H, W]
-             camera):                  # -> Gaussians in camera's world
+             camera,                   # -> Gaussians in camera's world
+             placement=None):          # Similarity (a MeshFit's): mesh -> world; None: as placed, or the best fit
         from ...core.mesh_surface import sample_surface, surface_gaussians
 
         cfg = self.config
-        placed = self.mesh if cfg.as_placed else place_mesh(self.mesh, mask, camera, cfg, self.device, image)
+        if placement is None:
+            placement = None if cfg.as_placed else self.fit(mask, camera, image)[0].similarity
+        placed = self.mesh if placement is None else self.mesh.with_vertices(placement.apply_points(self.mesh.vertices))
         check_in_view(placed, mask, camera, cfg.as_placed)
         samples = inset(sample_surface(placed, splat_count(placed, camera, cfg), cfg.seed), placed, camera, cfg.inset_px)
         colors = np.full((len(samples.points), 3), 0.5) if samples.colors is None else np.nan_to_num(samples.colors, nan=0.5)
@@ -104,20 +136,23 @@ class MeshLifter:
         return photo_colored(g, samples.colored, image, mask, camera, self.device, match_texture=cfg.match_texture)
 
 
-def fit_placements(g, mask: np.ndarray, camera, k: int, seed: int, device) -> list:
-    """Canonical-frame Gaussians -> the `k` best distinct `core.transforms.Similarity`s aligning
-    them to the mask, best silhouette first (the only call into `placement`). The unturned pose
-    is one of the starts: a Y-up format's upright, front-facing model is right as it comes."""
+def fit_placements(g, mask: np.ndarray, camera, k: int, seed: int, device, progress=None, cancel=None) -> list:
+    """Canonical-frame Gaussians -> the `k` best distinct (`core.transforms.Similarity` aligning
+    them to the mask, its silhouette IoU), best silhouette first (the only call into `placement`).
+    The unturned pose is one of the starts: a Y-up format's upright, front-facing model is right
+    as it comes."""
     from .placement import PlacementConfig, place_hypotheses
 
     hypotheses = place_hypotheses(g, mask, camera, PlacementConfig(seed=seed, work_side=PLACEMENT_SIDE), k=k, device=device,
-                                  starts=np.eye(3)[None])
-    return [h.similarity for h in hypotheses]
+                                  starts=np.eye(3)[None], progress=progress, cancel=cancel)
+    return [(h.similarity, float(h.iou)) for h in hypotheses]
 
 
-def place_mesh(mesh, mask: np.ndarray, camera, cfg: MeshLiftConfig, device, image: np.ndarray | None = None):
-    """-> the mesh moved into the camera's world, aligned to the mask (see module doc, step 2); with
-    its own colours and an image, the hypothesis whose colours agree best with the photo's."""
+def fit_mesh(mesh, mask: np.ndarray, camera, cfg: MeshLiftConfig, device, image: np.ndarray | None = None,
+             progress=None, cancel=None) -> list[MeshFit]:
+    """-> the mesh's alignment hypotheses (module doc, step 2), each moving the mesh's own
+    coordinates into the camera's world, best first; with its own colours and an image, the
+    hypothesis whose colours agree best with the photo's first, the others in silhouette order."""
     from ...core.mesh_surface import sample_surface, surface_gaussians
     from ...core.transforms import Similarity
 
@@ -129,13 +164,12 @@ def place_mesh(mesh, mask: np.ndarray, camera, cfg: MeshLiftConfig, device, imag
     canonical = mesh.with_vertices(unit.apply_points(mesh.vertices))
     samples = sample_surface(canonical, PLACEMENT_SAMPLES, cfg.seed)
     probe = surface_gaussians(samples, np.full((len(samples.points), 3), 0.5))
-    hypotheses = fit_placements(probe, mask, camera, cfg.fit_k, cfg.seed, device)
-    best = hypotheses[0]
+    hypotheses = fit_placements(probe, mask, camera, cfg.fit_k, cfg.seed, device, progress, cancel)
     if image is not None and len(hypotheses) > 1 and samples.colored.mean() > 0.5:
-        errors = [colour_disagreement(probe, samples, sim, image, mask, camera, device) for sim in hypotheses]
-        best = hypotheses[int(np.argmin(errors))]
-    similarity = best.compose(unit)
-    return mesh.with_vertices(similarity.apply_points(mesh.vertices))
+        errors = [colour_disagreement(probe, samples, sim, image, mask, camera, device) for sim, _ in hypotheses]
+        best = int(np.argmin(errors))
+        hypotheses = [hypotheses[best]] + hypotheses[:best] + hypotheses[best + 1:]
+    return [MeshFit(similarity.compose(unit), iou) for similarity, iou in hypotheses]
 
 
 def colour_disagreement(probe, samples, similarity, image: np.ndarray, mask: np.ndarray, camera, device) -> float:
@@ -212,7 +246,7 @@ def lift_splats(g, image: np.ndarray, mask: np.ndarray, camera, cfg: MeshLiftCon
 
     device = pick_device(device)
     if not cfg.as_placed:
-        g = apply_similarity(g, fit_placements(g, mask, camera, 1, cfg.seed, device)[0])
+        g = apply_similarity(g, fit_placements(g, mask, camera, 1, cfg.seed, device)[0][0])
     return photo_colored(g, np.ones(len(g), bool), image, mask, camera, device, match_texture=cfg.match_texture)
 
 
