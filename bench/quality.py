@@ -102,13 +102,17 @@ def ensure_scenes(folder: Path, size: tuple[int, int], samples: int, names) -> d
     """Render the ground-truth scenes in a bpy subprocess unless an identical set is cached."""
     meta_path = folder / "scenes.json"
     wanted = json.loads(json.dumps(scene_key(size, samples)))
+    missing = list(names)
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
-        if meta.get("key") == wanted and all(n in meta.get("scenes", {}) for n in names):
-            return meta
-    print(f"[quality] rendering ground truth with Cycles into {folder} ...", file=sys.stderr, flush=True)
+        if meta.get("key") == wanted:
+            missing = [n for n in names if n not in meta.get("scenes", {})]
+    if not missing:
+        return meta
+    print(f"[quality] rendering {len(missing)} ground-truth scenes with Cycles into {folder} ...", file=sys.stderr,
+          flush=True)
     cmd = [sys.executable, "-m", "bench.quality_scenes", "--out", str(folder), "--size", f"{size[0]}x{size[1]}",
-           "--samples", str(samples), "--backgrounds", ",".join(BACKGROUNDS)]
+           "--samples", str(samples), "--backgrounds", ",".join(BACKGROUNDS), "--scenes", ",".join(missing)]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return json.loads(meta_path.read_text())
 

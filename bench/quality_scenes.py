@@ -413,6 +413,11 @@ def render_scenes(out: Path, size: tuple[int, int], samples: int, specs: list[Sc
     data = Path(skimage.__file__).parent / "data"
     textures = {"astronaut": str(data / "astronaut.png"), "chelsea": str(data / "chelsea.png")}
     meta = {"key": scene_key(size, samples), "scenes": {}}
+    cached = out / "scenes.json"
+    if cached.exists():  # add to a set rendered with the same settings
+        previous = json.loads(cached.read_text())
+        if previous.get("key") == json.loads(json.dumps(meta["key"])):
+            meta["scenes"] = previous["scenes"]
     for spec in specs:
         camera = Camera.from_fov(size[0], size[1], spec.horizontal_fov_deg)
         sc = _reset_scene(size, samples, spec)
