@@ -47,6 +47,7 @@ OUT/quality_examples.png (one scene: A | true B | 3D | 2D per edit) and OUT/qual
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import importlib.util
@@ -379,6 +380,59 @@ def parse_overrides(text: str, config_type, what: str):
     return dataclasses.replace(defaults, **values)
 
 
+def _ablate_compose(drop: tuple[str, ...]):
+    """pipeline.edit.compose without some of its keep-the-photo rules."""
+    from uplift.pipeline import edit as edit_module
+
+    original = edit_module.compose
+
+    def compose(prepared, rgba, services, config, *, unmoved=None, still=None):
+        return original(prepared, rgba, services, config, unmoved=None if "unmoved" in drop else unmoved,
+                        still=None if "still" in drop or "unmoved" in drop else still)
+    return edit_module, "compose", compose
+
+
+def _ablate_band():
+    """Reprojection samples the raw photo, silhouette band included (before ae9f29e)."""
+    from uplift.core.render.reprojection import PhotoSource
+
+    def sampled_image(self):
+        return self.image.detach().cpu().float()
+    return PhotoSource, "sampled_image", sampled_image
+
+
+def _ablate_share_smoothing():
+    """The photo's share per pixel as rendered, not opened and smoothed at seams (before 8a5aca5)."""
+    from uplift.core.render import reprojection
+
+    return reprojection, "smooth_share", lambda share, alpha: share
+    
+
+# Named ablations of rules added after the inflate change (`--ablate`), each switched off in
+# process by swapping one function for the duration of the run: attribution without a checkout.
+ABLATIONS = {
+    "no_still": lambda: _ablate_compose(("still",)),
+    "no_unmoved": lambda: _ablate_compose(("unmoved",)),
+    "no_band": _ablate_band,
+    "no_share_smoothing": _ablate_share_smoothing,
+}
+
+
+@contextlib.contextmanager
+def ablated(names):
+    """Apply the named ABLATIONS for the duration of the block, then restore every function."""
+    swapped = []
+    try:
+        for name in names:
+            owner, attr, replacement = ABLATIONS[name]()
+            swapped.append((owner, attr, getattr(owner, attr)))
+            setattr(owner, attr, replacement)
+        yield
+    finally:
+        for owner, attr, original in reversed(swapped):
+            setattr(owner, attr, original)
+
+
 def two_d_edit(scene: Scene, prepared, edit: str, services, config):
     """The 2D baseline's composite for `edit`: A's cut-out warped by the oracle similarity."""
     from uplift.pipeline.edit import compose
@@ -655,6 +709,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="the embedded filler the edit pipeline uses (default: the service default)")
     ap.add_argument("--inflate", default="", metavar="NAME=VALUE,...", help="InflateConfig overrides (ablations)")
     ap.add_argument("--edit-config", default="", metavar="NAME=VALUE,...", help="EditConfig overrides (ablations)")
+    ap.add_argument("--ablate", default="", metavar="NAME,...", help=f"switch off rules: {', '.join(ABLATIONS)}")
     ap.add_argument("--baseline", action="append", default=[], metavar="REV",
                     help="also score this commit's own `uplift edit` on the same photos (repeatable)")
     ap.add_argument("--label", default="main", help="the name of this checkout's row")
@@ -684,8 +739,12 @@ def main(argv: list[str] | None = None) -> int:
         log(f"[quality] skipping the {name} filler: its package is not installed")
     start = time.perf_counter()
     scenes = load_scenes(args.out, size, args.samples, [s.name for s in specs], edits, log)
-    results = run(args.out, scenes, backends, edits, log, fillers=fillers, inpaint=args.inpaint,
-                  inflate=inflate, edit_config=edit_config)
+    ablations = [a for a in args.ablate.split(",") if a]
+    if set(ablations) - set(ABLATIONS):
+        ap.error(f"unknown ablations {sorted(set(ablations) - set(ABLATIONS))}; choose from {', '.join(ABLATIONS)}")
+    with ablated(ablations):
+        results = run(args.out, scenes, backends, edits, log, fillers=fillers, inpaint=args.inpaint,
+                      inflate=inflate, edit_config=edit_config)
     for s in results.edits + results.identity:
         s.backend = f"{args.label} ({s.backend})"
     labels = list(dict.fromkeys(s.backend for s in results.edits if s.method == "3d"))
@@ -703,7 +762,7 @@ def main(argv: list[str] | None = None) -> int:
     minutes = (time.perf_counter() - start) / 60
     settings = {"scenes": [s.name for s in specs], "halves": results.halves, "size": list(size),
                 "samples": args.samples, "inpaint": args.inpaint, "inflate": dataclasses.asdict(inflate),
-                "edit_config": dataclasses.asdict(edit_config), "baselines": args.baseline,
+                "edit_config": dataclasses.asdict(edit_config), "ablate": ablations, "baselines": args.baseline,
                 "fillers_skipped": skipped, "run_minutes": minutes}
     (args.out / "quality.json").write_text(json.dumps({"settings": settings, **summary, "scores": {
         "edits": [dataclasses.asdict(s) for s in results.edits],

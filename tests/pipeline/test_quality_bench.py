@@ -203,3 +203,21 @@ def test_tiny_run_writes_every_report_field_and_a_baseline_row_equals_this_check
     assert "vs_telea_hole_db" not in report["fillers"]["telea"]  # no delta against itself
     assert "per object" in (tmp_path / "quality.md").read_text() and "identity" in done.stdout
     assert (tmp_path / "photos" / "globe.png").is_file() and (tmp_path / "quality_fillers.png").is_file()
+
+
+def test_ablations_swap_functions_for_the_block_only():
+    """--ablate switches rules off in process; afterwards (also after an error) the pipeline is whole."""
+    from uplift.core.render import reprojection
+    from uplift.pipeline import edit
+
+    from bench.quality import ABLATIONS, ablated
+
+    originals = (edit.compose, reprojection.smooth_share, reprojection.PhotoSource.sampled_image)
+    with pytest.raises(RuntimeError):
+        with ablated(list(ABLATIONS)):
+            assert edit.compose is not originals[0] and reprojection.smooth_share is not originals[1]
+            assert reprojection.PhotoSource.sampled_image is not originals[2]
+            share = reprojection.smooth_share(reprojection.torch.tensor([[0.0, 1.0]]), None)
+            assert share.tolist() == [[0.0, 1.0]]  # no smoothing
+            raise RuntimeError("inside the block")
+    assert (edit.compose, reprojection.smooth_share, reprojection.PhotoSource.sampled_image) == originals
