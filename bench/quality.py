@@ -521,37 +521,63 @@ def baseline_checkout(out: Path, rev: str) -> tuple[str, Path]:
     return sha, shim
 
 
+# Runs in the baseline checkout's environment: its own `uplift edit` main once per edit, with its
+# run_edit (prepare + apply_edit in every commit since the split) reusing the first edit's prepare,
+# so a scene costs one segment / lift / inpaint instead of one per edit. Same photo in every call.
+BASELINE_DRIVER = """
+import json, sys
+from uplift.pipeline import edit as pipeline
+prepared = []
+def run_edit(request, edit, services, config=pipeline.EditConfig(), stage=None):
+    if not prepared:
+        prepared.append(pipeline.prepare(request, services, config, stage))
+    return pipeline.apply_edit(prepared[0], edit, services, config, stage)
+pipeline.run_edit = run_edit
+from uplift.cli.main import main
+for argv in json.loads(sys.argv[1]):
+    code = main(argv)
+    if code:
+        sys.exit(code)
+"""
+
+
 def run_baseline(out: Path, rev: str, scenes: list[Scene], edits, log) -> list[Score]:
     """`rev`'s own `uplift edit PHOTO --box ... -o FINAL --keep DIR` for every scene and edit (its
-    default backends; results cached per commit and scene set), scored as the 3D rows are."""
+    default backends; results cached per commit and photo), scored as the 3D rows are."""
     import os
 
     from uplift.core.image_io import load_image
 
     sha, shim = baseline_checkout(out, rev)
     folder = out / "baselines" / sha / "runs"
-    env = dict(os.environ, PYTHONPATH=str(shim), OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
+    env = dict(os.environ, PYTHONPATH=str(shim))
     scores = []
     for scene in scenes:
+        digest = _digest(scene.photo_path)
+        calls, todo = [], []
         for edit in edits:
             rot, trans, scale = EDITS[edit]
             keep = folder / scene.name / edit
-            final = keep / "final.png"
-            stamp = keep / "photo.sha"
-            digest = _digest(scene.photo_path)
-            if not (final.exists() and stamp.exists() and stamp.read_text() == digest):
+            if not ((keep / "final.png").exists() and (keep / "photo.sha").exists()
+                    and (keep / "photo.sha").read_text() == digest):
                 keep.mkdir(parents=True, exist_ok=True)
-                cmd = [sys.executable, "-c", "import sys; from uplift.cli.main import main; sys.exit(main())", "edit",
-                       str(scene.photo_path.resolve()), "--box", ",".join(str(v) for v in scene.box),
-                       "--rotate", ",".join(f"{v:g}" for v in rot), "--translate", ",".join(f"{v:g}" for v in trans),
-                       "--scale", f"{scale:g}", "-o", str(final.resolve()), "--keep", str(keep.resolve()), "-q"]
-                t0 = time.perf_counter()
-                done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=str(shim.parent))
-                if done.returncode != 0:
-                    raise RuntimeError(f"baseline {sha} failed on {scene.name}/{edit}: {done.stderr.strip()[-400:]}")
-                stamp.write_text(digest)
-                log(f"[quality] baseline {sha} {scene.name}/{edit}: {time.perf_counter() - t0:.1f} s")
-            result = load_image(final)
+                todo.append(keep)
+                calls.append(["edit", str(scene.photo_path.resolve()), "--box", ",".join(str(v) for v in scene.box),
+                              "--rotate", ",".join(f"{v:g}" for v in rot),
+                              "--translate", ",".join(f"{v:g}" for v in trans), "--scale", f"{scale:g}",
+                              "-o", str((keep / "final.png").resolve()), "--keep", str(keep.resolve()), "-q"])
+        if calls:
+            t0 = time.perf_counter()
+            done = subprocess.run([sys.executable, "-c", BASELINE_DRIVER, json.dumps(calls)], env=env,
+                                  capture_output=True, text=True, cwd=str(shim.parent))
+            if done.returncode != 0:
+                raise RuntimeError(f"baseline {sha} failed on {scene.name}: {done.stderr.strip()[-600:]}")
+            for keep in todo:
+                (keep / "photo.sha").write_text(digest)
+            log(f"[quality] baseline {sha} {scene.name}: {len(calls)} edits in {time.perf_counter() - t0:.1f} s")
+        for edit in edits:
+            keep = folder / scene.name / edit
+            result = load_image(keep / "final.png")
             silhouette = load_image(keep / "new_mask.png")[..., 0] >= 128
             scores.append(Score(f"{rev} = {sha} (grabcut)", edit, "3d", scene.name,
                                 *evaluate(result, silhouette, scene.truths[edit], scene.masks["A"], scene.masks[edit])))
@@ -713,6 +739,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline", action="append", default=[], metavar="REV",
                     help="also score this commit's own `uplift edit` on the same photos (repeatable)")
     ap.add_argument("--label", default="main", help="the name of this checkout's row")
+    ap.add_argument("--two-d-from", type=Path, metavar="QUALITY.json",
+                    help="take the 2D rows from an earlier run's quality.json (same scenes, same 2D code) and skip "
+                         "this checkout's 3D run: a --baseline-only comparison at the cost of the baselines alone")
     args = ap.parse_args(argv)
     size = tuple(int(v) for v in args.size.lower().split("x"))
     backends = [b for b in args.backends.split(",") if b]
@@ -742,12 +771,21 @@ def main(argv: list[str] | None = None) -> int:
     ablations = [a for a in args.ablate.split(",") if a]
     if set(ablations) - set(ABLATIONS):
         ap.error(f"unknown ablations {sorted(set(ablations) - set(ABLATIONS))}; choose from {', '.join(ABLATIONS)}")
-    with ablated(ablations):
-        results = run(args.out, scenes, backends, edits, log, fillers=fillers, inpaint=args.inpaint,
-                      inflate=inflate, edit_config=edit_config)
-    for s in results.edits + results.identity:
-        s.backend = f"{args.label} ({s.backend})"
-    labels = list(dict.fromkeys(s.backend for s in results.edits if s.method == "3d"))
+    if args.two_d_from:
+        earlier = json.loads(args.two_d_from.read_text())["scores"]["edits"]
+        wanted = {sc.name for sc in scenes}
+        twod = [Score(**e) for e in earlier if e["method"] == "2d" and e["scene"] in wanted and e["edit"] in edits]
+        if {(s.scene, s.edit) for s in twod} != {(n, e) for n in wanted for e in edits}:
+            ap.error(f"{args.two_d_from} lacks 2D scores for some of these scenes and edits")
+        results = Results(twod, [], [], {sc.name: sc.half for sc in scenes})
+        labels = []
+    else:
+        with ablated(ablations):
+            results = run(args.out, scenes, backends, edits, log, fillers=fillers, inpaint=args.inpaint,
+                          inflate=inflate, edit_config=edit_config)
+        for s in results.edits + results.identity:
+            s.backend = f"{args.label} ({s.backend})"
+        labels = list(dict.fromkeys(s.backend for s in results.edits if s.method == "3d"))
     two_d = next(s.backend for s in results.edits if s.method == "2d")
     for rev in args.baseline:
         results.edits += run_baseline(args.out, rev, scenes, edits, log)
