@@ -1,22 +1,33 @@
-"""`make bench-quality`: does editing in 3D beat pushing pixels in 2D?
+"""`make bench-quality`: does editing in 3D beat pushing pixels in 2D, and does a change
+that helps here help on photos it was never tuned on?
 
-Ground truth: objects built from Blender primitives with procedural / photo textures
-(`bench.quality_scenes`), rendered by Cycles at pose A and at each edited pose B, and
-composited over real photos (scikit-image's bundled `coffee`, `stereo_motorcycle`'s
-left view, `rocket`). Photo A goes through the `uplift edit` pipeline in process (its box from A's
-mask's bounding box, padded), with the edit that produced B; the result is compared
-with the rendered B:
+Ground truth: objects built from Blender primitives (`bench.quality_scenes`: compact, thin-part
+and non-convex kinds, tilted rest poses, strong directional light, four lenses, high-frequency
+textures), rendered by Cycles at pose A and at each edited pose B, and composited over real
+photos (scikit-image's and the segment-anything photos in tests/data). Each scene's photo A is
+written as a PNG carrying its lens as EXIF FocalLengthIn35mmFilm, and the camera is read back
+from it (`core.photo.camera_from_photo`), as `uplift edit` does. Photo A goes through the `uplift
+edit` pipeline in process (its box from A's mask's bounding box, padded), with the edit that
+produced B; the result is compared with the rendered B:
 
 - PSNR and SSIM over the union of A's and B's object masks (where the edit happens); the PSNR
   also after the best shift of the result by a few pixels (`psnr_best_shift`, the protocol of
-  the issue's held-out scores: one view cannot tell where the true 3D pivot projects),
+  the held-out scores: one view cannot tell where the true 3D pivot projects),
 - silhouette IoU between the edited object's mask and B's mask,
 - PSNR outside the union (where nothing should change; 99 dB = identical).
+
+The scenes are split once by seed into a *tuning* half and a *held-out* half
+(`quality_scenes.SPLIT_SEED`). Tune on `--half tuning`; the report gives both halves, means and
+medians, and a per-object table, so one object at the median cannot carry a result.
+
+`--baseline REV` (`make bench-quality BASELINE=REV`) also runs another commit's own `uplift edit`
+(a detached git worktree, its CLI in a subprocess, from a box, one run per edit) on the same
+photos and scores it against the same 2D baseline: the previous landing as a row of the table.
 
 Also reported: identity (photo A through the pipeline with no edit, PSNR against A inside
 A's mask), each hole filler's plate against the TRUE background inside the dilated hole
 (and on a thin ring at the object's edge, what the seam pass fills), and the 3D edit's
-render / compose stage seconds (the cost of photo reprojection, when the pipeline has it).
+render / compose stage seconds.
 
 The 2D baseline does what a pixel editor would: cut the object out of A with the same
 mask the pipeline used, warp it with the 2D similarity (rotation, uniform scale,
@@ -24,19 +35,19 @@ translation) that best maps A's true mask onto B's true mask (an oracle fit: mom
 for scale and translation, a search over the rotation angle for the best IoU), and
 paste it over the same inpainted plate with the same compositing and seam pass.
 
-Backends: 'grabcut' segments with the embedded GrabCut from the box; 'oracle' uses A's
-true mask, isolating lifting from segmentation errors.
+Backends: 'grabcut' segments with the embedded GrabCut from the box (the held-out protocol);
+'oracle' uses A's true mask, isolating lifting from segmentation errors.
 
-    python -m bench.quality [--out bench-output] [--backends grabcut,oracle] [--scenes N]
-                            [--fillers telea,ns,fsr_fast,fsr_best,patchmatch,structure_texture,membrane] [--objects ...]
+    python -m bench.quality [--out bench-output] [--half tuning|heldout|all] [--backends grabcut,oracle]
+                            [--inflate thickness_prior=1.0,...] [--baseline REV ...] [--fillers ...]
 
 Prints the tables and writes OUT/quality.md, OUT/quality.json, OUT/quality_scenes.csv and
-OUT/quality_examples.png (one scene: A | true B | 3D | 2D per edit) and OUT/quality_fillers.png
-(one scene: photo | true background | each filler's plate).
+OUT/quality_examples.png (one scene: A | true B | 3D | 2D per edit) and OUT/quality_fillers.png.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import importlib.util
@@ -51,15 +62,34 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.quality_scenes import EDITS, OBJECT_NAMES, scene_key
+from bench.quality_scenes import EDITS, OBJECT_NAMES, scene_key, scene_specs
 from uplift.services.backends.opencv_inpaint import METHODS
 
 # skimage.data photos bundled with the package: name -> loader.
+REPO = Path(__file__).resolve().parents[1]
+PHOTOS = REPO / "tests" / "data" / "photos"  # segment-anything's photos, Apache-2.0 (tests/data/photos/LICENSE-*)
+
+
+def _photo(name: str):
+    def load(_data):
+        from PIL import Image
+
+        return np.asarray(Image.open(PHOTOS / name).convert("RGB"))
+    return load
+
+
+# Real photos the objects are composited over: name -> loader(skimage.data).
 BACKGROUNDS = {
     "coffee": lambda data: data.coffee(),
     "motorcycle": lambda data: data.stereo_motorcycle()[0],
     "rocket": lambda data: data.rocket(),
+    "astronaut": lambda data: data.astronaut(),
+    "truck": _photo("truck.jpg"),
+    "dog": _photo("dog.jpg"),
+    "groceries": _photo("groceries.jpg"),
 }
+HELD_OUT_EDITS = ("yaw15", "yaw30", "yaw60", "pitch20", "scale1.3")  # the held-out protocol's five edits
+HALVES = ("tuning", "heldout")
 BOX_PAD = 4  # px around A's mask's bounding box, as a user would draw it
 PSNR_CAP = 99.0  # dB reported for identical pixels
 FILLERS = METHODS  # every embedded hole filler; Telea first, the one the others are compared with
@@ -69,19 +99,34 @@ SEAM_RING = (1, 2)  # (offset, half-width) px of the thin ring scored for seam f
 
 # -- scenes ------------------------------------------------------------------------------
 
-def ensure_scenes(folder: Path, size: tuple[int, int], samples: int, objects) -> dict:
+def ensure_scenes(folder: Path, size: tuple[int, int], samples: int, names) -> dict:
     """Render the ground-truth scenes in a bpy subprocess unless an identical set is cached."""
     meta_path = folder / "scenes.json"
     wanted = json.loads(json.dumps(scene_key(size, samples)))
+    missing = list(names)
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
-        if meta.get("key") == wanted and all(o in meta["objects"] for o in objects):
-            return meta
-    print(f"[quality] rendering ground truth with Cycles into {folder} ...", file=sys.stderr, flush=True)
+        if meta.get("key") == wanted:
+            missing = [n for n in names if n not in meta.get("scenes", {})]
+    if not missing:
+        return meta
+    print(f"[quality] rendering {len(missing)} ground-truth scenes with Cycles into {folder} ...", file=sys.stderr,
+          flush=True)
     cmd = [sys.executable, "-m", "bench.quality_scenes", "--out", str(folder), "--size", f"{size[0]}x{size[1]}",
-           "--samples", str(samples), "--objects", ",".join(objects)]
+           "--samples", str(samples), "--backgrounds", ",".join(BACKGROUNDS), "--scenes", ",".join(missing)]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return json.loads(meta_path.read_text())
+
+
+def write_photo(path: Path, image: np.ndarray, lens_35mm: int) -> None:
+    """A PNG of `image` carrying its lens where `core.photo` (and any EXIF reader) looks for it:
+    FocalLengthIn35mmFilm in the Exif sub-IFD."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x8769] = {0xA405: int(lens_35mm)}  # (filling get_ifd()'s dict is lost by Pillow's PNG writer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(path, exif=exif)
 
 
 def background(name: str, size: tuple[int, int]) -> np.ndarray:
@@ -270,113 +315,336 @@ class Results:
     edits: list[Score]
     identity: list[IdentityScore]
     fillers: list[FillScore]
+    halves: dict          # scene -> "tuning" | "heldout"
 
 
-def run(out: Path, size, samples, backends, objects, backgrounds, edits, log, *, max_scenes: int | None = None,
-        fillers=FILLERS, inpaint: str = "telea") -> Results:
+@dataclass
+class Scene:
+    """One scene ready to edit: photo A on disk (with EXIF), its camera, the truths, the box."""
+    name: str
+    half: str
+    photo_path: Path
+    photo: np.ndarray                # uint8 [H, W, 3]
+    camera: object                   # core.camera.Camera read back from the photo's EXIF
+    masks: dict                      # pose -> bool [H, W]
+    truths: dict                     # edit -> uint8 [H, W, 3]
+    box: tuple[int, int, int, int]
+    background: np.ndarray
+
+
+def load_scenes(out: Path, size, samples, names, edits, log) -> list[Scene]:
+    from uplift.core.camera import Camera
+    from uplift.core.image_io import load_rgba
+    from uplift.core.photo import camera_from_photo
+
+    meta = ensure_scenes(out / "scenes", size, samples, names)
+    scenes = []
+    for name in names:
+        entry = meta["scenes"][name]
+        spec = entry["spec"]
+        renders = {pose: load_rgba(out / "scenes" / name / f"{pose}.png") for pose in ("A", *edits)}
+        masks = {pose: r[..., 3] >= 128 for pose, r in renders.items()}
+        bg = background(spec["background"], size)
+        photo = over(renders["A"], bg)
+        path = out / "photos" / f"{name}.png"
+        write_photo(path, photo, spec["lens_35mm"])
+        camera = camera_from_photo(path)
+        truth_camera = Camera.from_dict(entry["camera"])
+        if not np.allclose(camera.K, truth_camera.K, rtol=1e-6):
+            raise RuntimeError(f"{name}: the photo's EXIF camera {camera.K[0, 0]:.2f} px differs from the render's "
+                               f"{truth_camera.K[0, 0]:.2f} px")
+        ys, xs = np.nonzero(masks["A"])
+        box = (max(0, xs.min() - BOX_PAD), max(0, ys.min() - BOX_PAD),
+               min(size[0], xs.max() + 1 + BOX_PAD), min(size[1], ys.max() + 1 + BOX_PAD))
+        scenes.append(Scene(name, spec["half"], path, photo, camera, masks,
+                            {e: over(renders[e], bg) for e in edits}, box, bg))
+        log(f"[quality] {name} ({spec['half']}, {spec['family']}, {spec['lens_35mm']} mm, tilt {spec['tilt_deg']:+.0f} deg, "
+            f"x{spec['frequency']:g} texture, over {spec['background']})")
+    return scenes
+
+
+def parse_overrides(text: str, config_type, what: str):
+    """'name=value,...' -> config_type(**values), each value parsed as the field's default's type."""
+    if not text:
+        return config_type()
+    defaults = config_type()
+    values = {}
+    for item in text.split(","):
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not hasattr(defaults, key):
+            raise SystemExit(f"--{what}: unknown setting {key!r}; choose from "
+                             f"{', '.join(f.name for f in dataclasses.fields(config_type))}")
+        kind = type(getattr(defaults, key))
+        values[key] = (raw.strip().lower() in ("1", "true", "yes", "on")) if kind is bool else kind(raw)
+    return dataclasses.replace(defaults, **values)
+
+
+def _ablate_compose(drop: tuple[str, ...]):
+    """pipeline.edit.compose without some of its keep-the-photo rules."""
+    from uplift.pipeline import edit as edit_module
+
+    original = edit_module.compose
+
+    def compose(prepared, rgba, services, config, *, unmoved=None, still=None):
+        return original(prepared, rgba, services, config, unmoved=None if "unmoved" in drop else unmoved,
+                        still=None if "still" in drop or "unmoved" in drop else still)
+    return edit_module, "compose", compose
+
+
+def _ablate_band():
+    """Reprojection samples the raw photo, silhouette band included (before ae9f29e)."""
+    from uplift.core.render.reprojection import PhotoSource
+
+    def sampled_image(self):
+        return self.image.detach().cpu().float()
+    return PhotoSource, "sampled_image", sampled_image
+
+
+def _ablate_share_smoothing():
+    """The photo's share per pixel as rendered, not opened and smoothed at seams (before 8a5aca5)."""
+    from uplift.core.render import reprojection
+
+    return reprojection, "smooth_share", lambda share, alpha: share
+    
+
+# Named ablations of rules added after the inflate change (`--ablate`), each switched off in
+# process by swapping one function for the duration of the run: attribution without a checkout.
+ABLATIONS = {
+    "no_still": lambda: _ablate_compose(("still",)),
+    "no_unmoved": lambda: _ablate_compose(("unmoved",)),
+    "no_band": _ablate_band,
+    "no_share_smoothing": _ablate_share_smoothing,
+}
+
+
+@contextlib.contextmanager
+def ablated(names):
+    """Apply the named ABLATIONS for the duration of the block, then restore every function."""
+    swapped = []
+    try:
+        for name in names:
+            owner, attr, replacement = ABLATIONS[name]()
+            swapped.append((owner, attr, getattr(owner, attr)))
+            setattr(owner, attr, replacement)
+        yield
+    finally:
+        for owner, attr, original in reversed(swapped):
+            setattr(owner, attr, original)
+
+
+def two_d_edit(scene: Scene, prepared, edit: str, services, config):
+    """The 2D baseline's composite for `edit`: A's cut-out warped by the oracle similarity."""
+    from uplift.pipeline.edit import compose
+
+    M = fit_mask_similarity(scene.masks["A"], scene.masks[edit])
+    return compose(prepared, warp_cutout(scene.photo, prepared.mask, M), services, config)
+
+
+def run(out: Path, scenes: list[Scene], backends, edits, log, *, fillers=FILLERS, inpaint: str = "telea",
+        inflate=None, edit_config=None) -> Results:
     import torch
 
-    from uplift.core.camera import Camera
-    from uplift.core.image_io import load_rgba, save_png
-    from uplift.pipeline.edit import EditConfig, EditRequest, EditSpec, apply_edit, compose, prepare
+    from uplift.core.image_io import save_png
+    from uplift.pipeline.edit import EditConfig, EditRequest, EditSpec, apply_edit, prepare
+    from uplift.services.backends.inflate import InflateConfig, InflateLifter
     from uplift.services.config import ServerConfig
     from uplift.services.local import LocalServices
 
     torch.manual_seed(0)
-    # Every object first (each on another background), then the other backgrounds: --scenes N spreads out.
-    scenes = [(o, backgrounds[(i + r) % len(backgrounds)]) for r in range(len(backgrounds))
-              for i, o in enumerate(objects)][:max_scenes]
-    meta = ensure_scenes(out / "scenes", size, samples, list(dict.fromkeys(o for o, _ in scenes)))
-    camera = Camera.from_dict(meta["camera"])
-    services = LocalServices(ServerConfig(segment="grabcut", lift="inflate", inpaint=inpaint))
-    config = EditConfig()
+    services = LocalServices(ServerConfig(segment="grabcut", lift="inflate", inpaint=inpaint),
+                             lifter=InflateLifter(inflate or InflateConfig()))
+    config = edit_config or EditConfig()
     scores: list[Score] = []
     identity: list[IdentityScore] = []
     fills: list[FillScore] = []
     examples: list[np.ndarray] = []
-    for obj in dict.fromkeys(o for o, _ in scenes):
-        renders = {pose: load_rgba(out / "scenes" / obj / f"{pose}.png") for pose in ("A", *edits)}
-        masks = {pose: r[..., 3] >= 128 for pose, r in renders.items()}
-        for bg_name in [b for o, b in scenes if o == obj]:
-            bg = background(bg_name, size)
-            photo = over(renders["A"], bg)
-            ys, xs = np.nonzero(masks["A"])
-            box = (max(0, xs.min() - BOX_PAD), max(0, ys.min() - BOX_PAD),
-                   min(size[0], xs.max() + 1 + BOX_PAD), min(size[1], ys.max() + 1 + BOX_PAD))
-            scene = f"{obj}/{bg_name}"
-            scene_fills, plates = score_fillers(fillers, photo, bg, masks["A"], scene, config)
+    for scene in scenes:
+        if fillers:
+            scene_fills, plates = score_fillers(fillers, scene.photo, scene.background, scene.masks["A"], scene.name, config)
             fills += scene_fills
             if plates and len(fills) == len(scene_fills):  # the first scene: photo | true background | plates
-                save_png(out / "quality_fillers.png", np.concatenate([photo, bg, *plates], axis=1))
-            log(f"[quality] {scene} fillers: " + ", ".join(f"{f.filler} {f.psnr_hole:.2f} dB {f.seconds:.1f} s"
-                                                           for f in fills[-len(fillers):]))
-            for backend in backends:
-                request = EditRequest(photo, camera, box=None if backend == "oracle" else box,
-                                      mask=masks["A"] if backend == "oracle" else None)
-                t0 = time.perf_counter()
-                prepared = prepare(request, services, config)
-                log(f"[quality] {scene} {backend}: prepared in {time.perf_counter() - t0:.1f} s "
-                    f"(mask IoU {iou(prepared.mask, masks['A']):.3f}, {len(prepared.gaussians)} Gaussians)")
-                same = apply_edit(prepared, EditSpec(), services, config).composite.final
-                identity.append(IdentityScore(backend, scene, psnr(same, photo, masks["A"]),
-                                              psnr(same, photo, ~masks["A"])))
-                row = [photo]
-                for edit in edits:
-                    rot, trans, scale = EDITS[edit]
-                    truth = over(renders[edit], bg)
-                    result = apply_edit(prepared, EditSpec(rotate_deg=rot, translate=trans, scale=scale),
-                                        services, config)
-                    c3 = result.composite
-                    scores.append(Score(backend, edit, "3d", scene,
-                                        *evaluate(c3.final, c3.silhouette, truth, masks["A"], masks[edit]),
-                                        result.timings["render"], result.timings["compose"]))
-                    M = fit_mask_similarity(masks["A"], masks[edit])
-                    c2 = compose(prepared, warp_cutout(photo, prepared.mask, M), services, config)
-                    scores.append(Score(backend, edit, "2d", scene,
-                                        *evaluate(c2.final, c2.silhouette, truth, masks["A"], masks[edit])))
-                    row += [np.concatenate([truth, c3.final, c2.final], axis=0)]
-                if not examples and backend == backends[0]:
-                    examples = row
+                save_png(out / "quality_fillers.png", np.concatenate([scene.photo, scene.background, *plates], axis=1))
+            log(f"[quality] {scene.name} fillers: " + ", ".join(f"{f.filler} {f.psnr_hole:.2f} dB {f.seconds:.1f} s"
+                                                                for f in scene_fills))
+        for backend in backends:
+            request = EditRequest(scene.photo, scene.camera, box=None if backend == "oracle" else scene.box,
+                                  mask=scene.masks["A"] if backend == "oracle" else None)
+            t0 = time.perf_counter()
+            prepared = prepare(request, services, config)
+            log(f"[quality] {scene.name} {backend}: prepared in {time.perf_counter() - t0:.1f} s "
+                f"(mask IoU {iou(prepared.mask, scene.masks['A']):.3f}, {len(prepared.gaussians)} Gaussians)")
+            same = apply_edit(prepared, EditSpec(), services, config).composite.final
+            identity.append(IdentityScore(backend, scene.name, psnr(same, scene.photo, scene.masks["A"]),
+                                          psnr(same, scene.photo, ~scene.masks["A"])))
+            row = [scene.photo]
+            for edit in edits:
+                rot, trans, scale = EDITS[edit]
+                truth = scene.truths[edit]
+                result = apply_edit(prepared, EditSpec(rotate_deg=rot, translate=trans, scale=scale), services, config)
+                c3 = result.composite
+                scores.append(Score(backend, edit, "3d", scene.name,
+                                    *evaluate(c3.final, c3.silhouette, truth, scene.masks["A"], scene.masks[edit]),
+                                    result.timings["render"], result.timings["compose"]))
+                c2 = two_d_edit(scene, prepared, edit, services, config)
+                scores.append(Score(backend, edit, "2d", scene.name,
+                                    *evaluate(c2.final, c2.silhouette, truth, scene.masks["A"], scene.masks[edit])))
+                row += [np.concatenate([truth, c3.final, c2.final], axis=0)]
+            if not examples and backend == backends[0]:
+                examples = row
+            log(f"[quality] {scene.name} {backend}: 3D - 2D shifted " + ", ".join(
+                f"{e} {a.psnr_union_shift - b.psnr_union_shift:+.2f}" for e, a, b in
+                zip(edits, scores[-2 * len(edits)::2], scores[-2 * len(edits) + 1::2])))
     if examples:
         first = np.concatenate([examples[0], np.zeros_like(examples[0]), np.zeros_like(examples[0])], axis=0)
         save_png(out / "quality_examples.png", np.concatenate([first] + examples[1:], axis=1))
-    return Results(scores, identity, fills)
+    return Results(scores, identity, fills, {sc.name: sc.half for sc in scenes})
 
+
+# -- another commit's `uplift edit` as a row of the table -----------------------------------
+
+def baseline_checkout(out: Path, rev: str) -> tuple[str, Path]:
+    """A detached worktree of `rev` under OUT/baselines/<sha> and a folder whose `uplift` is its addon/
+    (for PYTHONPATH) -> (short sha, that folder)."""
+    sha = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short=10", f"{rev}^{{commit}}"], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    root = (out / "baselines" / sha).resolve()
+    src = root / "src"
+    if not (src / "addon").is_dir():
+        root.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--force", str(src), sha], check=True,
+                       capture_output=True)
+    shim = root / "shim"
+    shim.mkdir(exist_ok=True)
+    if not (shim / "uplift").exists():
+        (shim / "uplift").symlink_to(src / "addon", target_is_directory=True)
+    return sha, shim
+
+
+# Runs in the baseline checkout's environment: its own `uplift edit` main once per edit, with its
+# run_edit (prepare + apply_edit in every commit since the split) reusing the first edit's prepare,
+# so a scene costs one segment / lift / inpaint instead of one per edit. Same photo in every call.
+BASELINE_DRIVER = """
+import json, sys
+from uplift.pipeline import edit as pipeline
+prepared = []
+def run_edit(request, edit, services, config=pipeline.EditConfig(), stage=None):
+    if not prepared:
+        prepared.append(pipeline.prepare(request, services, config, stage))
+    return pipeline.apply_edit(prepared[0], edit, services, config, stage)
+pipeline.run_edit = run_edit
+from uplift.cli.main import main
+for argv in json.loads(sys.argv[1]):
+    code = main(argv)
+    if code:
+        sys.exit(code)
+"""
+
+
+def run_baseline(out: Path, rev: str, scenes: list[Scene], edits, log) -> list[Score]:
+    """`rev`'s own `uplift edit PHOTO --box ... -o FINAL --keep DIR` for every scene and edit (its
+    default backends; results cached per commit and photo), scored as the 3D rows are."""
+    import os
+
+    from uplift.core.image_io import load_image
+
+    sha, shim = baseline_checkout(out, rev)
+    folder = out / "baselines" / sha / "runs"
+    env = dict(os.environ, PYTHONPATH=str(shim))
+    scores = []
+    for scene in scenes:
+        digest = _digest(scene.photo_path)
+        calls, todo = [], []
+        for edit in edits:
+            rot, trans, scale = EDITS[edit]
+            keep = folder / scene.name / edit
+            if not ((keep / "final.png").exists() and (keep / "photo.sha").exists()
+                    and (keep / "photo.sha").read_text() == digest):
+                keep.mkdir(parents=True, exist_ok=True)
+                todo.append(keep)
+                calls.append(["edit", str(scene.photo_path.resolve()), "--box", ",".join(str(v) for v in scene.box),
+                              "--rotate", ",".join(f"{v:g}" for v in rot),
+                              "--translate", ",".join(f"{v:g}" for v in trans), "--scale", f"{scale:g}",
+                              "-o", str((keep / "final.png").resolve()), "--keep", str(keep.resolve()), "-q"])
+        if calls:
+            t0 = time.perf_counter()
+            done = subprocess.run([sys.executable, "-c", BASELINE_DRIVER, json.dumps(calls)], env=env,
+                                  capture_output=True, text=True, cwd=str(shim.parent))
+            if done.returncode != 0:
+                raise RuntimeError(f"baseline {sha} failed on {scene.name}: {done.stderr.strip()[-600:]}")
+            for keep in todo:
+                (keep / "photo.sha").write_text(digest)
+            log(f"[quality] baseline {sha} {scene.name}: {len(calls)} edits in {time.perf_counter() - t0:.1f} s")
+        for edit in edits:
+            keep = folder / scene.name / edit
+            result = load_image(keep / "final.png")
+            silhouette = load_image(keep / "new_mask.png")[..., 0] >= 128
+            scores.append(Score(f"{rev} = {sha} (grabcut)", edit, "3d", scene.name,
+                                *evaluate(result, silhouette, scene.truths[edit], scene.masks["A"], scene.masks[edit])))
+    return scores
+
+
+def _digest(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# -- the report ----------------------------------------------------------------------------
 
 def _median(values) -> float:
     values = [v for v in values if not math.isnan(v)]
     return statistics.median(values) if values else float("nan")
 
 
-def report(results: Results, backends, edits, fillers) -> dict:
-    """Medians over scenes (and means where the issue's targets are averages) -> a JSON-able dict."""
-    out: dict = {"identity": {}, "edits": {}, "fillers": {}}
-    for backend in backends:
-        ids = [s for s in results.identity if s.backend == backend]
-        if ids:
-            out["identity"][backend] = {"psnr_mask_median": _median(s.psnr_mask for s in ids),
-                                        "psnr_mask_min": min(s.psnr_mask for s in ids),
-                                        "psnr_outside_median": _median(s.psnr_outside for s in ids),
-                                        "scenes": len(ids)}
-        per_edit = {}
-        for edit in edits:
-            by = {m: [s for s in results.edits if s.backend == backend and s.edit == edit and s.method == m]
-                  for m in ("3d", "2d")}
-            if not by["3d"]:
-                continue
-            row = {m: {"psnr_union": _median(x.psnr_union for x in s),
-                       "psnr_union_shift": _median(x.psnr_union_shift for x in s),
-                       "ssim_union": _median(x.ssim_union for x in s),
-                       "iou": _median(x.iou for x in s), "psnr_outside": _median(x.psnr_outside for x in s)}
-                   for m, s in by.items()}
-            row["3d"].update(render_s=_median(x.render_s for x in by["3d"]),
-                             compose_s=_median(x.compose_s for x in by["3d"]))
-            pairs = list(zip(by["3d"], by["2d"]))
-            row["wins_3d"] = {"psnr_union": sum(a.psnr_union > b.psnr_union for a, b in pairs),
-                              "psnr_union_shift": sum(a.psnr_union_shift > b.psnr_union_shift for a, b in pairs),
-                              "iou": sum(a.iou > b.iou for a, b in pairs), "scenes": len(pairs)}
-            per_edit[edit] = row
-        out["edits"][backend] = per_edit
+def _mean(values) -> float:
+    values = [v for v in values if not math.isnan(v)]
+    return statistics.fmean(values) if values else float("nan")
+
+
+def _pairs(edits: list[Score], twod: list[Score], half_of: dict, label: str, edit: str, half: str):
+    """(3D score, 2D score) per scene of `half` ('all' for both) for rows labelled `label`."""
+    ref = {(s.scene, s.edit): s for s in twod}
+    return [(s, ref[(s.scene, s.edit)]) for s in edits
+            if s.backend == label and s.edit == edit and s.method == "3d" and (s.scene, s.edit) in ref
+            and half in ("all", half_of.get(s.scene))]
+
+
+def report(results: Results, labels, edits, fillers, two_d_backend: str) -> dict:
+    """Per half and per row label: means and medians over scenes of 3D - 2D (the held-out protocol's
+    number is the mean of the shifted PSNR difference), IoU, identity, the fillers."""
+    out: dict = {"identity": {}, "edits": {}, "per_scene": {}, "fillers": {}}
+    twod = [s for s in results.edits if s.method == "2d" and s.backend == two_d_backend]
+    for backend in {s.backend for s in results.identity}:
+        for half in (*HALVES, "all"):
+            ids = [s for s in results.identity if s.backend == backend and half in ("all", results.halves[s.scene])]
+            if ids:
+                out["identity"].setdefault(backend, {})[half] = {
+                    "psnr_mask_min": min(s.psnr_mask for s in ids), "psnr_outside_min": min(s.psnr_outside for s in ids),
+                    "scenes": len(ids)}
+    for label in labels:
+        per_half = {}
+        for half in (*HALVES, "all"):
+            rows = {}
+            for edit in edits:
+                pairs = _pairs(results.edits, twod, results.halves, label, edit, half)
+                if not pairs:
+                    continue
+                delta = [a.psnr_union_shift - b.psnr_union_shift for a, b in pairs]
+                rows[edit] = {"delta_mean": _mean(delta), "delta_median": _median(delta),
+                              "psnr3d_mean": _mean(a.psnr_union_shift for a, _ in pairs),
+                              "psnr2d_mean": _mean(b.psnr_union_shift for _, b in pairs),
+                              "iou3d_mean": _mean(a.iou for a, _ in pairs), "iou2d_mean": _mean(b.iou for _, b in pairs),
+                              "wins": sum(d > 0 for d in delta), "scenes": len(pairs),
+                              "render_s": _median(a.render_s for a, _ in pairs)}
+            if rows:
+                per_half[half] = rows
+        out["edits"][label] = per_half
+        out["per_scene"][label] = {
+            scene: {edit: a.psnr_union_shift - b.psnr_union_shift
+                    for edit in edits for a, b in _pairs(results.edits, twod, results.halves, label, edit, "all")
+                    if a.scene == scene}
+            for scene in results.halves}
     telea = {s.scene: s for s in results.fillers if s.filler == "telea"}
     for name in fillers:
         fs = [s for s in results.fillers if s.filler == name]
@@ -407,33 +675,32 @@ def _table(title: str, header, rows) -> tuple[list[str], list[str]]:
     return text, md
 
 
-def summarise(summary: dict, inpaint: str) -> tuple[str, str]:
+def summarise(summary: dict, edits, halves_of: dict) -> tuple[str, str]:
     """-> (plain-text tables for the terminal, markdown for quality.md)."""
     tables = []
-    ident = summary["identity"]
-    if ident:
-        tables.append(_table("identity: no edit vs the photo, PSNR inside the true mask (target >= 35 dB)",
-                             ("backend", "PSNR mask median", "PSNR mask min", "PSNR outside median", "scenes"),
-                             [(b, f"{v['psnr_mask_median']:.2f}", f"{v['psnr_mask_min']:.2f}",
-                               f"{v['psnr_outside_median']:.1f}", v["scenes"]) for b, v in ident.items()]))
-    for backend, per_edit in summary["edits"].items():
-        if not per_edit:  # --edits '': a fillers-only run
-            continue
+    for backend, by_half in summary["identity"].items():
+        tables.append(_table(f"identity ({backend}): no edit vs the photo, min PSNR over scenes (99 = exact)",
+                             ("half", "inside the true mask", "outside it", "scenes"),
+                             [(h, f"{v['psnr_mask_min']:.1f}", f"{v['psnr_outside_min']:.1f}", v["scenes"])
+                              for h, v in by_half.items()]))
+    for half in (*HALVES, "all"):
         rows = []
-        for edit, row in per_edit.items():
-            wins = row["wins_3d"]
-            for method in ("3d", "2d"):
-                m = row[method]
-                rows.append((edit, method, f"{m['psnr_union']:.2f}", f"{m['psnr_union_shift']:.2f}",
-                             f"{m['ssim_union']:.3f}", f"{m['iou']:.3f}", f"{m['psnr_outside']:.1f}",
-                             f"{wins['psnr_union']}/{wins['scenes']}" if method == "3d" else "",
-                             f"{wins['psnr_union_shift']}/{wins['scenes']}" if method == "3d" else "",
-                             f"{wins['iou']}/{wins['scenes']}" if method == "3d" else "",
-                             f"{m['render_s']:.2f}" if method == "3d" else "",
-                             f"{m['compose_s']:.2f}" if method == "3d" else ""))
-        tables.append(_table(f"edits, backend: {backend} segmentation + inflate lifting + {inpaint} inpainting",
-                             ("edit", "method", "PSNR∪ dB", "PSNR∪ best shift", "SSIM∪", "IoU", "PSNR out dB",
-                              "3D wins PSNR∪", "3D wins shifted", "3D wins IoU", "render s", "compose s"), rows))
+        for label, per_half in summary["edits"].items():
+            for edit, r in per_half.get(half, {}).items():
+                rows.append((label, edit, f"{r['delta_mean']:+.2f}", f"{r['delta_median']:+.2f}",
+                             f"{r['psnr3d_mean']:.2f}", f"{r['psnr2d_mean']:.2f}",
+                             f"{r['iou3d_mean']:.3f}", f"{r['iou2d_mean']:.3f}", f"{r['wins']}/{r['scenes']}",
+                             f"{r['render_s']:.2f}" if not math.isnan(r["render_s"]) else "-"))
+        if rows:
+            tables.append(_table(f"3D - 2D, {half} half: PSNR over the union after the best shift (dB); IoU of the "
+                                 f"silhouette with the truth",
+                                 ("row", "edit", "Δ mean", "Δ median", "3D mean", "2D mean", "IoU 3D", "IoU 2D",
+                                  "3D wins", "render s"), rows))
+    for label, per_scene in summary["per_scene"].items():
+        rows = [(scene, halves_of[scene], *(f"{d[e]:+.2f}" if e in d else "-" for e in edits))
+                for scene, d in per_scene.items() if d]
+        if rows:
+            tables.append(_table(f"per object, {label}: 3D - 2D shifted PSNR (dB)", ("scene", "half", *edits), rows))
     fills = summary["fillers"]
     if fills:
         rows = [(name, f"{v['psnr_hole_mean']:.2f}", f"{v['psnr_hole_median']:.2f}",
@@ -451,21 +718,30 @@ def summarise(summary: dict, inpaint: str) -> tuple[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     from uplift.pipeline.edit import EditConfig
+    from uplift.services.backends.inflate import InflateConfig
     from uplift.services.config import ServerConfig
 
     ap = argparse.ArgumentParser(description="3D-consistency quality benchmark against a 2D baseline.")
     ap.add_argument("--out", type=Path, default=Path("bench-output"))
-    ap.add_argument("--size", default="320x240")
-    ap.add_argument("--samples", type=int, default=24)
-    ap.add_argument("--backends", default="grabcut,oracle")
-    ap.add_argument("--objects", default=",".join(OBJECT_NAMES))
-    ap.add_argument("--backgrounds", default=",".join(BACKGROUNDS))
-    ap.add_argument("--edits", default=",".join(EDITS))
-    ap.add_argument("--scenes", type=int, default=None, metavar="N",
-                    help="score only the first N object/background scenes (quick runs)")
-    ap.add_argument("--fillers", default=",".join(FILLERS), help="hole fillers to score ('' for none)")
+    ap.add_argument("--size", default="480x360")
+    ap.add_argument("--samples", type=int, default=16)
+    ap.add_argument("--half", choices=(*HALVES, "all"), default="all",
+                    help="which scenes: the tuning half, the held-out half, or both (default)")
+    ap.add_argument("--backends", default="grabcut", help="grabcut (the held-out protocol) and/or oracle")
+    ap.add_argument("--objects", default=",".join(OBJECT_NAMES), help="scene names (default: all)")
+    ap.add_argument("--edits", default=",".join(HELD_OUT_EDITS), help=f"from {', '.join(EDITS)}")
+    ap.add_argument("--fillers", default="", help=f"hole fillers to score (e.g. {','.join(FILLERS)}; default none)")
     ap.add_argument("--inpaint", default=ServerConfig().inpaint, choices=FILLERS,
                     help="the embedded filler the edit pipeline uses (default: the service default)")
+    ap.add_argument("--inflate", default="", metavar="NAME=VALUE,...", help="InflateConfig overrides (ablations)")
+    ap.add_argument("--edit-config", default="", metavar="NAME=VALUE,...", help="EditConfig overrides (ablations)")
+    ap.add_argument("--ablate", default="", metavar="NAME,...", help=f"switch off rules: {', '.join(ABLATIONS)}")
+    ap.add_argument("--baseline", action="append", default=[], metavar="REV",
+                    help="also score this commit's own `uplift edit` on the same photos (repeatable)")
+    ap.add_argument("--label", default="main", help="the name of this checkout's row")
+    ap.add_argument("--two-d-from", type=Path, metavar="QUALITY.json",
+                    help="take the 2D rows from an earlier run's quality.json (same scenes, same 2D code) and skip "
+                         "this checkout's 3D run: a --baseline-only comparison at the cost of the baselines alone")
     args = ap.parse_args(argv)
     size = tuple(int(v) for v in args.size.lower().split("x"))
     backends = [b for b in args.backends.split(",") if b]
@@ -477,45 +753,63 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown edits {unknown}; choose from {', '.join(EDITS)}")
     objects = [o for o in args.objects.split(",") if o]
-    backgrounds = [b for b in args.backgrounds.split(",") if b]
-    if set(backgrounds) - set(BACKGROUNDS):
-        ap.error(f"unknown backgrounds {sorted(set(backgrounds) - set(BACKGROUNDS))}; choose from {', '.join(BACKGROUNDS)}")
-    if args.scenes is not None and args.scenes < 1:
-        ap.error(f"--scenes must be at least 1, not {args.scenes}")
+    if set(objects) - set(OBJECT_NAMES):
+        ap.error(f"unknown objects {sorted(set(objects) - set(OBJECT_NAMES))}; choose from {', '.join(OBJECT_NAMES)}")
     fillers = [f for f in args.fillers.split(",") if f]
     if set(fillers) - set(FILLERS):
         ap.error(f"unknown fillers {sorted(set(fillers) - set(FILLERS))}; choose from {', '.join(FILLERS)}")
     fillers, skipped = available_fillers(fillers)
+    inflate = parse_overrides(args.inflate, InflateConfig, "inflate")
+    edit_config = parse_overrides(args.edit_config, EditConfig, "edit-config")
+    specs = [s for s in scene_specs(tuple(BACKGROUNDS)) if s.name in objects and args.half in ("all", s.half)]
     args.out.mkdir(parents=True, exist_ok=True)
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     for name in skipped:
         log(f"[quality] skipping the {name} filler: its package is not installed")
     start = time.perf_counter()
-    results = run(args.out, size, args.samples, backends, objects, backgrounds, edits, log,
-                  max_scenes=args.scenes, fillers=fillers, inpaint=args.inpaint)
+    scenes = load_scenes(args.out, size, args.samples, [s.name for s in specs], edits, log)
+    ablations = [a for a in args.ablate.split(",") if a]
+    if set(ablations) - set(ABLATIONS):
+        ap.error(f"unknown ablations {sorted(set(ablations) - set(ABLATIONS))}; choose from {', '.join(ABLATIONS)}")
+    if args.two_d_from:
+        earlier = json.loads(args.two_d_from.read_text())["scores"]["edits"]
+        wanted = {sc.name for sc in scenes}
+        twod = [Score(**e) for e in earlier if e["method"] == "2d" and e["scene"] in wanted and e["edit"] in edits]
+        if {(s.scene, s.edit) for s in twod} != {(n, e) for n in wanted for e in edits}:
+            ap.error(f"{args.two_d_from} lacks 2D scores for some of these scenes and edits")
+        results = Results(twod, [], [], {sc.name: sc.half for sc in scenes})
+        labels = []
+    else:
+        with ablated(ablations):
+            results = run(args.out, scenes, backends, edits, log, fillers=fillers, inpaint=args.inpaint,
+                          inflate=inflate, edit_config=edit_config)
+        for s in results.edits + results.identity:
+            s.backend = f"{args.label} ({s.backend})"
+        labels = list(dict.fromkeys(s.backend for s in results.edits if s.method == "3d"))
+    two_d = next(s.backend for s in results.edits if s.method == "2d")
+    for rev in args.baseline:
+        results.edits += run_baseline(args.out, rev, scenes, edits, log)
+        labels.append(results.edits[-1].backend)
     with open(args.out / "quality_scenes.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(Score.__dataclass_fields__)
-        writer.writerows([[getattr(s, k) for k in Score.__dataclass_fields__] for s in results.edits])
-    summary = report(results, backends, edits, fillers)
-    text, md = summarise(summary, args.inpaint)
+        writer.writerow(["half", *Score.__dataclass_fields__])
+        writer.writerows([[results.halves[s.scene], *(getattr(s, k) for k in Score.__dataclass_fields__)]
+                          for s in results.edits])
+    summary = report(results, labels, edits, fillers, two_d)
+    text, md = summarise(summary, edits, results.halves)
     minutes = (time.perf_counter() - start) / 60
-    n_scenes = len({s.scene for s in results.identity} | {s.scene for s in results.fillers})
-    reproject = getattr(EditConfig(), "reproject", None)  # the photo-reprojection switch, once the pipeline has it
-    settings = {"scenes": n_scenes, "objects": objects, "backgrounds": backgrounds, "size": list(size),
-                "samples": args.samples, "inpaint": args.inpaint, "fillers_skipped": skipped,
-                "reproject": reproject, "run_minutes": minutes}
-    (args.out / "quality.json").write_text(json.dumps({"settings": settings, **summary, "per_scene": {
+    settings = {"scenes": [s.name for s in specs], "halves": results.halves, "size": list(size),
+                "samples": args.samples, "inpaint": args.inpaint, "inflate": dataclasses.asdict(inflate),
+                "edit_config": dataclasses.asdict(edit_config), "ablate": ablations, "baselines": args.baseline,
+                "fillers_skipped": skipped, "run_minutes": minutes}
+    (args.out / "quality.json").write_text(json.dumps({"settings": settings, **summary, "scores": {
         "edits": [dataclasses.asdict(s) for s in results.edits],
         "identity": [dataclasses.asdict(s) for s in results.identity],
-        "fillers": [dataclasses.asdict(s) for s in results.fillers]}}, indent=1, allow_nan=True))
-    intro = (f"# Quality: 3D edit vs 2D baseline\n\n{n_scenes} scenes ({len(objects)} objects x backgrounds "
-             f"{', '.join(backgrounds)}), {size[0]}x{size[1]} px, Cycles {args.samples} samples; medians over "
-             f"scenes. PSNR∪/SSIM∪ over the union of the true A and B masks (best shift: after the best shift of up to "
-             f"{shift_reach((size[1], size[0]))} px, the issue's protocol), IoU of the edited silhouette with "
-             f"B's mask, PSNR outside the union (99 = identical); render/compose: the 3D edit's stage seconds "
-             f"(photo reprojection: {'n/a in this pipeline' if reproject is None else reproject}). "
-             f"Run time {minutes:.1f} min.\n")
+        "fillers": [dataclasses.asdict(s) for s in results.fillers]}}, indent=1, allow_nan=True, default=str))
+    intro = (f"# Quality: 3D edit vs 2D baseline\n\n{len(specs)} scenes ({args.half}), {size[0]}x{size[1]} px, Cycles "
+             f"{args.samples} samples. Δ = 3D − 2D PSNR over the union of the true A and B masks after the best shift "
+             f"of up to {shift_reach((size[1], size[0]))} px (the held-out protocol: mean over scenes); 2D = the "
+             f"oracle similarity warp over {two_d}'s plate. Run time {minutes:.1f} min.\n")
     (args.out / "quality.md").write_text(intro + "\n" + md + "\n")
     print(text)
     print(f"[quality] wrote {args.out / 'quality.md'} and quality.json in {minutes:.1f} min", file=sys.stderr)

@@ -2,19 +2,33 @@
 
 Run as a script in its own process (bpy loads cleanly there):
 
-    python -m bench.quality_scenes --out DIR [--size 320x240] [--samples 24]
+    python -m bench.quality_scenes --out DIR [--size 480x360] [--samples 16]
 
-Each object is built in code from Blender primitives with procedural or photo
-textures, placed in front of Uplift's photo camera (at the origin looking along +Y,
-Z up, 60° horizontal field of view: exactly what `camera_from_photo` gives a photo
-without EXIF) and rendered with a transparent film at pose A and at each edited
-pose B. Pose B is pose A moved by the very similarity `uplift edit` applies for that
-edit (`core.transforms.camera_edit`), computed about the *true* object's centre and
-size (from its mesh), so ground truth and the pipeline mean the same edit.
+Each scene is one object built in code from Blender primitives with procedural or photo
+textures. What varies from scene to scene is drawn from a fixed seed (`scene_specs`), to
+cover the ways held-out photos differ from a turntable of round objects:
+- the object: compact solids, multi-part objects with thin parts (legs, a tail, a stem, a
+  handle), non-convex shapes;
+- its rest pose: turned about the vertical *and* tilted towards or away from the camera;
+- its texture: the kind's own, or the same at 2.5x the frequency (high-frequency detail);
+- the light: a strong sun from a random side over a dim world, so shading changes visibly
+  as the object turns;
+- the lens: a 35 mm-equivalent focal length of 24, 28, 35 or 50 mm. The photo carries it as
+  EXIF FocalLengthIn35mmFilm, where `core.photo` reads it (an integer tag, hence integer mm),
+  and the render camera uses exactly that focal length;
+- the background photo (`bench.quality.BACKGROUNDS`).
 
-Writes DIR/scenes.json (camera, objects, edits) and DIR/<object>/<pose>.png
-(straight-alpha RGBA; alpha is the exact object mask). Backgrounds are composited
-later (`bench.quality`), so one render serves every background.
+The scenes are split once, by `SPLIT_SEED`, into a *tuning* half and a *held-out* half,
+stratified by object family so both halves hold compact, thin-part and non-convex objects.
+Tune on the first; report both.
+
+Pose B of each edit is pose A moved by the very similarity `uplift edit` applies for that
+edit (`core.transforms.camera_edit`), computed about the *true* object's centre and size
+(from its mesh), so ground truth and the pipeline mean the same edit.
+
+Writes DIR/scenes.json (per-scene camera, spec and poses) and DIR/<scene>/<pose>.png
+(straight-alpha RGBA; alpha is the exact object mask). Backgrounds are composited later
+(`bench.quality`), so renders are independent of them.
 """
 from __future__ import annotations
 
@@ -23,6 +37,7 @@ import json
 import math
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 # Edit types of the benchmark: name -> (rotate_deg (yaw, pitch, roll), translate (object sizes), scale).
@@ -34,17 +49,83 @@ EDITS = {
     "translate": ((0.0, 0.0, 0.0), (0.45, 0.1, 0.6), 1.0),
     "scale1.3": ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0), 1.3),
 }
-HORIZONTAL_FOV_DEG = 60.0
-SCENES_VERSION = 2  # bump when objects, lights or edits change, so cached renders are redone
+SCENES_VERSION = 3  # bump when objects, lights, lenses or edits change, so cached renders are redone
+SPLIT_SEED = 18     # fixes which scenes are tuned on and which are held out
+SPEC_SEED = 2026    # fixes each scene's rest pose, light, lens, texture frequency and background
+LENSES_35MM = (24, 28, 35, 50)  # integer mm: EXIF FocalLengthIn35mmFilm is an integer tag
+HIGH_FREQUENCY = 2.5            # texture frequency factor of the "fine" variant
+
+# Object kinds by family; the split takes half of each family into each half.
+FAMILIES = {
+    "compact": ("crate", "globe", "house", "bottle"),
+    "thin_parts": ("mug", "table", "animal", "lamp"),
+    "nonconvex": ("monkey", "donut", "chair", "dumbbell"),
+    # Added after the first tuning runs, to match the held-out photos' shallow, side-on objects with
+    # legs and thin parts; last, so every earlier scene keeps its draws and its half.
+    "side_view": ("car", "horse", "signpost", "bench"),
+}
+OBJECT_NAMES = tuple(k for kinds in FAMILIES.values() for k in kinds)
+
+
+@dataclass(frozen=True)
+class SceneSpec:
+    """One ground-truth scene: an object kind and how it is shown (all drawn from SPEC_SEED)."""
+    name: str            # "<kind>" (one scene per kind)
+    kind: str
+    family: str
+    half: str            # "tuning" | "heldout"
+    yaw_deg: float       # rest turn about the vertical
+    tilt_deg: float      # rest tilt about the camera's right axis (+: top away from the camera)
+    lens_35mm: int
+    frequency: float     # texture frequency factor (1 or HIGH_FREQUENCY)
+    sun_energy: float
+    sun_elevation_deg: float
+    sun_azimuth_deg: float
+    world_strength: float
+    offset: tuple        # (x, z) lateral offset in object sizes
+    frame_fraction: float  # object size / frame width at its depth
+    background: str
+
+    @property
+    def horizontal_fov_deg(self) -> float:
+        return math.degrees(2 * math.atan(18.0 / self.lens_35mm))
+
+
+def scene_specs(backgrounds: tuple[str, ...]) -> list[SceneSpec]:
+    """Every scene of the bench, its variations drawn from SPEC_SEED and its half from SPLIT_SEED."""
+    import random
+
+    split = random.Random(SPLIT_SEED)
+    halves = {}
+    for kinds in FAMILIES.values():
+        order = list(kinds)
+        split.shuffle(order)
+        halves.update({k: ("tuning" if i < len(order) // 2 else "heldout") for i, k in enumerate(order)})
+    rng = random.Random(SPEC_SEED)
+    pick_background = random.Random(SPEC_SEED + 1)  # its own stream: the background list can grow
+    specs = []
+    for family, kinds in FAMILIES.items():
+        for kind in kinds:
+            specs.append(SceneSpec(
+                name=kind, kind=kind, family=family, half=halves[kind],
+                yaw_deg=rng.uniform(-45, 45), tilt_deg=rng.choice((-1, 1)) * rng.uniform(8, 25),
+                lens_35mm=rng.choice(LENSES_35MM), frequency=rng.choice((1.0, HIGH_FREQUENCY)),
+                sun_energy=rng.uniform(3.5, 5.5), sun_elevation_deg=rng.uniform(25, 60),
+                sun_azimuth_deg=rng.uniform(-120, 120), world_strength=rng.uniform(0.3, 0.5),
+                offset=(rng.uniform(-0.25, 0.25), rng.uniform(-0.15, 0.15)),
+                frame_fraction=rng.uniform(0.35, 0.5),
+                background=backgrounds[pick_background.randrange(len(backgrounds))]))
+    return specs
 
 
 def scene_key(size: tuple[int, int], samples: int) -> dict:
-    return {"version": SCENES_VERSION, "size": list(size), "samples": samples, "edits": EDITS}
+    return {"version": SCENES_VERSION, "size": list(size), "samples": samples, "edits": EDITS,
+            "split_seed": SPLIT_SEED, "spec_seed": SPEC_SEED}
 
 
 # -- Blender scene building ----------------------------------------------------------------
 
-def _reset_scene(size: tuple[int, int], samples: int):
+def _reset_scene(size: tuple[int, int], samples: int, spec: SceneSpec):
     import bpy
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -65,15 +146,17 @@ def _reset_scene(size: tuple[int, int], samples: int):
     world = bpy.data.worlds.new("world")
     world.use_nodes = True
     world.node_tree.nodes["Background"].inputs["Color"].default_value = (0.75, 0.75, 0.75, 1.0)
-    world.node_tree.nodes["Background"].inputs["Strength"].default_value = 1.0
+    world.node_tree.nodes["Background"].inputs["Strength"].default_value = spec.world_strength
     sc.world = world
     sun = bpy.data.objects.new("sun", bpy.data.lights.new("sun", type="SUN"))
-    sun.data.energy = 1.5
-    sun.rotation_euler = (math.radians(50), math.radians(-20), math.radians(-30))
+    sun.data.energy = spec.sun_energy
+    # A sun points down -Z; tip it by (90 - elevation) towards the camera side, then turn it.
+    sun.rotation_euler = (math.radians(90 - spec.sun_elevation_deg), 0.0, math.radians(180 + spec.sun_azimuth_deg))
     sc.collection.objects.link(sun)
     cam = bpy.data.objects.new("camera", bpy.data.cameras.new("camera"))
     cam.data.sensor_fit = "HORIZONTAL"
-    cam.data.angle = math.radians(HORIZONTAL_FOV_DEG)
+    cam.data.sensor_width = 36.0
+    cam.data.lens = float(spec.lens_35mm)
     cam.rotation_euler = (math.radians(90), 0.0, 0.0)  # look along +Y with +Z up: Uplift's photo camera
     sc.collection.objects.link(cam)
     sc.camera = cam
@@ -118,7 +201,7 @@ def _tex(kind: str, **inputs):
     return build
 
 
-def _image_tex(path: str):
+def _image_tex(path: str, frequency: float = 1.0):
     def build(nodes, links, coords):
         import bpy
 
@@ -128,6 +211,7 @@ def _image_tex(path: str):
         tex.projection_blend = 0.1
         mapping = nodes.new("ShaderNodeMapping")
         mapping.inputs["Location"].default_value = (0.5, 0.5, 0.5)
+        mapping.inputs["Scale"].default_value = (frequency,) * 3
         links.new(coords, mapping.inputs["Vector"])
         links.new(mapping.outputs["Vector"], tex.inputs["Vector"])
         return tex.outputs["Color"]
@@ -141,7 +225,8 @@ def _ramped(kind: str, colors, **inputs):
         for key, value in inputs.items():
             tex.inputs[key].default_value = value
         links.new(coords, tex.inputs["Vector"])
-        return _ramp(nodes, links, tex.outputs["Fac"], colors)
+        fac = tex.outputs["Fac"] if "Fac" in tex.outputs else tex.outputs["Distance"]  # Voronoi has no Fac
+        return _ramp(nodes, links, fac, colors)
     return build
 
 
@@ -158,9 +243,8 @@ def _join(objects, name: str):
     return ob
 
 
-def _finish(ob, mats, location, yaw_deg):
-    """Apply the build transforms into the mesh, centre its origin on its bounding box and
-    place it at pose A."""
+def _finish(ob, mats):
+    """Apply the build transforms into the mesh and centre its origin on its bounding box."""
     import bpy
 
     bpy.ops.object.select_all(action="DESELECT")
@@ -172,72 +256,161 @@ def _finish(ob, mats, location, yaw_deg):
         ob.data.materials.clear()
         for m in mats:
             ob.data.materials.append(m)
-    ob.location = location
-    ob.rotation_euler = (0.0, 0.0, math.radians(yaw_deg))
     return ob
 
 
-def build_object(name: str, textures: dict[str, str]):
-    """One of OBJECT_NAMES, at pose A. Sizes are about 1.2 m, 3.4 m from the camera (a third of the frame)."""
+def _active():
     import bpy
 
+    return bpy.context.active_object
+
+
+def _parts(specs):
+    """Primitives from (adder, kwargs, scale or None) triples -> the list of new objects."""
+    import bpy
+
+    made = []
+    for adder, kwargs, scale in specs:
+        getattr(bpy.ops.mesh, adder)(**kwargs)
+        ob = _active()
+        if scale is not None:
+            ob.scale = scale
+        made.append(ob)
+    return made
+
+
+def build_object(kind: str, textures: dict[str, str], frequency: float = 1.0):
+    """One of OBJECT_NAMES at the origin, about 1.2 m across, origin at its bounding box's centre."""
+    import bpy
+
+    f = frequency
     add = bpy.ops.mesh
-    if name == "crate":  # a box with a photo on its sides: new faces appear as it turns
+    if kind == "crate":  # a box with a photo on its sides: new faces appear as it turns
         add.primitive_cube_add(size=1.0)
-        ob = bpy.context.active_object
+        ob = _active()
         ob.scale = (1.3, 0.9, 0.9)
-        mats = [_material("crate", _image_tex(textures["astronaut"]))]
-        return _finish(ob, mats, (-0.2, 3.4, -0.1), 30)
-    if name == "mug":  # cylinder + torus handle: the handle swings round under yaw
-        add.primitive_cylinder_add(vertices=48, radius=0.45, depth=1.0)
-        body = bpy.context.active_object
-        add.primitive_torus_add(major_radius=0.3, minor_radius=0.07, location=(0.5, 0, 0),
-                                rotation=(math.radians(90), 0, 0))
-        ob = _join([body, bpy.context.active_object], "mug")
-        mats = [_material("mug", _ramped("ShaderNodeTexWave", [(0.1, 0.35, 0.6), (0.95, 0.9, 0.8), (0.8, 0.3, 0.1)],
-                                            Scale=3.0, Distortion=4.0))]
-        return _finish(ob, mats, (0.1, 3.4, 0.0), 40)
-    if name == "globe":  # a checker ball: only its texture shows the rotation
+        return _finish(ob, [_material("crate", _image_tex(textures["astronaut"], f))])
+    if kind == "mug":  # cylinder + torus handle: the handle swings round under yaw
+        body, handle = _parts([("primitive_cylinder_add", dict(vertices=48, radius=0.45, depth=1.0), None),
+                               ("primitive_torus_add", dict(major_radius=0.3, minor_radius=0.07, location=(0.5, 0, 0),
+                                                            rotation=(math.radians(90), 0, 0)), None)])
+        ob = _join([body, handle], "mug")
+        return _finish(ob, [_material("mug", _ramped("ShaderNodeTexWave", [(0.1, 0.35, 0.6), (0.95, 0.9, 0.8),
+                                                                          (0.8, 0.3, 0.1)], Scale=3.0 * f, Distortion=4.0))])
+    if kind == "globe":  # a checker ball: only its texture shows the rotation
         add.primitive_uv_sphere_add(segments=48, ring_count=24, radius=0.6)
-        ob = bpy.context.active_object
+        ob = _active()
         bpy.ops.object.shade_smooth()
-        mats = [_material("globe", _tex("ShaderNodeTexChecker", Scale=4.0,
-                                        Color1=(0.9, 0.75, 0.1, 1), Color2=(0.1, 0.2, 0.7, 1)))]
-        return _finish(ob, mats, (0.0, 3.4, 0.1), 10)
-    if name == "monkey":  # Suzanne: a strongly non-convex, asymmetric-in-depth head
+        return _finish(ob, [_material("globe", _tex("ShaderNodeTexChecker", Scale=4.0 * f,
+                                                    Color1=(0.9, 0.75, 0.1, 1), Color2=(0.1, 0.2, 0.7, 1)))])
+    if kind == "monkey":  # Suzanne: a strongly non-convex, asymmetric-in-depth head
         add.primitive_monkey_add(size=1.3)
-        ob = bpy.context.active_object
+        ob = _active()
         ob.rotation_euler = (0, 0, math.radians(180))  # face the camera
         bpy.ops.object.shade_smooth()
-        mats = [_material("monkey", _ramped("ShaderNodeTexNoise", [(0.55, 0.25, 0.1), (0.9, 0.6, 0.3), (0.3, 0.1, 0.05)],
-                                              Scale=3.0, Detail=4.0))]
-        return _finish(ob, mats, (0.0, 3.4, 0.0), 20)
-    if name == "house":  # cube walls + cone roof, two materials
-        add.primitive_cube_add(size=1.0, location=(0, 0, -0.2))
-        walls = bpy.context.active_object
-        walls.scale = (1.1, 0.8, 0.7)
-        bpy.ops.object.transform_apply(scale=True)
-        walls.data.materials.append(_material("walls", _tex("ShaderNodeTexBrick", Scale=4.0,
+        return _finish(ob, [_material("monkey", _ramped("ShaderNodeTexNoise", [(0.55, 0.25, 0.1), (0.9, 0.6, 0.3),
+                                                                              (0.3, 0.1, 0.05)], Scale=3.0 * f, Detail=4.0))])
+    if kind == "house":  # cube walls + pyramid roof, two materials
+        walls, roof = _parts([("primitive_cube_add", dict(size=1.0, location=(0, 0, -0.2)), (1.1, 0.8, 0.7)),
+                              ("primitive_cone_add", dict(vertices=4, radius1=0.85, depth=0.6, location=(0, 0, 0.45),
+                                                          rotation=(0, 0, math.radians(45))), (1.15, 0.85, 1.0))])
+        walls.data.materials.append(_material("walls", _tex("ShaderNodeTexBrick", Scale=4.0 * f,
                                                             Color1=(0.7, 0.25, 0.15, 1), Color2=(0.55, 0.2, 0.1, 1))))
-        add.primitive_cone_add(vertices=4, radius1=0.85, depth=0.6, location=(0, 0, 0.45),
-                               rotation=(0, 0, math.radians(45)))
-        roof = bpy.context.active_object
-        roof.scale = (1.15, 0.85, 1.0)
-        roof.data.materials.append(_material("roof", _tex("ShaderNodeTexChecker", Scale=8.0,
+        roof.data.materials.append(_material("roof", _tex("ShaderNodeTexChecker", Scale=8.0 * f,
                                                           Color1=(0.15, 0.15, 0.2, 1), Color2=(0.3, 0.3, 0.35, 1))))
-        ob = _join([walls, roof], "house")
-        return _finish(ob, None, (0.15, 3.4, -0.05), 35)
-    if name == "donut":  # a torus seen at an angle: the hole opens and closes under pitch
+        return _finish(_join([walls, roof], "house"), None)
+    if kind == "donut":  # a torus seen at an angle: the hole opens and closes under pitch
         add.primitive_torus_add(major_radius=0.5, minor_radius=0.2, major_segments=64, minor_segments=24,
                                 rotation=(math.radians(60), 0, 0))
-        ob = bpy.context.active_object
+        ob = _active()
         bpy.ops.object.shade_smooth()
-        mats = [_material("donut", _tex("ShaderNodeTexMagic", Scale=3.0, Distortion=1.5))]
-        return _finish(ob, mats, (-0.1, 3.4, 0.05), 15)
-    raise ValueError(f"unknown object {name!r}")
-
-
-OBJECT_NAMES = ("crate", "mug", "globe", "monkey", "house", "donut")
+        return _finish(ob, [_material("donut", _tex("ShaderNodeTexMagic", Scale=3.0 * f, Distortion=1.5))])
+    if kind == "bottle":  # a cylinder with a neck and a photo label
+        body, neck = _parts([("primitive_cylinder_add", dict(vertices=48, radius=0.3, depth=0.85, location=(0, 0, -0.15)), None),
+                             ("primitive_cone_add", dict(vertices=48, radius1=0.3, radius2=0.1, depth=0.4,
+                                                         location=(0, 0, 0.47)), None)])
+        ob = _join([body, neck], "bottle")
+        bpy.ops.object.shade_smooth()
+        return _finish(ob, [_material("bottle", _image_tex(textures["chelsea"], f))])
+    if kind == "table":  # a thin top on four thin legs
+        legs = [("primitive_cylinder_add", dict(vertices=16, radius=0.035, depth=0.7, location=(x, y, -0.05)), None)
+                for x in (-0.55, 0.55) for y in (-0.3, 0.3)]
+        top, *rest = _parts([("primitive_cube_add", dict(size=1.0, location=(0, 0, 0.33)), (1.3, 0.75, 0.07))] + legs)
+        ob = _join([top, *rest], "table")
+        return _finish(ob, [_material("table", _ramped("ShaderNodeTexWave", [(0.45, 0.28, 0.12), (0.75, 0.55, 0.3),
+                                                                            (0.35, 0.2, 0.08)], Scale=6.0 * f, Distortion=6.0))])
+    if kind == "animal":  # body, head, four legs and a tail
+        legs = [("primitive_cylinder_add", dict(vertices=12, radius=0.05, depth=0.45, location=(x, y, -0.35)), None)
+                for x in (-0.35, 0.35) for y in (-0.12, 0.12)]
+        parts = _parts([("primitive_uv_sphere_add", dict(segments=32, ring_count=16, radius=1.0), (0.55, 0.22, 0.22)),
+                        ("primitive_uv_sphere_add", dict(segments=24, ring_count=12, radius=0.17, location=(0.6, 0, 0.18)), None),
+                        ("primitive_cylinder_add", dict(vertices=10, radius=0.025, depth=0.45, location=(-0.68, 0, 0.12),
+                                                        rotation=(0, math.radians(-55), 0)), None)] + legs)
+        ob = _join(parts, "animal")
+        bpy.ops.object.shade_smooth()
+        return _finish(ob, [_material("animal", _ramped("ShaderNodeTexVoronoi", [(0.85, 0.7, 0.45), (0.35, 0.22, 0.1)],
+                                                        Scale=6.0 * f))])
+    if kind == "lamp":  # a disc base, a thin stem and a cone shade
+        parts = _parts([("primitive_cylinder_add", dict(vertices=32, radius=0.3, depth=0.06, location=(0, 0, -0.55)), None),
+                        ("primitive_cylinder_add", dict(vertices=12, radius=0.025, depth=0.8, location=(0, 0, -0.13)), None),
+                        ("primitive_cone_add", dict(vertices=32, radius1=0.4, radius2=0.18, depth=0.4,
+                                                    location=(0, 0, 0.4)), None)])
+        ob = _join(parts, "lamp")
+        return _finish(ob, [_material("lamp", _tex("ShaderNodeTexChecker", Scale=5.0 * f,
+                                                   Color1=(0.85, 0.2, 0.2, 1), Color2=(0.95, 0.9, 0.8, 1)))])
+    if kind == "chair":  # seat, back and four legs: concave from the side
+        legs = [("primitive_cube_add", dict(size=1.0, location=(x, y, -0.3)), (0.06, 0.06, 0.5))
+                for x in (-0.25, 0.25) for y in (-0.25, 0.25)]
+        parts = _parts([("primitive_cube_add", dict(size=1.0, location=(0, 0, 0.0)), (0.6, 0.6, 0.08)),
+                        ("primitive_cube_add", dict(size=1.0, location=(0, 0.27, 0.35)), (0.6, 0.06, 0.65))] + legs)
+        ob = _join(parts, "chair")
+        return _finish(ob, [_material("chair", _tex("ShaderNodeTexBrick", Scale=5.0 * f,
+                                                    Color1=(0.2, 0.45, 0.3, 1), Color2=(0.1, 0.3, 0.2, 1)))])
+    if kind == "dumbbell":  # two balls on a thin bar
+        parts = _parts([("primitive_uv_sphere_add", dict(segments=32, ring_count=16, radius=0.28, location=(x, 0, 0)), None)
+                        for x in (-0.45, 0.45)]
+                       + [("primitive_cylinder_add", dict(vertices=16, radius=0.06, depth=0.8,
+                                                          rotation=(0, math.radians(90), 0)), None)])
+        ob = _join(parts, "dumbbell")
+        bpy.ops.object.shade_smooth()
+        return _finish(ob, [_material("dumbbell", _tex("ShaderNodeTexMagic", Scale=2.0 * f, Distortion=2.5))])
+    if kind == "car":  # a long low body, a cabin and four wheels, seen from the side at yaw 0
+        wheels = [("primitive_cylinder_add", dict(vertices=24, radius=0.16, depth=0.12, location=(x, y, -0.22),
+                                                  rotation=(math.radians(90), 0, 0)), None)
+                  for x in (-0.42, 0.42) for y in (-0.24, 0.24)]
+        parts = _parts([("primitive_cube_add", dict(size=1.0, location=(0, 0, -0.08)), (1.3, 0.5, 0.25)),
+                        ("primitive_cube_add", dict(size=1.0, location=(-0.08, 0, 0.15)), (0.7, 0.46, 0.22))] + wheels)
+        ob = _join(parts, "car")
+        return _finish(ob, [_material("car", _tex("ShaderNodeTexChecker", Scale=6.0 * f,
+                                                  Color1=(0.7, 0.1, 0.1, 1), Color2=(0.9, 0.85, 0.8, 1)))])
+    if kind == "horse":  # a narrow body on four long thin legs, a neck, a head and a tail
+        legs = [("primitive_cylinder_add", dict(vertices=12, radius=0.04, depth=0.6, location=(x, y, -0.42)), None)
+                for x in (-0.38, 0.38) for y in (-0.08, 0.08)]
+        parts = _parts([("primitive_uv_sphere_add", dict(segments=32, ring_count=16, radius=1.0), (0.55, 0.16, 0.2)),
+                        ("primitive_cylinder_add", dict(vertices=12, radius=0.07, depth=0.45, location=(0.55, 0, 0.25),
+                                                        rotation=(0, math.radians(40), 0)), None),
+                        ("primitive_uv_sphere_add", dict(segments=16, ring_count=8, radius=1.0, location=(0.72, 0, 0.45)),
+                         (0.16, 0.07, 0.08)),
+                        ("primitive_cylinder_add", dict(vertices=8, radius=0.02, depth=0.4, location=(-0.62, 0, -0.05),
+                                                        rotation=(0, math.radians(-30), 0)), None)] + legs)
+        ob = _join(parts, "horse")
+        bpy.ops.object.shade_smooth()
+        return _finish(ob, [_material("horse", _ramped("ShaderNodeTexNoise", [(0.35, 0.2, 0.1), (0.6, 0.4, 0.22),
+                                                                            (0.2, 0.1, 0.05)], Scale=8.0 * f, Detail=8.0))])
+    if kind == "signpost":  # a thin flat board on a pole
+        parts = _parts([("primitive_cube_add", dict(size=1.0, location=(0, 0, 0.25)), (1.0, 0.05, 0.5)),
+                        ("primitive_cylinder_add", dict(vertices=12, radius=0.03, depth=0.7, location=(0, 0.05, -0.35)), None)])
+        ob = _join(parts, "signpost")
+        return _finish(ob, [_material("signpost", _image_tex(textures["astronaut"], f))])
+    if kind == "bench":  # a long slatted seat and back on thin legs
+        legs = [("primitive_cube_add", dict(size=1.0, location=(x, y, -0.25)), (0.05, 0.05, 0.4))
+                for x in (-0.55, 0.55) for y in (-0.15, 0.15)]
+        parts = _parts([("primitive_cube_add", dict(size=1.0, location=(0, 0, -0.03)), (1.3, 0.4, 0.05)),
+                        ("primitive_cube_add", dict(size=1.0, location=(0, 0.2, 0.2)), (1.3, 0.04, 0.3))] + legs)
+        ob = _join(parts, "bench")
+        return _finish(ob, [_material("bench", _ramped("ShaderNodeTexWave", [(0.5, 0.3, 0.15), (0.8, 0.6, 0.35)],
+                                                       Scale=8.0 * f, Distortion=2.0))])
+    raise ValueError(f"unknown object {kind!r}")
 
 
 def _world_vertices(ob):
@@ -248,38 +421,66 @@ def _world_vertices(ob):
     return v @ M[:3, :3].T + M[:3, 3]
 
 
-def render_scenes(out: Path, size: tuple[int, int], samples: int, objects=OBJECT_NAMES, log=print) -> dict:
+def rest_matrix(spec: SceneSpec, size_m: float) -> "np.ndarray":
+    """Pose A: turned by yaw about Z, tilted about the camera's right axis (world X), at the depth
+    where the object spans `frame_fraction` of the frame, offset sideways and vertically."""
     import numpy as np
+
+    depth = size_m / (spec.frame_fraction * 36.0 / spec.lens_35mm)
+    c, s = math.cos(math.radians(spec.yaw_deg)), math.sin(math.radians(spec.yaw_deg))
+    yaw = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
+    c, s = math.cos(math.radians(spec.tilt_deg)), math.sin(math.radians(spec.tilt_deg))
+    tilt = np.array([[1.0, 0, 0], [0, c, -s], [0, s, c]])
+    M = np.eye(4)
+    M[:3, :3] = tilt @ yaw
+    half_width = depth * 18.0 / spec.lens_35mm
+    M[:3, 3] = (spec.offset[0] * half_width, depth, spec.offset[1] * half_width)
+    return M
+
+
+def render_scenes(out: Path, size: tuple[int, int], samples: int, specs: list[SceneSpec], log=print) -> dict:
+    import dataclasses
+
+    import bpy
+    import numpy as np
+    import skimage
     from mathutils import Matrix
 
     from uplift.core.camera import Camera
     from uplift.core.transforms import camera_edit, frame_of_points
 
-    camera = Camera.from_fov(size[0], size[1], HORIZONTAL_FOV_DEG)
-    import skimage
-
-    textures = {"astronaut": str(Path(skimage.__file__).parent / "data" / "astronaut.png")}
-    meta = {"key": scene_key(size, samples), "camera": camera.to_dict(), "objects": {}}
-    for name in objects:
-        sc = _reset_scene(size, samples)
-        ob = build_object(name, textures)
-        import bpy
-
+    data = Path(skimage.__file__).parent / "data"
+    textures = {"astronaut": str(data / "astronaut.png"), "chelsea": str(data / "chelsea.png")}
+    meta = {"key": scene_key(size, samples), "scenes": {}}
+    cached = out / "scenes.json"
+    if cached.exists():  # add to a set rendered with the same settings
+        previous = json.loads(cached.read_text())
+        if previous.get("key") == json.loads(json.dumps(meta["key"])):
+            meta["scenes"] = previous["scenes"]
+    for spec in specs:
+        camera = Camera.from_fov(size[0], size[1], spec.horizontal_fov_deg)
+        sc = _reset_scene(size, samples, spec)
+        ob = build_object(spec.kind, textures, spec.frequency)
         bpy.context.view_layer.update()
-        matrix_a = np.array(ob.matrix_world)
+        local = _world_vertices(ob)
+        size_m = float(np.max(local.max(0) - local.min(0)))
+        matrix_a = rest_matrix(spec, size_m)
+        ob.matrix_world = Matrix(matrix_a.tolist())
+        bpy.context.view_layer.update()
         frame = frame_of_points(_world_vertices(ob), camera)
-        (out / name).mkdir(parents=True, exist_ok=True)
+        (out / spec.name).mkdir(parents=True, exist_ok=True)
         poses = {"A": matrix_a}
         for edit, (rot, trans, scale) in EDITS.items():
             poses[edit] = camera_edit(camera, frame, rot, trans, scale).matrix @ matrix_a
         for pose, matrix in poses.items():
             ob.matrix_world = Matrix(matrix.tolist())
-            sc.render.filepath = str(out / name / f"{pose}.png")
+            sc.render.filepath = str(out / spec.name / f"{pose}.png")
             start = time.perf_counter()
             bpy.ops.render.render(write_still=True)
-            log(f"[scenes] {name}/{pose}: {time.perf_counter() - start:.1f} s")
-        meta["objects"][name] = {"center": frame.center.tolist(), "size": frame.size,
-                                 "poses": {k: v.tolist() for k, v in poses.items()}}
+            log(f"[scenes] {spec.name}/{pose}: {time.perf_counter() - start:.1f} s")
+        meta["scenes"][spec.name] = {"spec": dataclasses.asdict(spec), "camera": camera.to_dict(),
+                                     "center": frame.center.tolist(), "size": frame.size,
+                                     "poses": {k: v.tolist() for k, v in poses.items()}}
     (out / "scenes.json").write_text(json.dumps(meta, indent=1))
     return meta
 
@@ -287,15 +488,19 @@ def render_scenes(out: Path, size: tuple[int, int], samples: int, objects=OBJECT
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--size", default="320x240")
-    ap.add_argument("--samples", type=int, default=24)
-    ap.add_argument("--objects", default=",".join(OBJECT_NAMES))
+    ap.add_argument("--size", default="480x360")
+    ap.add_argument("--samples", type=int, default=16)
+    ap.add_argument("--scenes", default="", help="comma-separated scene names (default: all)")
+    ap.add_argument("--backgrounds", required=True, help="comma-separated background names the specs draw from")
     args = ap.parse_args(argv)
     w, h = (int(v) for v in args.size.lower().split("x"))
     import bpy  # noqa: F401  (fail here, clearly, when bpy is missing)
 
-    render_scenes(args.out, (w, h), args.samples, tuple(args.objects.split(",")),
-                  log=lambda s: print(s, file=sys.stderr, flush=True))
+    specs = scene_specs(tuple(args.backgrounds.split(",")))
+    wanted = [n for n in args.scenes.split(",") if n]
+    if wanted:
+        specs = [s for s in specs if s.name in wanted]
+    render_scenes(args.out, (w, h), args.samples, specs, log=lambda s: print(s, file=sys.stderr, flush=True))
     return 0
 
 

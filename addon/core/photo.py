@@ -61,7 +61,8 @@ def photo_camera(source: str | Path | bytes) -> PhotoCamera:
     img = _open(source, "photo")
     stored_w, stored_h = img.size
     exif = img.getexif()
-    sub = exif.get_ifd(_EXIF_IFD)
+    # The tags belong in the Exif sub-IFD; some writers put them in IFD0, so look there too.
+    sub = {**{k: v for k, v in exif.items() if k != _EXIF_IFD}, **exif.get_ifd(_EXIF_IFD)}
     orientation = exif.get(_ORIENTATION, 1)
     width, height = (stored_h, stored_w) if orientation in (5, 6, 7, 8) else (stored_w, stored_h)
     long_side = max(width, height)

@@ -39,6 +39,19 @@ def test_35mm_equivalent_is_preferred():
     assert "EXIF" in pc.description
 
 
+@pytest.mark.parametrize("container", ["JPEG", "PNG"])
+def test_35mm_tag_in_ifd0_or_a_png_is_read(container):
+    """Some writers put FocalLengthIn35mmFilm in IFD0 instead of the Exif sub-IFD (a held-out set's photos
+    lost their lens that way); PNG photos carry EXIF in an eXIf chunk."""
+    exif = Image.Exif()
+    exif[0xA405] = 35  # FocalLengthIn35mmFilm, in IFD0
+    buf = io.BytesIO()
+    Image.new("RGB", (480, 360), (120, 80, 40)).save(buf, format=container, exif=exif)
+    pc = photo_camera(buf.getvalue())
+    assert pc.focal_source == "exif_35mm"
+    assert math.isclose(pc.camera.K[0, 0], 35 / 36 * 480)
+
+
 def test_focal_length_with_focal_plane_resolution():
     # 5 mm lens, 800 px per cm on the sensor, photo stored at half the sensor width
     data = jpeg((400, 300), FocalLength=5.0, FocalPlaneXResolution=800.0, FocalPlaneResolutionUnit=3,

@@ -66,11 +66,12 @@ def test_ground_truth_translation_moves_the_object_as_the_pipeline_means_it(tmp_
     from bench.quality_scenes import EDITS
 
     done = subprocess.run([sys.executable, "-m", "bench.quality_scenes", "--out", str(tmp_path), "--size", "96x72",
-                           "--samples", "2", "--objects", "globe"], cwd=REPO, capture_output=True, text=True)
+                           "--samples", "2", "--scenes", "globe", "--backgrounds", "coffee"],
+                          cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     meta = json.loads((tmp_path / "scenes.json").read_text())
-    camera = Camera.from_dict(meta["camera"])
-    globe = meta["objects"]["globe"]
+    globe = meta["scenes"]["globe"]
+    camera = Camera.from_dict(globe["camera"])
     masks = {pose: load_rgba(tmp_path / "globe" / f"{pose}.png")[..., 3] >= 128 for pose in ("A", "translate")}
     pose_b = np.array(globe["poses"]["translate"]) @ np.linalg.inv(np.array(globe["poses"]["A"]))
     centre_b = pose_b[:3, :3] @ np.array(globe["center"]) + pose_b[:3, 3]
@@ -83,31 +84,79 @@ def test_ground_truth_translation_moves_the_object_as_the_pipeline_means_it(tmp_
     tx, ty, tz = EDITS["translate"][1]
     moved_cam = camera.world_to_camera[:3, :3] @ (centre_b - np.array(globe["center"]))
     assert np.allclose(moved_cam, np.array([tx, ty, tz]) * globe["size"], atol=1e-6)
+    # The render camera has the scene's lens: f = lens / 36 mm * width.
+    assert camera.K[0, 0] == pytest.approx(globe["spec"]["lens_35mm"] / 36.0 * 96)
 
 
-def test_report_pairs_fillers_and_edits_by_scene():
-    """The summary's numbers come from the per-scene scores: medians, wins and the Telea deltas."""
+def test_scene_split_is_fixed_and_stratified():
+    """Both halves hold half of every family, the split does not depend on the backgrounds on offer,
+    and it is the same on every call (tuning on one half never touches the other)."""
+    from bench.quality_scenes import FAMILIES, scene_specs
+
+    specs = scene_specs(("coffee", "rocket"))
+    assert specs == scene_specs(("coffee", "rocket"))
+    halves = {s.name: s.half for s in specs}
+    assert halves == {s.name: s.half for s in scene_specs(("truck", "dog", "coffee", "rocket", "groceries"))}
+    for kinds in FAMILIES.values():
+        assert sorted(halves[k] for k in kinds) == ["heldout"] * (len(kinds) // 2) + ["tuning"] * (len(kinds) // 2)
+    # The variety the held-out photos have: tilts both ways, several lenses, fine textures.
+    assert {s.tilt_deg > 0 for s in specs} == {True, False}
+    assert len({s.lens_35mm for s in specs}) >= 3 and any(s.frequency > 1 for s in specs)
+
+
+def test_bench_photo_carries_its_lens_where_uplift_reads_it(tmp_path):
+    """The bench's photos reach the pipeline the way a user's do: the camera comes from EXIF."""
+    from uplift.core.photo import photo_camera
+
+    from bench.quality import write_photo
+
+    image = np.zeros((90, 120, 3), np.uint8)
+    write_photo(tmp_path / "p.png", image, 28)
+    found = photo_camera(tmp_path / "p.png")
+    assert found.focal_source == "exif_35mm"
+    assert found.camera.K[0, 0] == pytest.approx(28 / 36 * 120)
+
+
+def test_ablation_overrides_are_typed_and_checked():
+    from uplift.services.backends.inflate import InflateConfig
+
+    from bench.quality import parse_overrides
+
+    cfg = parse_overrides("thickness_prior=1.0,fill_unseen=false,fit_passes=2", InflateConfig, "inflate")
+    assert (cfg.thickness_prior, cfg.fill_unseen, cfg.fit_passes) == (1.0, False, 2)
+    assert isinstance(cfg.fit_passes, int)
+    assert parse_overrides("", InflateConfig, "inflate") == InflateConfig()
+    with pytest.raises(SystemExit, match="unknown setting 'thicknes'"):
+        parse_overrides("thicknes=1", InflateConfig, "inflate")
+
+
+def test_report_pairs_3d_and_2d_by_scene_and_half():
+    """The summary's numbers come from the per-scene scores: means and medians of 3D - 2D per half,
+    a baseline row against the same 2D reference, and the Telea deltas of the fillers."""
     from bench.quality import FillScore, IdentityScore, Results, Score, report, summarise
 
-    edits = [Score("oracle", "yaw15", "3d", f"s{i}", 20.0 + i, 0.5, 0.9, 40.0, 22.0 + i, 0.2, 0.05) for i in range(3)]
-    edits += [Score("oracle", "yaw15", "2d", f"s{i}", 21.0, 0.4, 0.95, 40.0, 22.5) for i in range(3)]
+    halves = {"s0": "tuning", "s1": "tuning", "s2": "heldout"}
+    edits = [Score("main", "yaw15", "3d", f"s{i}", 20.0 + i, 0.5, 0.9, 40.0, 22.0 + i, 0.2, 0.05) for i in range(3)]
+    edits += [Score("main", "yaw15", "2d", f"s{i}", 21.0, 0.4, 0.95, 40.0, 22.5) for i in range(3)]
+    edits += [Score("old", "yaw15", "3d", f"s{i}", 20.0, 0.5, 0.8, 40.0, 21.5) for i in range(3)]
     fills = [FillScore("telea", f"s{i}", 14.0, 0.3, 16.0, 0.01) for i in range(3)]
     fills += [FillScore("fsr_fast", f"s{i}", 14.0 + i, 0.4, 17.0, 1.0) for i in range(3)]
-    identity = [IdentityScore("oracle", f"s{i}", 30.0 + i, 50.0) for i in range(3)]
-    summary = report(Results(edits, identity, fills), ["oracle"], ["yaw15"], ["telea", "fsr_fast"])
-    row = summary["edits"]["oracle"]["yaw15"]
-    assert row["3d"]["psnr_union"] == 21.0 and row["2d"]["psnr_union"] == 21.0
-    assert row["3d"]["psnr_union_shift"] == 23.0 and row["2d"]["psnr_union_shift"] == 22.5
-    assert row["wins_3d"] == {"psnr_union": 1, "psnr_union_shift": 2, "iou": 0, "scenes": 3}
-    assert row["3d"]["render_s"] == 0.2
-    assert summary["identity"]["oracle"]["psnr_mask_median"] == 31.0
-    assert summary["identity"]["oracle"]["psnr_mask_min"] == 30.0
+    identity = [IdentityScore("main", f"s{i}", 30.0 + i, 99.0) for i in range(3)]
+    summary = report(Results(edits, identity, fills, halves), ["main", "old"], ["yaw15"], ["telea", "fsr_fast"], "main")
+    tuning = summary["edits"]["main"]["tuning"]["yaw15"]
+    assert tuning["delta_mean"] == pytest.approx(0.0) and tuning["scenes"] == 2 and tuning["wins"] == 1
+    assert summary["edits"]["main"]["heldout"]["yaw15"]["delta_mean"] == pytest.approx(1.5)
+    everything = summary["edits"]["main"]["all"]["yaw15"]
+    assert everything["delta_mean"] == pytest.approx(0.5) and everything["delta_median"] == pytest.approx(0.5)
+    assert everything["iou3d_mean"] == pytest.approx(0.9) and everything["iou2d_mean"] == pytest.approx(0.95)
+    assert summary["edits"]["old"]["all"]["yaw15"]["delta_mean"] == pytest.approx(-1.0)
+    assert summary["per_scene"]["main"]["s2"]["yaw15"] == pytest.approx(1.5)
+    assert summary["identity"]["main"]["heldout"]["psnr_mask_min"] == 32.0
     fsr = summary["fillers"]["fsr_fast"]
     assert fsr["vs_telea_hole_db"] == pytest.approx(1.0) and fsr["wins_vs_telea"] == 2
-    assert fsr["vs_telea_ring_db"] == pytest.approx(1.0)
-    text, md = summarise(summary, "telea")
+    text, md = summarise(summary, ["yaw15"], halves)
     for table in (text, md):
-        assert "identity" in table and "yaw15" in table and "fsr_fast" in table
+        assert "identity" in table and "heldout" in table and "per object" in table and "fsr_fast" in table
 
 
 def test_best_shift_psnr_undoes_a_small_offset_and_no_more():
@@ -126,28 +175,49 @@ def test_best_shift_psnr_undoes_a_small_offset_and_no_more():
 
 @pytest.mark.bpy
 @pytest.mark.slow
-def test_tiny_run_writes_every_report_field(tmp_path):
-    """One tiny scene end to end: the report has identity, per-edit 3D/2D scores, stage seconds
-    and each filler against the true background, all in range."""
+def test_tiny_run_writes_every_report_field_and_a_baseline_row_equals_this_checkout(tmp_path):
+    """One tiny scene end to end, with this very commit as the --baseline: its own `uplift edit` in a
+    subprocess (CLI, EXIF camera, box) must score exactly what the in-process pipeline scores."""
     done = subprocess.run([sys.executable, "-m", "bench.quality", "--out", str(tmp_path), "--size", "96x72",
-                           "--samples", "2", "--objects", "globe", "--backgrounds", "coffee", "--scenes", "1",
-                           "--edits", "yaw15", "--backends", "oracle", "--fillers", "telea,ns,fsr_fast"],
-                          cwd=REPO, capture_output=True, text=True)
+                           "--samples", "2", "--objects", "globe", "--edits", "yaw15", "--fillers", "telea,ns",
+                           "--baseline", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    subprocess.run(["git", "-C", str(REPO), "worktree", "prune"], capture_output=True)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((tmp_path / "quality.json").read_text())
-    assert report["settings"]["scenes"] == 1
-    identity = report["identity"]["oracle"]
-    assert 15 < identity["psnr_mask_median"] <= 99
-    row = report["edits"]["oracle"]["yaw15"]
-    for method in ("3d", "2d"):
-        assert 5 < row[method]["psnr_union"] <= row[method]["psnr_union_shift"] <= 99 and 0 < row[method]["iou"] <= 1
-        assert -1 <= row[method]["ssim_union"] <= 1
-    assert row["3d"]["render_s"] > 0 and row["3d"]["compose_s"] > 0
-    assert set(report["fillers"]) == {"telea", "ns", "fsr_fast"}
+    assert report["settings"]["scenes"] == ["globe"]
+    half = report["settings"]["halves"]["globe"]
+    assert report["identity"]["main (grabcut)"][half]["psnr_outside_min"] == 99.0
+    rows = {label: per_half[half]["yaw15"] for label, per_half in report["edits"].items()}
+    assert len(rows) == 2
+    ours, baseline = rows.pop("main (grabcut)"), next(iter(rows.values()))
+    assert 5 < ours["psnr3d_mean"] <= 99 and 5 < ours["psnr2d_mean"] <= 99 and 0 < ours["iou3d_mean"] <= 1
+    assert ours["render_s"] > 0
+    status = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "addon"], capture_output=True,
+                            text=True).stdout
+    if not status:  # a clean checkout (CI): HEAD is this code, so its CLI must give the same pixels
+        assert baseline["psnr3d_mean"] == pytest.approx(ours["psnr3d_mean"], abs=1e-9)
+        assert baseline["iou3d_mean"] == pytest.approx(ours["iou3d_mean"], abs=1e-9)
+    assert set(report["fillers"]) == {"telea", "ns"}
     for filler in report["fillers"].values():
         assert 5 < filler["psnr_hole_mean"] < 99 and 5 < filler["psnr_ring_mean"] < 99
-        assert -1 <= filler["ssim_hole_median"] <= 1
     assert "vs_telea_hole_db" not in report["fillers"]["telea"]  # no delta against itself
-    assert report["fillers"]["ns"]["wins_vs_telea"] in (0, 1)
-    assert "hole fillers" in (tmp_path / "quality.md").read_text() and "identity" in done.stdout
-    assert (tmp_path / "quality_fillers.png").is_file()
+    assert "per object" in (tmp_path / "quality.md").read_text() and "identity" in done.stdout
+    assert (tmp_path / "photos" / "globe.png").is_file() and (tmp_path / "quality_fillers.png").is_file()
+
+
+def test_ablations_swap_functions_for_the_block_only():
+    """--ablate switches rules off in process; afterwards (also after an error) the pipeline is whole."""
+    from uplift.core.render import reprojection
+    from uplift.pipeline import edit
+
+    from bench.quality import ABLATIONS, ablated
+
+    originals = (edit.compose, reprojection.smooth_share, reprojection.PhotoSource.sampled_image)
+    with pytest.raises(RuntimeError):
+        with ablated(list(ABLATIONS)):
+            assert edit.compose is not originals[0] and reprojection.smooth_share is not originals[1]
+            assert reprojection.PhotoSource.sampled_image is not originals[2]
+            share = reprojection.smooth_share(reprojection.torch.tensor([[0.0, 1.0]]), None)
+            assert share.tolist() == [[0.0, 1.0]]  # no smoothing
+            raise RuntimeError("inside the block")
+    assert (edit.compose, reprojection.smooth_share, reprojection.PhotoSource.sampled_image) == originals
