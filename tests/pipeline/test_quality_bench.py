@@ -122,8 +122,8 @@ def test_ablation_overrides_are_typed_and_checked():
 
     from bench.quality import parse_overrides
 
-    cfg = parse_overrides("thickness_prior=1.0,fill_unseen=false,fit_passes=2", InflateConfig, "inflate")
-    assert (cfg.thickness_prior, cfg.fill_unseen, cfg.fit_passes) == (1.0, False, 2)
+    cfg = parse_overrides("thickness_prior=1.5,fill_unseen=false,fit_passes=2", InflateConfig, "inflate")
+    assert (cfg.thickness_prior, cfg.fill_unseen, cfg.fit_passes) == (1.5, False, 2)
     assert isinstance(cfg.fit_passes, int)
     assert parse_overrides("", InflateConfig, "inflate") == InflateConfig()
     with pytest.raises(SystemExit, match="unknown setting 'thicknes'"):

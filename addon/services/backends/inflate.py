@@ -4,9 +4,8 @@
 Shape (Teddy / Monster Mash style inflation): every mask sample sits on its own camera
 ray; its half thickness grows with its distance d from the mask boundary as
 h = INFLATION * sqrt(d (2 dmax - d)) pixels (a round cross-section at the thickest part).
-A thickness prior deepens compact shapes towards the mask box's shorter side (a box or a
-mug is about as deep as it is narrow, not as deep as its widest inscribed disc), capped so
-rings and thin limbs do not become walls. The front surface lies h in front of a middle
+An optional thickness prior (`thickness_prior`, off by default) deepens shapes towards the
+mask box's shorter side. The front surface lies h in front of a middle
 surface and carries the photo's colours, the back surface h behind it closes the volume,
 and "skirts" fill depth steps between neighbouring samples (the side wall at the rim
 included) so the object has no cracks when seen from the side. The middle surface bows
@@ -53,7 +52,9 @@ TILT_STRETCH_MAX = 4.0  # a tilted front splat is 1/cos(tilt) longer down the sl
 class InflateConfig:
     max_gaussians: int = 300_000
     inflation: float = 1.0         # medial thickness relative to a round cross-section
-    thickness_prior: float = 1.5   # deepen up to this factor towards the mask box's shorter side (1: off)
+    thickness_prior: float = 1.0   # deepen up to this factor towards the mask box's shorter side (1: off;
+                                   # off since it gave nothing on the quality bench's tuning half and thickened
+                                   # the thin-part objects a held-out set lost quality on; see DESIGN.md)
     cone_correction: float = 1.0   # 1: middle surface behind the rim as a round solid's in perspective; 0: flat
     sigma_px: float = 0.35         # front splat std in the image plane, in sample spacings
     flatness: float = 0.3          # splat std along the camera ray relative to sigma_px
