@@ -16,6 +16,8 @@ BLENDER_LINES := 5.2=$(BIN)/python,4.2=$(B42)/bin/python,5.3=$(B53)/bin/python
 # `make blender-env BLENDER_PYTHON=3.13` (or 3.11, or a path to a Python or to a Blender).
 BLENDER_PYTHON ?= 3.11
 
+comma := ,
+
 .PHONY: venv blender42 blender53 blender-env test bench bench-quality demo extension validate-extension clean
 
 venv: $(STAMP)
@@ -46,8 +48,9 @@ test: venv blender42 blender53
 bench: venv
 	$(BIN)/python -m bench
 
+# BASELINE=REV[,REV...] adds that commit's own `uplift edit` as a row; HALF=tuning|heldout|all (default all).
 bench-quality: venv
-	$(BIN)/python -m bench.quality
+	$(BIN)/python -m bench.quality --half $(or $(HALF),all) $(foreach rev,$(subst $(comma), ,$(BASELINE)),--baseline $(rev))
 
 demo: venv
 	$(BIN)/python scripts/demo.py --out demo-output
