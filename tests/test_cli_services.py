@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from token_checks import assert_generated_token
 
 from uplift.cli.main import main
 from uplift.core.camera import Camera
@@ -188,12 +189,7 @@ def test_serve_on_a_non_loopback_bind_generates_a_token(tmp_path):
             except ServerUnreachableError:
                 assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
                 time.sleep(0.2)
-        token = token_file.read_text().strip()
-        assert len(token) >= 40 and (token_file.stat().st_mode & 0o777) == 0o600
-        text = log.read_text()
-        assert text.count(token) == 1 and str(token_file) in text and f":{port}" in text
-        info = UpliftClient(url, token=token, retries=0).health()
-        assert info["auth"] is True and info["host"]["kind"] == "uvicorn" and info["host"]["replicas"] == 1
+        assert_generated_token(token_file, log, port, url, "uvicorn")
         r = subprocess.run([*UPLIFT, "segment", str(TEST_PHOTO), "--box", "10,10,60,60", "-o", str(tmp_path / "m.png"),
                             "--server", url], capture_output=True, text=True, timeout=120, env=_env_without_token())
         assert r.returncode == 2 and "token" in r.stderr and "Traceback" not in r.stderr

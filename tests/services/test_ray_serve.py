@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from token_checks import assert_generated_token
 
 from uplift.core.errors import ConfigError
 from uplift.core.image_io import encode_png, load_image, load_mask
@@ -102,7 +103,10 @@ class Gate:
         return self.started_pids()
 
 
-def wait_for_health(url: str, proc: subprocess.Popen, token: str | None = None, timeout: float = 150):
+RAY_START_S = 400  # a loaded 2-core machine took 81 s for Serve alone; the server's own limit is 600 s
+
+
+def wait_for_health(url: str, proc: subprocess.Popen, token: str | None = None, timeout: float = RAY_START_S):
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -138,27 +142,19 @@ def test_cli_ray_on_a_non_loopback_bind_generates_a_token(tmp_path):
                                  "--token-file", str(token_file)], stdout=out, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 150
-        while True:   # before the token is known: any answer (401 included) means the server is up
-            try:
-                UpliftClient(url, retries=0).health()
-                pytest.fail("a server on 0.0.0.0 answered without a token")
-            except AuthenticationError:
-                break
-            except ServerUnreachableError:
-                text = log.read_text()
-                if proc.poll() is not None:
-                    if any(reason in text for reason in RAY_START_FAILED):
-                        ray_cannot_start(text.strip().splitlines()[-1])
-                    pytest.fail(f"uplift serve --ray exited: {text}")
-                assert time.monotonic() < deadline, f"uplift serve --ray did not start: {text}"
-                time.sleep(0.5)
-        token = token_file.read_text().strip()
-        assert len(token) >= 40 and (token_file.stat().st_mode & 0o777) == 0o600
-        text = log.read_text()
-        assert text.count(token) == 1 and str(token_file) in text and f":{port}" in text
-        info = UpliftClient(url, token=token, retries=0).health()
-        assert info["auth"] is True and info["host"]["kind"] == "ray" and info["host"]["replicas"] == 1
+        deadline = time.monotonic() + RAY_START_S
+        # Ray's proxy holds the port (answering 404 itself) before it routes to Uplift: wait for the
+        # server's "ready" line, printed once the route works, then probe without the token.
+        while "ready at" not in (text := log.read_text()):
+            if proc.poll() is not None:
+                if any(reason in text for reason in RAY_START_FAILED):
+                    ray_cannot_start(text.strip().splitlines()[-1])
+                pytest.fail(f"uplift serve --ray exited: {text}")
+            assert time.monotonic() < deadline, f"uplift serve --ray did not start: {text}"
+            time.sleep(0.5)
+        with pytest.raises(AuthenticationError):
+            UpliftClient(url, retries=0).health()
+        assert_generated_token(token_file, log, port, url, "ray")
         with pytest.raises(AuthenticationError, match="does not match"):
             UpliftClient(url, token="wrong", retries=0).health()
         image, _ = scene()
