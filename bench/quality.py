@@ -786,7 +786,7 @@ def main(argv: list[str] | None = None) -> int:
         for s in results.edits + results.identity:
             s.backend = f"{args.label} ({s.backend})"
         labels = list(dict.fromkeys(s.backend for s in results.edits if s.method == "3d"))
-    two_d = next(s.backend for s in results.edits if s.method == "2d")
+    two_d = next((s.backend for s in results.edits if s.method == "2d"), None)  # none in a fillers-only run
     for rev in args.baseline:
         results.edits += run_baseline(args.out, rev, scenes, edits, log)
         labels.append(results.edits[-1].backend)
