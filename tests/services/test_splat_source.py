@@ -102,3 +102,19 @@ def test_bad_splat_files_are_one_line(files, capsys, name, data, message):
     err = capsys.readouterr().err.strip()
     assert err.startswith("uplift lift: error:") and message in err and "Traceback" not in err, err
     assert len(err.splitlines()) == 1 and not (files / "out.ply").exists()
+
+
+def test_a_splat_ply_sent_to_a_server_lifts_as_in_process(scene, files):
+    from live_server import running
+
+    from uplift.services.api import HttpServices
+    from uplift.services.client import UpliftClient
+    from uplift.services.config import ServerConfig
+    from uplift.services.options import mesh_upload
+
+    config = MeshLiftConfig(files / "placed.ply", as_placed=True)
+    local = MeshLifter(config, device="cpu").lift(scene.image, scene.mask, scene.camera)
+    with running(ServerConfig(segment="none", inpaint="none")) as url:
+        served = HttpServices(UpliftClient(url, retries=0), mesh=mesh_upload(config)).lift(
+            scene.image, scene.mask, scene.camera)
+    assert torch.equal(served.means, local.means) and torch.allclose(served.sh, local.sh, atol=1e-6)
