@@ -265,8 +265,9 @@ def alignment(lifter: str, backend: str, scene, recorded: RecordedFit, to_rest: 
     pose_a = np.asarray(scene.pose_a, np.float64)
     truth = Similarity(pose_a[:3, :3] @ to_rest, pose_a[:3, 3])
     mesh = recorded.lifter.mesh
-    lo, hi = mesh.bounds()
-    centre = ((lo + hi) / 2)[None]
+    # The centre of the object's box in its rest frame (on every symmetry axis), in the given frame.
+    rest = mesh.vertices[np.unique(mesh.faces)] @ to_rest.T
+    centre = ((rest.min(0) + rest.max(0)) / 2 @ to_rest)[None]
     camera = recorded.camera
     (uv_fit,), _ = camera.project(recorded.fits[0].similarity.apply_points(centre))
     (uv_true,), _ = camera.project(truth.apply_points(centre))
