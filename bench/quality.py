@@ -38,7 +38,18 @@ paste it over the same inpainted plate with the same compositing and seam pass.
 Backends: 'grabcut' segments with the embedded GrabCut from the box (the held-out protocol);
 'oracle' uses A's true mask, isolating lifting from segmentation errors.
 
+Lifters (`--lifter`, comma-separated; rows labelled by lifter beside the same 2D rows): 'inflate'
+(the default lifter); 'mesh-true', the mesh lifter (`services.backends.mesh_lift`, fitted, best
+hypothesis) given each scene's TRUE mesh (`quality_scenes` writes DIR/<scene>/mesh.ply) unposed:
+turned by a random rotation per scene from `MESH_SEED`, as an image-to-3D generator's frame would
+be; 'mesh-proxy', the same with a primitive (`PROXIES`: box, cylinder or ellipsoid by the scene's
+kind) filling the true mesh's bounding box. The mesh lifters also get an alignment table: the
+fit's rotation error to the true pose (best hypothesis, and the closer of the first two: a
+mirror-symmetric object's true pose may rank second; a rotationally symmetric one, globe, bottle,
+donut, has no single true rotation), centre error (px), rest IoU and fit seconds.
+
     python -m bench.quality [--out bench-output] [--half tuning|heldout|all] [--backends grabcut,oracle]
+                            [--lifter inflate,mesh-true,mesh-proxy]
                             [--inflate thickness_prior=1.0,...] [--baseline REV ...] [--fillers ...]
 
 Prints the tables and writes OUT/quality.md, OUT/quality.json, OUT/quality_scenes.csv and
@@ -62,7 +73,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.quality_scenes import EDITS, OBJECT_NAMES, scene_key, scene_specs
+from bench.quality_scenes import EDITS, MESH_FILE, OBJECT_NAMES, scene_key, scene_specs
 from uplift.services.backends.opencv_inpaint import METHODS
 
 # skimage.data photos bundled with the package: name -> loader.
@@ -95,6 +106,10 @@ PSNR_CAP = 99.0  # dB reported for identical pixels
 FILLERS = METHODS  # every embedded hole filler; Telea first, the one the others are compared with
 SHIFT_REACH = 1 / 80  # best-shift search half-width, as a fraction of the image width
 SEAM_RING = (1, 2)  # (offset, half-width) px of the thin ring scored for seam filling: EditConfig's defaults
+LIFTERS = ("inflate", "mesh-true", "mesh-proxy")
+MESH_SEED = 19      # fixes each scene's random rotation of the mesh given to the mesh lifter
+PROXIES = {"cylinder": ("mug", "bottle", "lamp"), "sphere": ("globe", "monkey", "donut", "dumbbell")}  # others: box
+SYMMETRY_TOLERANCE = 0.002  # a turn maps a mesh onto itself within this fraction of its size beyond sampling noise
 
 
 # -- scenes ------------------------------------------------------------------------------
@@ -116,6 +131,155 @@ def ensure_scenes(folder: Path, size: tuple[int, int], samples: int, names) -> d
            "--samples", str(samples), "--backgrounds", ",".join(BACKGROUNDS), "--scenes", ",".join(missing)]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return json.loads(meta_path.read_text())
+
+
+def ensure_meshes(folder: Path, names) -> None:
+    """Each scene's true mesh (DIR/<scene>/mesh.ply) in a bpy subprocess, unless there already."""
+    missing = [n for n in names if not (folder / n / MESH_FILE).is_file()]
+    if missing:
+        cmd = [sys.executable, "-m", "bench.quality_scenes", "--out", str(folder), "--meshes-only",
+               "--backgrounds", ",".join(BACKGROUNDS), "--scenes", ",".join(missing)]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+
+
+# -- meshes given to the mesh lifter -------------------------------------------------------
+
+def proxy_shape(kind: str) -> str:
+    """The primitive standing in for a kind: 'cylinder', 'sphere' (an ellipsoid) or 'box'."""
+    return next((shape for shape, kinds in PROXIES.items() if kind in kinds), "box")
+
+
+def canonical_rotation(name: str) -> np.ndarray:
+    """The scene's random rotation [3, 3] (uniform: a normalised Gaussian quaternion), fixed by
+    MESH_SEED and the scene's place in OBJECT_NAMES."""
+    rng = np.random.default_rng([MESH_SEED, OBJECT_NAMES.index(name)])
+    w, x, y, z = (q := rng.normal(size=4)) / np.linalg.norm(q)
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+                     [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+                     [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
+
+
+def proxy_mesh(kind: str, lo: np.ndarray, hi: np.ndarray):
+    """A primitive (`proxy_shape`) filling the box lo..hi (Z up): a SurfaceMesh."""
+    import trimesh
+
+    from uplift.core.mesh_surface import SurfaceMesh
+
+    shape = proxy_shape(kind)
+    if shape == "cylinder":
+        unit = trimesh.creation.cylinder(radius=0.5, height=1.0, sections=48)
+    elif shape == "sphere":
+        unit = trimesh.creation.icosphere(subdivisions=3, radius=0.5)
+    else:
+        unit = trimesh.creation.box(extents=(1.0, 1.0, 1.0))
+    vertices = np.asarray(unit.vertices, np.float64) * (hi - lo) + (lo + hi) / 2
+    return SurfaceMesh(vertices, np.asarray(unit.faces, np.int64), name=f"{shape} proxy")
+
+
+def quarter_turns() -> np.ndarray:
+    """The 24 rotations [24, 3, 3] taking the axes onto (signed) axes: a box's symmetries."""
+    import itertools
+
+    out = []
+    for perm in itertools.permutations(range(3)):
+        for signs in itertools.product((1.0, -1.0), repeat=3):
+            R = np.zeros((3, 3))
+            R[range(3), perm] = signs
+            if np.linalg.det(R) > 0:
+                out.append(R)
+    return np.array(out)
+
+
+def mesh_symmetries(mesh, tolerance: float = SYMMETRY_TOLERANCE) -> np.ndarray:
+    """The `quarter_turns` [S, 3, 3] (about the mesh's box centre) that map its surface onto
+    itself, within `tolerance` of its size (symmetric mean nearest-sample distance): the poses a
+    silhouette of the bare mesh cannot tell apart. Bodies of revolution have more than these."""
+    from scipy.spatial import cKDTree
+
+    from uplift.core.mesh_surface import sample_surface
+
+    lo, hi = mesh.bounds()
+    centre = (lo + hi) / 2
+    points = sample_surface(mesh, 4000, seed=0).points - centre
+    tree = cKDTree(points)
+
+    def distance(other: np.ndarray) -> float:  # symmetric mean nearest-sample distance to `points`
+        return 0.5 * (tree.query(other)[0].mean() + cKDTree(other).query(points)[0].mean())
+
+    # Two samplings of the same surface already differ by about a third of a sample spacing.
+    floor = distance(sample_surface(mesh, 4000, seed=1).points - centre)
+    limit = 1.5 * floor + tolerance * float((hi - lo).max())
+    return np.array([R for R in quarter_turns() if distance(points @ R.T) <= limit])
+
+
+def given_mesh(lifter: str, scene, folder: Path):
+    """-> (the SurfaceMesh the mesh lifter is given, unposed; rotation [3, 3] from its frame to the
+    object's rest frame; its `mesh_symmetries` in the rest frame): the true mesh ('mesh-true') or
+    its proxy ('mesh-proxy'), turned by `canonical_rotation`."""
+    from uplift.core.mesh_surface import load_surface_mesh
+
+    true = load_surface_mesh(folder / scene.name / MESH_FILE, "z", f"{scene.name} mesh")
+    mesh = true if lifter == "mesh-true" else proxy_mesh(scene.kind, *true.bounds())
+    R = canonical_rotation(scene.name)
+    return mesh.with_vertices(mesh.vertices @ R.T), R.T, mesh_symmetries(mesh)
+
+
+class RecordedFit:
+    """The mesh lifter as the pipeline calls it (fit, then lift through the best hypothesis),
+    keeping the fit and its wall time for the alignment table."""
+
+    name = "mesh"
+
+    def __init__(self, lifter) -> None:
+        self.lifter = lifter
+        self.fits, self.seconds, self.camera = None, float("nan"), None
+
+    def lift(self, image, mask, camera):
+        t0 = time.perf_counter()
+        self.fits = self.lifter.fit(mask, camera, image)
+        self.seconds, self.camera = time.perf_counter() - t0, camera
+        return self.lifter.lift(image, mask, camera, self.fits[0].similarity)
+
+
+@dataclass
+class AlignScore:
+    lifter: str
+    backend: str
+    scene: str
+    rotation_deg: float        # best hypothesis vs the true rotation
+    rotation_top2_deg: float   # the closer of the first two (mirror ambiguity)
+    rotation_sym_deg: float    # best hypothesis, modulo the given mesh's own quarter-turn symmetries
+    center_px: float           # the mesh's box centre, placed vs true, photo pixels
+    rest_iou: float            # the placed mesh's silhouette vs A's true mask
+    fit_s: float
+
+
+def alignment(lifter: str, backend: str, scene, recorded: RecordedFit, to_rest: np.ndarray,
+              symmetries: np.ndarray) -> AlignScore:
+    """Score the recorded fit against the truth: given frame -> rest (`to_rest`) -> pose A; the
+    rest frame's `symmetries` [S, 3, 3] give equally true poses."""
+    from uplift.core.mesh_surface import silhouette
+    from uplift.core.transforms import Similarity
+    from uplift.services.backends.placement import rotation_error_deg
+
+    pose_a = np.asarray(scene.pose_a, np.float64)
+    truth = Similarity(pose_a[:3, :3] @ to_rest, pose_a[:3, 3])
+    mesh = recorded.lifter.mesh
+    # The centre of the object's box in its rest frame (on every symmetry axis), in the given frame.
+    rest = mesh.vertices[np.unique(mesh.faces)] @ to_rest.T
+    centre = ((rest.min(0) + rest.max(0)) / 2 @ to_rest)[None]
+    camera = recorded.camera
+    (uv_fit,), _ = camera.project(recorded.fits[0].similarity.apply_points(centre))
+    (uv_true,), _ = camera.project(truth.apply_points(centre))
+    errors = [rotation_error_deg(f.similarity.rotation, truth.rotation) for f in recorded.fits[:2]]
+    equal = [pose_a[:3, :3] @ S @ to_rest for S in symmetries] or [truth.rotation]
+    symmetric = min(rotation_error_deg(recorded.fits[0].similarity.rotation, R) for R in equal)
+    placed = mesh.with_vertices(recorded.fits[0].similarity.apply_points(mesh.vertices))
+    mask = scene.masks["A"]
+    if (camera.width, camera.height) != (mask.shape[1], mask.shape[0]):
+        raise RuntimeError(f"{scene.name}: the lift ran at {camera.width}x{camera.height}, not the photo's size")
+    return AlignScore(lifter, backend, scene.name, errors[0], min(errors), symmetric,
+                      float(np.linalg.norm(uv_fit - uv_true)), iou(silhouette(placed, camera), mask), recorded.seconds)
 
 
 def write_photo(path: Path, image: np.ndarray, lens_35mm: int) -> None:
@@ -316,6 +480,7 @@ class Results:
     identity: list[IdentityScore]
     fillers: list[FillScore]
     halves: dict          # scene -> "tuning" | "heldout"
+    alignment: list = dataclasses.field(default_factory=list)  # AlignScore per mesh-lifter prepare
 
 
 @dataclass
@@ -330,6 +495,8 @@ class Scene:
     truths: dict                     # edit -> uint8 [H, W, 3]
     box: tuple[int, int, int, int]
     background: np.ndarray
+    kind: str = ""
+    pose_a: list | None = None       # the object's rest frame -> world at pose A, 4x4
 
 
 def load_scenes(out: Path, size, samples, names, edits, log) -> list[Scene]:
@@ -357,7 +524,7 @@ def load_scenes(out: Path, size, samples, names, edits, log) -> list[Scene]:
         box = (max(0, xs.min() - BOX_PAD), max(0, ys.min() - BOX_PAD),
                min(size[0], xs.max() + 1 + BOX_PAD), min(size[1], ys.max() + 1 + BOX_PAD))
         scenes.append(Scene(name, spec["half"], path, photo, camera, masks,
-                            {e: over(renders[e], bg) for e in edits}, box, bg))
+                            {e: over(renders[e], bg) for e in edits}, box, bg, spec["kind"], entry["poses"]["A"]))
         log(f"[quality] {name} ({spec['half']}, {spec['family']}, {spec['lens_35mm']} mm, tilt {spec['tilt_deg']:+.0f} deg, "
             f"x{spec['frequency']:g} texture, over {spec['background']})")
     return scenes
@@ -442,22 +609,27 @@ def two_d_edit(scene: Scene, prepared, edit: str, services, config):
 
 
 def run(out: Path, scenes: list[Scene], backends, edits, log, *, fillers=FILLERS, inpaint: str = "telea",
-        inflate=None, edit_config=None) -> Results:
+        inflate=None, edit_config=None, lifters=("inflate",)) -> Results:
+    """Every scene through every backend and lifter; a 3D row's backend is the segmenter for
+    'inflate' and 'LIFTER, segmenter' for the others; the 2D rows (which no lifter changes) once
+    per segmenter."""
     import torch
 
     from uplift.core.image_io import save_png
     from uplift.pipeline.edit import EditConfig, EditRequest, EditSpec, apply_edit, prepare
     from uplift.services.backends.inflate import InflateConfig, InflateLifter
+    from uplift.services.backends.mesh_lift import MeshLifter, MeshLiftConfig
     from uplift.services.config import ServerConfig
     from uplift.services.local import LocalServices
 
     torch.manual_seed(0)
-    services = LocalServices(ServerConfig(segment="grabcut", lift="inflate", inpaint=inpaint),
-                             lifter=InflateLifter(inflate or InflateConfig()))
+    server = ServerConfig(segment="grabcut", lift="inflate", inpaint=inpaint)
+    inflate_services = LocalServices(server, lifter=InflateLifter(inflate or InflateConfig()))
     config = edit_config or EditConfig()
     scores: list[Score] = []
     identity: list[IdentityScore] = []
     fills: list[FillScore] = []
+    aligned: list[AlignScore] = []
     examples: list[np.ndarray] = []
     for scene in scenes:
         if fillers:
@@ -470,35 +642,52 @@ def run(out: Path, scenes: list[Scene], backends, edits, log, *, fillers=FILLERS
         for backend in backends:
             request = EditRequest(scene.photo, scene.camera, box=None if backend == "oracle" else scene.box,
                                   mask=scene.masks["A"] if backend == "oracle" else None)
-            t0 = time.perf_counter()
-            prepared = prepare(request, services, config)
-            log(f"[quality] {scene.name} {backend}: prepared in {time.perf_counter() - t0:.1f} s "
-                f"(mask IoU {iou(prepared.mask, scene.masks['A']):.3f}, {len(prepared.gaussians)} Gaussians)")
-            same = apply_edit(prepared, EditSpec(), services, config).composite.final
-            identity.append(IdentityScore(backend, scene.name, psnr(same, scene.photo, scene.masks["A"]),
-                                          psnr(same, scene.photo, ~scene.masks["A"])))
-            row = [scene.photo]
-            for edit in edits:
-                rot, trans, scale = EDITS[edit]
-                truth = scene.truths[edit]
-                result = apply_edit(prepared, EditSpec(rotate_deg=rot, translate=trans, scale=scale), services, config)
-                c3 = result.composite
-                scores.append(Score(backend, edit, "3d", scene.name,
-                                    *evaluate(c3.final, c3.silhouette, truth, scene.masks["A"], scene.masks[edit]),
-                                    result.timings["render"], result.timings["compose"]))
-                c2 = two_d_edit(scene, prepared, edit, services, config)
-                scores.append(Score(backend, edit, "2d", scene.name,
-                                    *evaluate(c2.final, c2.silhouette, truth, scene.masks["A"], scene.masks[edit])))
-                row += [np.concatenate([truth, c3.final, c2.final], axis=0)]
-            if not examples and backend == backends[0]:
-                examples = row
-            log(f"[quality] {scene.name} {backend}: 3D - 2D shifted " + ", ".join(
-                f"{e} {a.psnr_union_shift - b.psnr_union_shift:+.2f}" for e, a, b in
-                zip(edits, scores[-2 * len(edits)::2], scores[-2 * len(edits) + 1::2])))
+            two_d: dict[str, Score] = {}
+            for lifter in lifters:
+                label = backend if lifter == "inflate" else f"{lifter}, {backend}"
+                services, recorded = inflate_services, None
+                if lifter != "inflate":
+                    mesh, to_rest, symmetries = given_mesh(lifter, scene, out / "scenes")
+                    recorded = RecordedFit(MeshLifter(MeshLiftConfig(), mesh=mesh))
+                    services = LocalServices(server, lifter=recorded)
+                t0 = time.perf_counter()
+                prepared = prepare(request, services, config)
+                log(f"[quality] {scene.name} {label}: prepared in {time.perf_counter() - t0:.1f} s "
+                    f"(mask IoU {iou(prepared.mask, scene.masks['A']):.3f}, {len(prepared.gaussians)} Gaussians)")
+                if recorded is not None:
+                    aligned.append(alignment(lifter, backend, scene, recorded, to_rest, symmetries))
+                    a = aligned[-1]
+                    log(f"[quality] {scene.name} {label}: fit {a.fit_s:.1f} s, rotation {a.rotation_deg:.1f} deg "
+                        f"(top 2: {a.rotation_top2_deg:.1f}, mod symmetry {a.rotation_sym_deg:.1f}), centre {a.center_px:.1f} px, rest IoU {a.rest_iou:.3f}")
+                same = apply_edit(prepared, EditSpec(), services, config).composite.final
+                identity.append(IdentityScore(label, scene.name, psnr(same, scene.photo, scene.masks["A"]),
+                                              psnr(same, scene.photo, ~scene.masks["A"])))
+                row, deltas = [scene.photo], []
+                for edit in edits:
+                    rot, trans, scale = EDITS[edit]
+                    truth = scene.truths[edit]
+                    result = apply_edit(prepared, EditSpec(rotate_deg=rot, translate=trans, scale=scale), services,
+                                        config)
+                    c3 = result.composite
+                    s3 = Score(label, edit, "3d", scene.name,
+                               *evaluate(c3.final, c3.silhouette, truth, scene.masks["A"], scene.masks[edit]),
+                               result.timings["render"], result.timings["compose"])
+                    scores.append(s3)
+                    if edit not in two_d:
+                        c2 = two_d_edit(scene, prepared, edit, services, config)
+                        two_d[edit] = Score(backend, edit, "2d", scene.name,
+                                            *evaluate(c2.final, c2.silhouette, truth, scene.masks["A"],
+                                                      scene.masks[edit]))
+                        scores.append(two_d[edit])
+                        row += [np.concatenate([truth, c3.final, c2.final], axis=0)]
+                    deltas.append(f"{edit} {s3.psnr_union_shift - two_d[edit].psnr_union_shift:+.2f}")
+                if not examples and backend == backends[0]:
+                    examples = row
+                log(f"[quality] {scene.name} {label}: 3D - 2D shifted " + ", ".join(deltas))
     if examples:
         first = np.concatenate([examples[0], np.zeros_like(examples[0]), np.zeros_like(examples[0])], axis=0)
         save_png(out / "quality_examples.png", np.concatenate([first] + examples[1:], axis=1))
-    return Results(scores, identity, fills, {sc.name: sc.half for sc in scenes})
+    return Results(scores, identity, fills, {sc.name: sc.half for sc in scenes}, aligned)
 
 
 # -- another commit's `uplift edit` as a row of the table -----------------------------------
@@ -664,6 +853,17 @@ def report(results: Results, labels, edits, fillers, two_d_backend: str) -> dict
     return out
 
 
+def alignment_summary(scores: list) -> dict:
+    """'LIFTER, backend' -> the per-scene alignment rows, then a 'median' row."""
+    out: dict = {}
+    for a in scores:
+        out.setdefault(f"{a.lifter}, {a.backend}", []).append(dataclasses.asdict(a))
+    for rows in out.values():
+        keys = ("rotation_deg", "rotation_top2_deg", "rotation_sym_deg", "center_px", "rest_iou", "fit_s")
+        rows.append({"scene": "median", **{k: _median(r[k] for r in rows) for k in keys}})
+    return out
+
+
 def _table(title: str, header, rows) -> tuple[list[str], list[str]]:
     """One table -> (plain-text lines, markdown lines)."""
     rows = [tuple(str(c) for c in r) for r in rows]
@@ -701,6 +901,13 @@ def summarise(summary: dict, edits, halves_of: dict) -> tuple[str, str]:
                 for scene, d in per_scene.items() if d]
         if rows:
             tables.append(_table(f"per object, {label}: 3D - 2D shifted PSNR (dB)", ("scene", "half", *edits), rows))
+    for label, rows in summary.get("alignment", {}).items():
+        tables.append(_table(f"alignment, {label}: the fit against the true pose A (rotation error: best hypothesis, "
+                             f"the closer of the first two, the best modulo the mesh's quarter-turn symmetries)",
+                             ("scene", "rotation °", "top-2 °", "mod symmetry °", "centre px", "rest IoU", "fit s"),
+                             [(r["scene"], f"{r['rotation_deg']:.1f}", f"{r['rotation_top2_deg']:.1f}",
+                               f"{r['rotation_sym_deg']:.1f}", f"{r['center_px']:.1f}", f"{r['rest_iou']:.3f}",
+                               f"{r['fit_s']:.1f}") for r in rows]))
     fills = summary["fillers"]
     if fills:
         rows = [(name, f"{v['psnr_hole_mean']:.2f}", f"{v['psnr_hole_median']:.2f}",
@@ -738,6 +945,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ablate", default="", metavar="NAME,...", help=f"switch off rules: {', '.join(ABLATIONS)}")
     ap.add_argument("--baseline", action="append", default=[], metavar="REV",
                     help="also score this commit's own `uplift edit` on the same photos (repeatable)")
+    ap.add_argument("--lifter", default="inflate", metavar="NAME,...",
+                    help=f"lifters whose rows to score, from {', '.join(LIFTERS)} (default inflate)")
     ap.add_argument("--label", default="main", help="the name of this checkout's row")
     ap.add_argument("--two-d-from", type=Path, metavar="QUALITY.json",
                     help="take the 2D rows from an earlier run's quality.json (same scenes, same 2D code) and skip "
@@ -755,6 +964,9 @@ def main(argv: list[str] | None = None) -> int:
     objects = [o for o in args.objects.split(",") if o]
     if set(objects) - set(OBJECT_NAMES):
         ap.error(f"unknown objects {sorted(set(objects) - set(OBJECT_NAMES))}; choose from {', '.join(OBJECT_NAMES)}")
+    lifters = [n for n in args.lifter.split(",") if n]
+    if not lifters or set(lifters) - set(LIFTERS):
+        ap.error(f"unknown lifters {sorted(set(lifters) - set(LIFTERS))}; choose from {', '.join(LIFTERS)}")
     fillers = [f for f in args.fillers.split(",") if f]
     if set(fillers) - set(FILLERS):
         ap.error(f"unknown fillers {sorted(set(fillers) - set(FILLERS))}; choose from {', '.join(FILLERS)}")
@@ -768,6 +980,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"[quality] skipping the {name} filler: its package is not installed")
     start = time.perf_counter()
     scenes = load_scenes(args.out, size, args.samples, [s.name for s in specs], edits, log)
+    if set(lifters) - {"inflate"}:
+        ensure_meshes(args.out / "scenes", [s.name for s in specs])
     ablations = [a for a in args.ablate.split(",") if a]
     if set(ablations) - set(ABLATIONS):
         ap.error(f"unknown ablations {sorted(set(ablations) - set(ABLATIONS))}; choose from {', '.join(ABLATIONS)}")
@@ -782,7 +996,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         with ablated(ablations):
             results = run(args.out, scenes, backends, edits, log, fillers=fillers, inpaint=args.inpaint,
-                          inflate=inflate, edit_config=edit_config)
+                          inflate=inflate, edit_config=edit_config, lifters=lifters)
         for s in results.edits + results.identity:
             s.backend = f"{args.label} ({s.backend})"
         labels = list(dict.fromkeys(s.backend for s in results.edits if s.method == "3d"))
@@ -796,16 +1010,18 @@ def main(argv: list[str] | None = None) -> int:
         writer.writerows([[results.halves[s.scene], *(getattr(s, k) for k in Score.__dataclass_fields__)]
                           for s in results.edits])
     summary = report(results, labels, edits, fillers, two_d)
+    summary["alignment"] = alignment_summary(results.alignment)
     text, md = summarise(summary, edits, results.halves)
     minutes = (time.perf_counter() - start) / 60
     settings = {"scenes": [s.name for s in specs], "halves": results.halves, "size": list(size),
                 "samples": args.samples, "inpaint": args.inpaint, "inflate": dataclasses.asdict(inflate),
                 "edit_config": dataclasses.asdict(edit_config), "ablate": ablations, "baselines": args.baseline,
-                "fillers_skipped": skipped, "run_minutes": minutes}
+                "fillers_skipped": skipped, "lifters": lifters, "mesh_seed": MESH_SEED, "run_minutes": minutes}
     (args.out / "quality.json").write_text(json.dumps({"settings": settings, **summary, "scores": {
         "edits": [dataclasses.asdict(s) for s in results.edits],
         "identity": [dataclasses.asdict(s) for s in results.identity],
-        "fillers": [dataclasses.asdict(s) for s in results.fillers]}}, indent=1, allow_nan=True, default=str))
+        "fillers": [dataclasses.asdict(s) for s in results.fillers],
+        "alignment": [dataclasses.asdict(s) for s in results.alignment]}}, indent=1, allow_nan=True, default=str))
     intro = (f"# Quality: 3D edit vs 2D baseline\n\n{len(specs)} scenes ({args.half}), {size[0]}x{size[1]} px, Cycles "
              f"{args.samples} samples. Δ = 3D − 2D PSNR over the union of the true A and B masks after the best shift "
              f"of up to {shift_reach((size[1], size[0]))} px (the held-out protocol: mean over scenes); 2D = the "

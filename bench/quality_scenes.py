@@ -29,6 +29,11 @@ edit (`core.transforms.camera_edit`), computed about the *true* object's centre 
 Writes DIR/scenes.json (per-scene camera, spec and poses) and DIR/<scene>/<pose>.png
 (straight-alpha RGBA; alpha is the exact object mask). Backgrounds are composited later
 (`bench.quality`), so renders are independent of them.
+
+Also DIR/<scene>/mesh.ply: the object's TRUE triangle mesh in its own frame at rest (before
+pose A's matrix; Z up; vertices and faces only), what `make bench-quality --lifter mesh-true`
+gives the mesh lifter. `--meshes-only` builds the objects and writes just these (a cached set of
+renders stays as it is; sizes and samples do not matter to a mesh).
 """
 from __future__ import annotations
 
@@ -54,6 +59,7 @@ SPLIT_SEED = 18     # fixes which scenes are tuned on and which are held out
 SPEC_SEED = 2026    # fixes each scene's rest pose, light, lens, texture frequency and background
 LENSES_35MM = (24, 28, 35, 50)  # integer mm: EXIF FocalLengthIn35mmFilm is an integer tag
 HIGH_FREQUENCY = 2.5            # texture frequency factor of the "fine" variant
+MESH_FILE = "mesh.ply"          # each scene's true mesh, in its own frame at rest
 
 # Object kinds by family; the split takes half of each family into each half.
 FAMILIES = {
@@ -438,6 +444,37 @@ def rest_matrix(spec: SceneSpec, size_m: float) -> "np.ndarray":
     return M
 
 
+def write_mesh(ob, path: Path) -> None:
+    """The object's triangles in its own frame (its mesh data: pose matrices apply on top) -> a PLY
+    (trimesh's writer, atomic)."""
+    import numpy as np
+    import trimesh
+
+    from uplift.core.atomic import write_bytes_atomic
+
+    data = ob.data
+    data.calc_loop_triangles()
+    vertices = np.array([v.co[:] for v in data.vertices], dtype=np.float64)
+    faces = np.array([t.vertices[:] for t in data.loop_triangles], dtype=np.int64)
+    write_bytes_atomic(path, trimesh.Trimesh(vertices, faces, process=False).export(file_type="ply"))
+
+
+def export_meshes(out: Path, specs: list[SceneSpec], log=print) -> None:
+    """DIR/<scene>/mesh.ply for every spec, without rendering (the objects are built as for a render)."""
+    import bpy
+    import skimage
+
+    data = Path(skimage.__file__).parent / "data"
+    textures = {"astronaut": str(data / "astronaut.png"), "chelsea": str(data / "chelsea.png")}
+    for spec in specs:
+        _reset_scene((32, 32), 1, spec)
+        ob = build_object(spec.kind, textures, spec.frequency)
+        bpy.context.view_layer.update()
+        (out / spec.name).mkdir(parents=True, exist_ok=True)
+        write_mesh(ob, out / spec.name / MESH_FILE)
+        log(f"[scenes] {spec.name}/{MESH_FILE}: {len(ob.data.vertices)} vertices")
+
+
 def render_scenes(out: Path, size: tuple[int, int], samples: int, specs: list[SceneSpec], log=print) -> dict:
     import dataclasses
 
@@ -472,6 +509,7 @@ def render_scenes(out: Path, size: tuple[int, int], samples: int, specs: list[Sc
         poses = {"A": matrix_a}
         for edit, (rot, trans, scale) in EDITS.items():
             poses[edit] = camera_edit(camera, frame, rot, trans, scale).matrix @ matrix_a
+        write_mesh(ob, out / spec.name / MESH_FILE)
         for pose, matrix in poses.items():
             ob.matrix_world = Matrix(matrix.tolist())
             sc.render.filepath = str(out / spec.name / f"{pose}.png")
@@ -492,6 +530,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--samples", type=int, default=16)
     ap.add_argument("--scenes", default="", help="comma-separated scene names (default: all)")
     ap.add_argument("--backgrounds", required=True, help="comma-separated background names the specs draw from")
+    ap.add_argument("--meshes-only", action="store_true", help=f"write each scene's {MESH_FILE} only, render nothing")
     args = ap.parse_args(argv)
     w, h = (int(v) for v in args.size.lower().split("x"))
     import bpy  # noqa: F401  (fail here, clearly, when bpy is missing)
@@ -500,7 +539,11 @@ def main(argv: list[str] | None = None) -> int:
     wanted = [n for n in args.scenes.split(",") if n]
     if wanted:
         specs = [s for s in specs if s.name in wanted]
-    render_scenes(args.out, (w, h), args.samples, specs, log=lambda s: print(s, file=sys.stderr, flush=True))
+    log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    if args.meshes_only:
+        export_meshes(args.out, specs, log)
+    else:
+        render_scenes(args.out, (w, h), args.samples, specs, log)
     return 0
 
 

@@ -31,6 +31,7 @@ from .gaussians import SH_C0, Gaussians
 
 SPLAT_EXTENSIONS = (".ply", ".spz", ".splat")
 _HEAD_BYTES = 1 << 16  # enough of a PLY to see its header
+SPLAT_PLY_PROPERTIES = ("f_dc_0", "opacity", "scale_0")  # a PLY with any of these (and no faces) holds 3DGS splats
 GSPLY_REQUIREMENT = "gsply==0.4.6"  # requirements.txt; the pip name Blender's Install Dependencies uses
 
 # antimatter15 .splat: one 32-byte record per splat.
@@ -98,6 +99,27 @@ def read_splat_file(path: str | os.PathLike) -> Gaussians:
         raise SplatFormatError(f"{path}: not a readable {ext} splat file ({type(exc).__name__}: {exc})") from None
     return _from_arrays(path, decoded.means, decoded.quats, decoded.scales, decoded.opacities, decoded.sh0,
                         decoded.shN)
+
+
+def is_splat_file(path: str | os.PathLike) -> bool:
+    """Whether a file given as a *mesh* holds splats: a .spz or .splat, or a .ply whose header
+    declares 3DGS properties (`SPLAT_PLY_PROPERTIES`) or the compressed layout and no faces. An
+    unreadable .ply is left to the mesh reader, which names the problem."""
+    ext = Path(path).suffix.lower()
+    if ext in (".spz", ".splat"):
+        return True
+    if ext != ".ply":
+        return False
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_HEAD_BYTES)
+    except OSError:
+        return False
+    header = head[:max(head.find(b"end_header"), 0)].split(b"\n")
+    words = [line.split() for line in header]
+    properties = {w[-1].decode("ascii", "replace") for w in words if len(w) >= 3 and w[0] == b"property"}
+    faces = sum(int(w[2]) for w in words if len(w) == 3 and w[0] == b"element" and w[1] == b"face" and w[2].isdigit())
+    return faces == 0 and (_is_compressed_ply(head) or bool(properties & set(SPLAT_PLY_PROPERTIES)))
 
 
 def _is_compressed_ply(head: bytes) -> bool:

@@ -46,10 +46,11 @@ def add_service_arguments(parser: argparse.ArgumentParser, kind: str) -> None:
 def add_mesh_arguments(parser) -> None:
     """--mesh FILE [--up y|z] [--as-placed] [--fit K]: lift onto the artist's own mesh (`uplift lift`, `uplift edit`)."""
     group = parser.add_argument_group("lifting onto your own mesh (in this process, or sent to --server)")
-    group.add_argument("--mesh", metavar="FILE", help="lift onto this mesh (OBJ, glTF/GLB, PLY, STL) instead of "
-                                                      "guessing the shape; the photo's pixels go where it saw it")
+    group.add_argument("--mesh", metavar="FILE", help="lift onto this mesh (OBJ, glTF/GLB, PLY, STL) or these splats "
+                                                      "(SPZ, .splat, 3DGS PLY) instead of guessing the shape; the "
+                                                      "photo's pixels go where it saw it")
     group.add_argument("--up", choices=("y", "z"), default=None,
-                       help="the mesh's up axis (default: by format: glTF and OBJ y, PLY and STL z)")
+                       help="the mesh's up axis (default: by format: glTF and OBJ y, PLY, STL and splat files z)")
     group.add_argument("--as-placed", action="store_true",
                        help="keep the mesh where it is: it is already lined up through the photo's camera")
     group.add_argument("--fit", type=int, default=None, metavar="K",

@@ -20,7 +20,11 @@ the photo, with the photo's pixels where the photo saw it.
    the photo by a per-channel gain fitted where both are known; the rest the harmonic
    fill of the known colours over the Gaussians' k-NN graph (`core.color_fill`).
 
-Pre-made Gaussians (a splat file) enter at step 2: `lift_splats(g, image, mask, camera, config)`.
+Pre-made Gaussians enter at step 2 and skip step 3: a splat file given as the mesh (.spz, .splat,
+or a .ply with 3DGS properties and no faces: `core.splat_io.is_splat_file`, read by
+`read_splat_file`; Z up unless `up='y'`), or `lift_splats(g, image, mask, camera, config)`. They are
+placed (as placed, or fitted centred in a unit box as a mesh is) and coloured by step 4, their
+own colours playing the texture's part.
 A mesh already in memory (Blender's Lift onto Mesh: `blender.mesh_source`) enters as
 `MeshLifter(config, mesh=...)`; `MeshLifter.fit` gives the alignment hypotheses in the order
 step 2 ranks them and `MeshLifter.lift(..., placement=one of them)` lifts through the one the
@@ -94,17 +98,27 @@ class MeshFit:
 class MeshLifter:
     name = "mesh"
 
-    def __init__(self, config: MeshLiftConfig, device: str = "auto", mesh=None) -> None:
-        """mesh: a `core.mesh_surface.SurfaceMesh` already in memory; else `config.path` is read."""
+    def __init__(self, config: MeshLiftConfig, device: str = "auto", mesh=None, splats=None) -> None:
+        """mesh: a `core.mesh_surface.SurfaceMesh`, or splats: `Gaussians` (canonical frame, Z up),
+        already in memory; else `config.path` is read: a splat file (`core.splat_io.is_splat_file`)
+        gives splats, any other a mesh."""
         from ...core.device import pick_device
         from ...core.mesh_surface import load_surface_mesh
 
         self.config = config
         self.device = pick_device(device)
-        if mesh is None and config.path is None:
+        if mesh is None and splats is None and config.path is None:
             raise ConfigError("the mesh lifter needs a mesh file or a mesh")
         # A file is read at start-up, so that a bad one fails there and not at the first lift.
-        self.mesh = mesh if mesh is not None else load_surface_mesh(config.path, config.up, config.name)
+        if mesh is None and splats is None:
+            from ...core.splat_io import is_splat_file
+
+            if is_splat_file(config.path):
+                splats = load_splats(config.path, config.up)
+            else:
+                mesh = load_surface_mesh(config.path, config.up, config.name)
+        self.mesh, self.splats = mesh, splats
+        self.source_name = mesh.name if mesh is not None else (config.name or str(config.path or "splats"))
 
     def fit(self, mask: np.ndarray, camera, image: np.ndarray | None = None, progress=None, cancel=None) -> list[MeshFit]:
         """The alignment hypotheses of the mesh to the mask, best first (module doc, step 2; with
@@ -113,11 +127,23 @@ class MeshLifter:
         if self.config.as_placed:  # one hypothesis: where the mesh is
             from ...core.mesh_surface import silhouette
             from ...core.transforms import Similarity
+            from .placement import silhouette as splat_silhouette
 
-            check_in_view(self.mesh, mask, camera, True)
-            covered = silhouette(self.mesh, camera)
+            check_in_view(self._probe_points(), self.source_name, mask, camera, True)
+            covered = silhouette(self.mesh, camera) if self.splats is None else splat_silhouette(self.splats, camera)
             return [MeshFit(Similarity.identity(), float((covered & mask).sum() / max((covered | mask).sum(), 1)))]
+        if self.splats is not None:
+            return fit_splats(self.splats, mask, camera, self.config, self.device, progress, cancel)
         return fit_mesh(self.mesh, mask, camera, self.config, self.device, image, progress, cancel)
+
+    def _probe_points(self, placement=None) -> np.ndarray:  # [n, 3] points on the source, placed
+        from ...core.mesh_surface import sample_surface
+
+        if self.splats is None:
+            mesh = self.mesh if placement is None else self.mesh.with_vertices(placement.apply_points(self.mesh.vertices))
+            return sample_surface(mesh, 4096, seed=0).points
+        points = opaque_means(self.splats)
+        return points if placement is None else placement.apply_points(points)
 
     def lift(self, image: np.ndarray,  # uint8 [H, W, 3]
              mask: np.ndarray,         # bool [H, W]
@@ -128,8 +154,14 @@ class MeshLifter:
         cfg = self.config
         if placement is None:
             placement = None if cfg.as_placed else self.fit(mask, camera, image)[0].similarity
+        check_in_view(self._probe_points(placement), self.source_name, mask, camera, cfg.as_placed)
+        if self.splats is not None:  # a splat file: its own Gaussians, their colours the texture's part
+            from ...core.transforms import apply_similarity
+
+            g = self.splats if placement is None else apply_similarity(self.splats, placement)
+            return photo_colored(g, np.ones(len(g), bool), image, mask, camera, self.device,
+                                 match_texture=cfg.match_texture)
         placed = self.mesh if placement is None else self.mesh.with_vertices(placement.apply_points(self.mesh.vertices))
-        check_in_view(placed, mask, camera, cfg.as_placed)
         samples = inset(sample_surface(placed, splat_count(placed, camera, cfg), cfg.seed), placed, camera, cfg.inset_px)
         colors = np.full((len(samples.points), 3), 0.5) if samples.colors is None else np.nan_to_num(samples.colors, nan=0.5)
         g = surface_gaussians(samples, colors)
@@ -154,13 +186,8 @@ def fit_mesh(mesh, mask: np.ndarray, camera, cfg: MeshLiftConfig, device, image:
     coordinates into the camera's world, best first; with its own colours and an image, the
     hypothesis whose colours agree best with the photo's first, the others in silhouette order."""
     from ...core.mesh_surface import sample_surface, surface_gaussians
-    from ...core.transforms import Similarity
 
-    lo, hi = mesh.bounds()
-    extent = float((hi - lo).max())
-    if not extent > 0:
-        raise MeshFormatError(f"mesh {mesh.name} has no extent")
-    unit = Similarity(np.eye(3), -(lo + hi) / 2 / extent, 1.0 / extent)  # centred, largest side 1
+    unit = unit_box(*mesh.bounds(), mesh.name)  # centred, largest side 1
     canonical = mesh.with_vertices(unit.apply_points(mesh.vertices))
     samples = sample_surface(canonical, PLACEMENT_SAMPLES, cfg.seed)
     probe = surface_gaussians(samples, np.full((len(samples.points), 3), 0.5))
@@ -193,20 +220,63 @@ def colour_disagreement(probe, samples, similarity, image: np.ndarray, mask: np.
     return float(np.median(np.abs(own - photo).sum(1)))
 
 
-def check_in_view(mesh, mask: np.ndarray, camera, as_placed: bool) -> None:
-    """Refuse a mesh the photo's camera does not see over the mask (one line, naming the problem)."""
-    from ...core.mesh_surface import sample_surface
-
-    points = sample_surface(mesh, 4096, seed=0).points
+def check_in_view(points: np.ndarray, name: str, mask: np.ndarray, camera, as_placed: bool) -> None:
+    """Refuse a mesh (or splats), given by `points` [n, 3] on it, that the photo's camera does not see
+    over the mask (one line, naming the problem)."""
     uv, z = camera.project(points)
     front = z > 1e-9
     hint = " (leave out --as-placed to align it to the photo)" if as_placed else ""
     if not front.any():
-        raise MeshFormatError(f"mesh {mesh.name} lies behind the photo's camera{hint}")
+        raise MeshFormatError(f"mesh {name} lies behind the photo's camera{hint}")
     x, y = np.floor(uv[front]).astype(np.int64).T
     inside = (x >= 0) & (x < camera.width) & (y >= 0) & (y < camera.height)
     if not mask[y[inside], x[inside]].any():
-        raise MeshFormatError(f"mesh {mesh.name} does not cover the mask in the photo's camera{hint}")
+        raise MeshFormatError(f"mesh {name} does not cover the mask in the photo's camera{hint}")
+
+
+def load_splats(path, up: str = "auto"):
+    """A splat file (`core.splat_io.read_splat_file`) -> Gaussians in Z-up axes: 'auto' and 'z' keep
+    them (Uplift writes Z up, as Blender's world is), 'y' turns a Y-up capture up as a mesh's is."""
+    from ...core.mesh_surface import Y_UP_TO_Z_UP
+    from ...core.splat_io import read_splat_file
+    from ...core.transforms import Similarity, apply_similarity
+
+    g = read_splat_file(path)
+    if len(g) == 0:
+        raise MeshFormatError(f"splat file {path} has no splats")
+    return apply_similarity(g, Similarity(Y_UP_TO_Z_UP, np.zeros(3))) if up == "y" else g
+
+
+def opaque_means(g) -> np.ndarray:  # [n, 3] float64: the means of the splats that show (all if none does)
+    means = g.means.detach().double().cpu().numpy()
+    opaque = (g.opacities >= 0.05).cpu().numpy()
+    return means[opaque] if opaque.any() else means
+
+
+def unit_box(lo: np.ndarray, hi: np.ndarray, name: str):
+    """The Similarity centring the box lo..hi with its largest side 1 (what the alignment sees)."""
+    from ...core.transforms import Similarity
+
+    extent = float((hi - lo).max())
+    if not extent > 0:
+        raise MeshFormatError(f"mesh {name} has no extent")
+    return Similarity(np.eye(3), -(lo + hi) / 2 / extent, 1.0 / extent)
+
+
+def fit_splats(g, mask: np.ndarray, camera, cfg: MeshLiftConfig, device, progress=None, cancel=None) -> list[MeshFit]:
+    """-> the splats' alignment hypotheses as `fit_mesh`'s (centred in a unit box, at most
+    PLACEMENT_SAMPLES of them aligned), best silhouette first."""
+    import torch
+
+    from ...core.transforms import apply_similarity
+
+    means = opaque_means(g)
+    unit = unit_box(means.min(0), means.max(0), cfg.name or str(cfg.path or "splats"))
+    probe = g
+    if len(g) > PLACEMENT_SAMPLES:
+        probe = g.subset(torch.from_numpy(np.sort(np.random.default_rng(cfg.seed).choice(len(g), PLACEMENT_SAMPLES, replace=False))))
+    hypotheses = fit_placements(apply_similarity(probe, unit), mask, camera, cfg.fit_k, cfg.seed, device, progress, cancel)
+    return [MeshFit(similarity.compose(unit), iou) for similarity, iou in hypotheses]
 
 
 def splat_count(mesh, camera, cfg: MeshLiftConfig) -> int:
@@ -241,13 +311,7 @@ def inset(samples, mesh, camera, pixels: float):
 def lift_splats(g, image: np.ndarray, mask: np.ndarray, camera, cfg: MeshLiftConfig, device: str = "auto"):
     """Pre-made Gaussians (a splat file, canonical frame unless `cfg.as_placed`) -> placed and
     coloured as a mesh's are (their own colours play the texture's part)."""
-    from ...core.device import pick_device
-    from ...core.transforms import apply_similarity
-
-    device = pick_device(device)
-    if not cfg.as_placed:
-        g = apply_similarity(g, fit_placements(g, mask, camera, 1, cfg.seed, device)[0][0])
-    return photo_colored(g, np.ones(len(g), bool), image, mask, camera, device, match_texture=cfg.match_texture)
+    return MeshLifter(cfg, device, splats=g).lift(image, mask, camera)
 
 
 def photo_colored(g, own: np.ndarray,  # [N] bool: the Gaussian's colour came from the mesh (texture / vertex colour)
