@@ -144,7 +144,6 @@ def test_absurd_drags_are_refused(rod_ply, tmp_path, capsys, drag, message):
 
 
 def test_posed_spz_matches_the_posed_ply_within_its_quantisation(rod_ply, tmp_path):
-    pytest.importorskip("gsply", reason="gsply writes .spz")
     from uplift.core.splat_io import SPZ_TOLERANCE, read_splat_file
 
     drags = ("--drag", "-1.5,0,0:-1.5,0,0", "--drag", "1.5,0,0:1.5,0,-0.8")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("trimesh")
 
 from mesh_scene import box_scene, iou, nearest_face, silhouette  # noqa: E402
 from uplift.cli.main import main  # noqa: E402

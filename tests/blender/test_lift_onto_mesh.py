@@ -232,7 +232,6 @@ def box_matrix(R: np.ndarray, sides, location) -> list:
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    pytest.importorskip("torch")
     from mesh_scene import box_scene
     from uplift.core.image_io import save_png
     from uplift.core.transforms import axis_angle_matrix

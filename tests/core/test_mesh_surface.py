@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-trimesh = pytest.importorskip("trimesh")
+import trimesh  # noqa: E402
 
 from uplift.core import mesh_surface as ms  # noqa: E402
 from uplift.core.camera import Camera  # noqa: E402

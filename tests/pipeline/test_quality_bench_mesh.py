@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("trimesh")
 
 from bench.quality import PROXIES, canonical_rotation, proxy_mesh, proxy_shape  # noqa: E402
 from bench.quality_scenes import MESH_FILE, OBJECT_NAMES  # noqa: E402

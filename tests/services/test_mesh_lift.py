@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("trimesh")
 
 from mesh_scene import box_scene, iou, nearest_face, silhouette  # noqa: E402
 from uplift.core.errors import ConfigError, MeshFormatError  # noqa: E402

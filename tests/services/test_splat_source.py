@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("trimesh")
 
 from mesh_scene import box_scene, iou, silhouette  # noqa: E402
 from uplift.cli.main import main  # noqa: E402
