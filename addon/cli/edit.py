@@ -106,22 +106,13 @@ def add_parser(sub) -> None:
 def make_services(args):
     """HttpServices for --server (checked for health first), else LocalServices with the
     chosen embedded backends."""
-    import os
-
-    from ..services.options import TOKEN_ENV, mesh_config_from_args, mesh_upload
+    from ..services.options import http_services_from_args, mesh_config_from_args
 
     mesh = mesh_config_from_args(args)
     if mesh is not None and args.lift != "inflate":
         raise ConfigError(f"--mesh lifts onto the given mesh; it cannot be combined with --lift {args.lift}")
     if args.server:
-        upload = None if mesh is None else mesh_upload(mesh)
-        from ..services.api import HttpServices
-        from ..services.client import ClientTimeouts, UpliftClient
-
-        client = UpliftClient(args.server, token=args.token or os.environ.get(TOKEN_ENV),
-                              timeouts=ClientTimeouts(job=args.timeout))
-        client.health()  # "nothing listens" / "not Uplift" / "wrong token" before any upload
-        return HttpServices(client, mesh=upload)
+        return http_services_from_args(args, mesh)
     from ..services.config import ServerConfig
     from ..services.local import LocalServices
 

@@ -48,9 +48,8 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-RAY_FIELDS = {"replicas": "replicas", "gpus_per_replica": "gpus_per_replica", "cpus_per_replica": "cpus_per_replica",
-              "max_ongoing": "max_ongoing", "min_replicas": "min_replicas", "max_replicas": "max_replicas",
-              "object_store_mb": "object_store_mb"}
+RAY_FIELDS = ("replicas", "gpus_per_replica", "cpus_per_replica", "max_ongoing", "min_replicas", "max_replicas",
+              "object_store_mb")  # options named as RayConfig's fields
 
 
 def ray_config_from_args(args):
@@ -58,7 +57,7 @@ def ray_config_from_args(args):
     from ..core.errors import ConfigError
     from ..services.config import RayConfig
 
-    given = {field: getattr(args, name) for name, field in RAY_FIELDS.items() if getattr(args, name) is not None}
+    given = {field: getattr(args, field) for field in RAY_FIELDS if getattr(args, field) is not None}
     if args.ray is None:
         if given:
             flag = "--" + next(iter(given)).replace("_", "-")

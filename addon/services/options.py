@@ -105,14 +105,7 @@ def services_from_args(args: argparse.Namespace, kind: str):
     (or the mesh lifter for `uplift lift --mesh FILE`)."""
     mesh = mesh_config_from_args(args) if kind == "lift" else None
     if args.server:
-        upload = None if mesh is None else mesh_upload(mesh)  # the file is checked before contacting the server
-        from .api import HttpServices
-        from .client import ClientTimeouts, UpliftClient
-
-        client = UpliftClient(args.server, token=args.token or os.environ.get(TOKEN_ENV),
-                              timeouts=ClientTimeouts(job=args.timeout))
-        client.health()  # say "nothing listens" / "not Uplift" / "wrong token" before uploading anything
-        return HttpServices(client, mesh=upload)
+        return http_services_from_args(args, mesh)
     from .local import LocalServices
 
     fields = {"device": args.device, kind: args.backend or KIND_BACKENDS[kind][0]}
@@ -133,6 +126,19 @@ def services_from_args(args: argparse.Namespace, kind: str):
     if mesh is not None:
         services.backend("lift")  # read and check the mesh file now, before any photo work
     return services
+
+
+def http_services_from_args(args: argparse.Namespace, mesh=None):
+    """HttpServices for --server, with --mesh's file (if any) checked and read before the server is
+    asked anything, and the server's health checked before anything is uploaded."""
+    upload = None if mesh is None else mesh_upload(mesh)
+    from .api import HttpServices
+    from .client import ClientTimeouts, UpliftClient
+
+    client = UpliftClient(args.server, token=args.token or os.environ.get(TOKEN_ENV),
+                          timeouts=ClientTimeouts(job=args.timeout))
+    client.health()  # say "nothing listens" / "not Uplift" / "wrong token" before uploading anything
+    return HttpServices(client, mesh=upload)
 
 
 def refuse_overwriting_input(output, *inputs) -> None:

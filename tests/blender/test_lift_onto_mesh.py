@@ -339,8 +339,8 @@ def test_cli_gives_the_same_lifted_object(flow, inputs, blender_python, tmp_path
     the exporter's float32 product differs by ~1e-7 and the placement's optimiser, stopping at
     its own tolerance, turns that into ~5e-4: the world matrix is checked by the as-placed test.)
     The CLI runs with the Blender line's own Python and packages (the fit of a symmetric box
-    ranks near-equal hypotheses: another numpy or scipy may order them otherwise), or with this
-    one where that line has no trimesh to read mesh files."""
+    ranks near-equal hypotheses: another numpy or scipy may order them otherwise); every line
+    installs trimesh, so a line without it fails here."""
     import os
     import subprocess
 
@@ -348,9 +348,7 @@ def test_cli_gives_the_same_lifted_object(flow, inputs, blender_python, tmp_path
     from uplift_bpy_harness import REPO, package_shim
 
     _, work = flow
-    has_trimesh = subprocess.run([blender_python, "-c", "import trimesh"], capture_output=True).returncode == 0
-    python = blender_python if has_trimesh else sys.executable
-    done = subprocess.run([python, "-m", "uplift.cli.main", "lift", str(work / "photo.png"), "--mask", str(work / "mask.png"),
+    done = subprocess.run([blender_python, "-m", "uplift.cli.main", "lift", str(work / "photo.png"), "--mask", str(work / "mask.png"),
                            "--camera", str(work / "camera.json"), "--mesh", str(work / "box.ply"), "--fit", str(FIT_COUNT),
                            "--device", "cpu", "-o", str(work / "cli.ply")], capture_output=True, text=True, cwd=REPO,
                           env=dict(os.environ, PYTHONPATH=str(package_shim(tmp_path / "shim"))))

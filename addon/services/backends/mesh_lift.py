@@ -127,11 +127,12 @@ class MeshLifter:
         if self.config.as_placed:  # one hypothesis: where the mesh is
             from ...core.mesh_surface import silhouette
             from ...core.transforms import Similarity
+            from .placement import iou
             from .placement import silhouette as splat_silhouette
 
             check_in_view(self._probe_points(), self.source_name, mask, camera, True)
             covered = silhouette(self.mesh, camera) if self.splats is None else splat_silhouette(self.splats, camera)
-            return [MeshFit(Similarity.identity(), float((covered & mask).sum() / max((covered | mask).sum(), 1)))]
+            return [MeshFit(Similarity.identity(), iou(covered, mask))]
         if self.splats is not None:
             return fit_splats(self.splats, mask, camera, self.config, self.device, progress, cancel)
         return fit_mesh(self.mesh, mask, camera, self.config, self.device, image, progress, cancel)
