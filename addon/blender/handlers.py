@@ -396,7 +396,7 @@ def _apply(root: bpy.types.Object, session: state.ObjectSession, result: state.L
     # On 5.3+ Blender shows the native splats; the GLSL draw only needs an object with a photo (camera view).
     if result.posed is not None and (not native or session.photo is not None):
         splat_draw.show(root.uplift.uid, result.posed, result.splat_planes, result.pose_version, session.photo,
-                        result.photo_planes)
+                        result.photo_planes, native=native)
     request = result.request
     delay = preferences.get().full_render_delay
     if result.rgba is not None:

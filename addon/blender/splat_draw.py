@@ -352,6 +352,7 @@ class _DrawnObject:
     def __init__(self, uid: str, gaussians, planes: dict[str, np.ndarray], version: int, photo=None,
                  photo_planes=None):
         self.uid = uid
+        self.native = False  # Blender shows it (native splat cloud): drawn here only through the camera with a photo
         self.photo = photo  # core.render.reprojection.PhotoSource (object-local) or None
         self.photo_planes = photo_planes  # splat_pack.PhotoPlanes of this pose through the scene camera, or None
         self._photo_texture = None
@@ -479,38 +480,32 @@ def draws_camera_views() -> bool:
     return _handle is not None and camera_views["on"]
 
 
-def native_splats_shown() -> bool:
-    """Blender draws the lifted objects itself (native splats, 5.3+): this draw keeps only the
-    scene camera's view of objects with a photo, whose pixels a native render cannot sample."""
-    from . import native_splats
-
-    return native_splats.supported()
-
-
 def shows(uid: str) -> bool:
     """The splats of object `uid` are drawn (its point proxy is hidden)."""
     return _handle is not None and uid in _objects
 
 
 def show(uid: str, gaussians, planes: dict[str, np.ndarray] | None, version: int, photo=None,
-         photo_planes=None) -> None:
+         photo_planes=None, native: bool = False) -> None:
     """The live loop's hand-off after each LBS: posed Gaussians (object-local) and their packed
     geometry planes (None: pack here); `photo`: the object's PhotoSource (rest and camera in
     the object's frame), reprojected in the scene camera's view; `photo_planes`: its
     splat_pack.PhotoPlanes for this pose through the scene camera, made on the worker (None:
-    the draw makes them). Main thread only (GPU uploads)."""
+    the draw makes them); `native`: Blender shows this object itself (a native splat cloud, 5.3+),
+    so only its scene-camera view with the photo is drawn here. Main thread only (GPU uploads)."""
     if not active():
         return
     drawn = _objects.get(uid)
     if drawn is not None and drawn.version == version and len(drawn.means) == len(gaussians):
         drawn.use_photo(photo, photo_planes)  # same pose (a camera-only update); the photo may have just been read
-        return
-    planes = planes if planes is not None else splat_pack.pack_geometry(gaussians)
-    if drawn is None or len(drawn.means) != len(gaussians):
-        _objects[uid] = _DrawnObject(uid, gaussians, planes, version, photo, photo_planes)
-        _show_proxy(uid, False)  # the splats replace the point proxy while they are drawn
     else:
-        drawn.update(gaussians, planes, version, photo, photo_planes)
+        planes = planes if planes is not None else splat_pack.pack_geometry(gaussians)
+        if drawn is None or len(drawn.means) != len(gaussians):
+            _objects[uid] = _DrawnObject(uid, gaussians, planes, version, photo, photo_planes)
+            _show_proxy(uid, False)  # the splats replace the point proxy while they are drawn
+        else:
+            drawn.update(gaussians, planes, version, photo, photo_planes)
+    _objects[uid].native = native
 
 
 def forget(uid: str | None = None, restore_proxies: bool = True) -> list[str]:
@@ -577,7 +572,6 @@ def _draw_view() -> None:
     try:
         roots = _roots_by_uid(context)
         through_camera = rv3d.view_perspective == "CAMERA"
-        native = native_splats_shown()
         gpu.state.depth_test_set("LESS_EQUAL")
         gpu.state.depth_mask_set(False)
         gpu.state.blend_set("ALPHA_PREMULT")
@@ -585,8 +579,8 @@ def _draw_view() -> None:
             root = roots.get(uid)
             if root is None or (through_camera and not camera_views["on"]):
                 continue  # after a draw failure the camera view shows the torch preview instead
-            if native and not (through_camera and drawn.photo is not None):
-                continue  # Blender 5.3+: its own splats show the object; only the photo needs this draw
+            if drawn.native and not (through_camera and drawn.photo is not None):
+                continue  # a native splat cloud shows the object; only the photo needs this draw
             model = np.array(root.matrix_world, dtype=np.float64)
             view = SplatView.from_blender(rv3d.view_matrix, rv3d.window_matrix, region.width, region.height, model)
             drawn.draw(rv3d.as_pointer(), view, through_camera, model)
