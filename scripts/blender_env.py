@@ -2,13 +2,18 @@
 lines `make test` runs the Blender tests on).
 
     python scripts/blender_env.py --python 3.11 [--out .venv-b42]
-    python scripts/blender_env.py --python 3.13 --line 5.3 [--out .venv-b53]
+    python scripts/blender_env.py --python 3.13 --line 5.3 [--out .venv-b53] [--share .venv]
     python scripts/blender_env.py --python /path/to/python3.13
     python scripts/blender_env.py --python /path/to/blender      # uses the Python inside that Blender
 
 The Python's version picks the line: 3.11 -> 4.2 LTS (requirements-blender42.txt, numpy<2),
 3.13 -> 5.2 LTS (requirements-blender52.txt, numpy 2) unless `--line 5.3` asks for
 requirements-blender53.txt (bpy 5.3, native Gaussian splats). Standard library only.
+
+`--share VENV` layers the new environment over another one on the same Python: a .pth file puts
+VENV's site-packages after the environment's own, so pip installs only what differs (bpy) and the
+several GB of torch and its CUDA libraries exist once on disk. The environment's own packages come
+first on sys.path, so its bpy shadows VENV's; pip leaves VENV untouched ("outside environment").
 """
 from __future__ import annotations
 
@@ -73,11 +78,36 @@ def requirements_for(version: tuple[int, int], line: str | None = None) -> str:
     return requirements
 
 
-def build(python: Path, out: Path, line: str | None = None) -> float:
-    requirements = requirements_for(python_version(python), line)
+SHARED_PTH = "uplift_shared_site.pth"
+
+
+def site_packages(python: Path) -> Path:
+    out = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                         capture_output=True, text=True, check=True)
+    return Path(out.stdout.strip())
+
+
+def share_site(out: Path, base: Path, version: tuple[int, int]) -> Path:
+    """Put the site-packages of environment `base` after `out`'s own (see the module's doc)."""
+    base_python = base / "bin" / "python"
+    if not base_python.exists():
+        sys.exit(f"blender_env: --share {base}: no environment there (build it first)")
+    if python_version(base_python) != version:
+        sys.exit(f"blender_env: --share {base} runs Python {'.'.join(map(str, python_version(base_python)))}, "
+                 f"not {version[0]}.{version[1]}")
+    shared = site_packages(base_python).resolve()
+    (site_packages(out / "bin" / "python") / SHARED_PTH).write_text(f"{shared}\n")
+    return shared
+
+
+def build(python: Path, out: Path, line: str | None = None, share: Path | None = None) -> float:
+    version = python_version(python)
+    requirements = requirements_for(version, line)
     start = time.monotonic()
     if not (out / "bin" / "python").exists():
         subprocess.run([str(python), "-m", "venv", str(out)], check=True)
+    if share is not None:
+        share_site(out, share, version)
     subprocess.run([str(out / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q",
                     "-r", str(REPO / requirements)], check=True, env=dict(os.environ, PYTHONNOUSERSITE="1"))
     (out / ".installed").write_text(requirements + "\n")
@@ -89,12 +119,14 @@ def main(argv=None) -> None:
     parser.add_argument("--python", required=True, help="3.11, 3.13, a Python interpreter or a Blender")
     parser.add_argument("--line", choices=sorted(LINES), help="Blender line (default: that Python's LTS line)")
     parser.add_argument("--out", type=Path, help="environment folder (default .venv-blenderX.Y)")
+    parser.add_argument("--share", type=Path, metavar="VENV",
+                        help="reuse the packages of this environment (same Python); install only what differs")
     args = parser.parse_args(argv)
     python = find_python(args.python)
     major, minor = python_version(python)
     requirements = requirements_for((major, minor), args.line)
     out = args.out or REPO / (f".venv-blender{args.line}" if args.line else f".venv-blender{major}.{minor}")
-    seconds = build(python, out, args.line)
+    seconds = build(python, out, args.line, args.share)
     print(f"blender_env: {out} ready (Python {major}.{minor}, {requirements}) in {seconds:.0f} s")
 
 

@@ -91,3 +91,36 @@ def test_the_makefile_runs_all_three_lines_and_ci_expects_them(monkeypatch):
     pins = {line.split("==")[1].split()[0] for req in ("requirements-blender52.txt", "requirements-blender53.txt")
             for line in (REPO / req).read_text().splitlines() if line.startswith("bpy==")}
     assert pins == {"5.2.3", "5.3.0"}
+
+
+def test_a_shared_environment_puts_its_own_packages_first(tmp_path):
+    """`--share` (how `make blender53` builds .venv-b53 over .venv): the new environment sees the
+    base environment's packages, but its own shadow them, and the base is left as it was."""
+    import subprocess
+
+    base, layered = tmp_path / "base", tmp_path / "layered"
+    for env in (base, layered):
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    base_site = blender_env.site_packages(base / "bin" / "python")
+    own_site = blender_env.site_packages(layered / "bin" / "python")
+    for site, origin in ((base_site, "base"), (own_site, "own")):
+        (site / "uplift_probe.py").write_text(f"ORIGIN = {origin!r}\n")
+    (base_site / "uplift_only_in_base.py").write_text("ORIGIN = 'base'\n")
+
+    version = blender_env.python_version(Path(sys.executable))
+    assert blender_env.share_site(layered, base, version) == base_site.resolve()
+    probe = subprocess.run([str(layered / "bin" / "python"), "-c",
+                            "import uplift_probe, uplift_only_in_base; print(uplift_probe.ORIGIN, uplift_only_in_base.ORIGIN)"],
+                           capture_output=True, text=True, check=True)
+    assert probe.stdout.split() == ["own", "base"]
+    assert sorted(p.name for p in base_site.iterdir()) == ["uplift_only_in_base.py", "uplift_probe.py"]
+
+    with pytest.raises(SystemExit, match="no environment there"):
+        blender_env.share_site(layered, tmp_path / "missing", version)
+    with pytest.raises(SystemExit, match="runs Python"):
+        blender_env.share_site(layered, base, (3, version[1] + 1))
+
+
+def test_the_53_line_is_layered_over_the_main_environment():
+    makefile = (REPO / "Makefile").read_text()
+    assert "--line 5.3 --out $(B53) --share $(VENV)" in makefile
