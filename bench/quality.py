@@ -799,6 +799,40 @@ def _pairs(edits: list[Score], twod: list[Score], half_of: dict, label: str, edi
             and half in ("all", half_of.get(s.scene))]
 
 
+def sign_test_p(wins: int, losses: int) -> float:
+    """Two-sided exact sign test (ties dropped): how often a fair coin splits at least this
+    unevenly. Over 8 scenes only 8/0 (p 0.008) and 7/1 (p 0.07) say much; 6/2 is p 0.29."""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(wins, losses) + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def paired_rows(edits: list[Score], labels, edit_names, half_of: dict) -> dict:
+    """Each row label after the first against the first (this checkout), scene by scene on the same
+    photos: the 3D shifted PSNRs' difference, so the shared 2D baseline cancels. A median of per-scene
+    differences, not a difference of medians: which scene sits at a row's median can swing the
+    latter by a dB while the rows tie scene for scene."""
+    if len(labels) < 2:
+        return {}
+    score = {(s.backend, s.scene, s.edit): s.psnr_union_shift for s in edits if s.method == "3d"}
+    out: dict = {}
+    for other in labels[1:]:
+        for half in (*HALVES, "all"):
+            for edit in edit_names:
+                diff = [score[(labels[0], scene, edit)] - score[(other, scene, edit)] for scene in half_of
+                        if half in ("all", half_of[scene]) and (labels[0], scene, edit) in score
+                        and (other, scene, edit) in score]
+                if not diff:
+                    continue
+                wins, losses = sum(d > 0 for d in diff), sum(d < 0 for d in diff)
+                out.setdefault(other, {}).setdefault(half, {})[edit] = {
+                    "median_diff": _median(diff), "mean_diff": _mean(diff), "wins": wins, "losses": losses,
+                    "scenes": len(diff), "sign_p": sign_test_p(wins, losses)}
+    return out
+
+
 def report(results: Results, labels, edits, fillers, two_d_backend: str) -> dict:
     """Per half and per row label: means and medians over scenes of 3D - 2D (the held-out protocol's
     number is the mean of the shifted PSNR difference), IoU, identity, the fillers."""
@@ -850,6 +884,8 @@ def report(results: Results, labels, edits, fillers, two_d_backend: str) -> dict
             row["vs_telea_ring_db"] = statistics.fmean(a.psnr_ring - b.psnr_ring for a, b in paired)
             row["wins_vs_telea"] = sum(a.psnr_hole > b.psnr_hole for a, b in paired)
         out["fillers"][name] = row
+    out["paired"] = {"against": labels[0] if labels else None,
+                     "rows": paired_rows(results.edits, list(labels), edits, results.halves)}
     return out
 
 
@@ -896,6 +932,13 @@ def summarise(summary: dict, edits, halves_of: dict) -> tuple[str, str]:
                                  f"silhouette with the truth",
                                  ("row", "edit", "Δ mean", "Δ median", "3D mean", "2D mean", "IoU 3D", "IoU 2D",
                                   "3D wins", "render s"), rows))
+    paired = summary.get("paired", {})
+    for other, by_half in paired.get("rows", {}).items():
+        rows = [(half, edit, f"{r['median_diff']:+.2f}", f"{r['mean_diff']:+.2f}", f"{r['wins']}/{r['losses']}/{r['scenes']}",
+                 f"{r['sign_p']:.2f}") for half, by_edit in by_half.items() for edit, r in by_edit.items()]
+        tables.append(_table(f"paired, {paired['against']} vs {other}: per-scene difference of the 3D shifted PSNR "
+                             f"(dB; + = {paired['against']} better)",
+                             ("half", "edit", "median diff", "mean diff", "wins/losses/scenes", "sign test p"), rows))
     for label, per_scene in summary["per_scene"].items():
         rows = [(scene, halves_of[scene], *(f"{d[e]:+.2f}" if e in d else "-" for e in edits))
                 for scene, d in per_scene.items() if d]

@@ -154,9 +154,33 @@ def test_report_pairs_3d_and_2d_by_scene_and_half():
     assert summary["identity"]["main"]["heldout"]["psnr_mask_min"] == 32.0
     fsr = summary["fillers"]["fsr_fast"]
     assert fsr["vs_telea_hole_db"] == pytest.approx(1.0) and fsr["wins_vs_telea"] == 2
+    paired = summary["paired"]["rows"]["old"]["all"]["yaw15"]  # main - old: +0.5, +1.5, +2.5 over the scenes
+    assert paired["median_diff"] == pytest.approx(1.5) and (paired["wins"], paired["losses"]) == (3, 0)
     text, md = summarise(summary, ["yaw15"], halves)
     for table in (text, md):
         assert "identity" in table and "heldout" in table and "per object" in table and "fsr_fast" in table
+        assert "paired, main vs old" in table
+
+
+def test_paired_rows_compare_scene_by_scene_not_medians():
+    """Two rows that tie scene for scene but whose medians differ by 2 dB (the scenes swap places
+    around the median): the paired median difference says 0, wins and losses say 1/1."""
+    from bench.quality import Score, paired_rows, sign_test_p
+
+    halves = {"a": "heldout", "b": "heldout", "c": "heldout", "d": "tuning"}
+    main = {"a": 20.0, "b": 24.0, "c": 30.0, "d": 10.0}
+    old = {"a": 21.0, "b": 24.0, "c": 29.0, "d": 12.0}
+    edits = [Score(label, "yaw30", "3d", scene, value, 0.5, 0.9, 40.0, value)
+             for label, values in (("main", main), ("old", old)) for scene, value in values.items()]
+    edits.append(Score("main", "yaw30", "2d", "a", 0.0, 0.5, 0.9, 40.0, 0.0))  # 2D rows do not enter
+    rows = paired_rows(edits, ["main", "old"], ["yaw30"], halves)["old"]
+    held = rows["heldout"]["yaw30"]
+    assert held["median_diff"] == 0.0 and held["mean_diff"] == pytest.approx(0.0)
+    assert (held["wins"], held["losses"], held["scenes"]) == (1, 1, 3) and held["sign_p"] == 1.0
+    assert rows["tuning"]["yaw30"]["median_diff"] == -2.0 and rows["all"]["yaw30"]["scenes"] == 4
+    assert paired_rows(edits, ["main"], ["yaw30"], halves) == {}  # nothing to pair with
+    assert sign_test_p(8, 0) == pytest.approx(2 / 256) and sign_test_p(0, 8) == pytest.approx(2 / 256)
+    assert sign_test_p(7, 1) == pytest.approx(18 / 256) and sign_test_p(4, 4) == 1.0 and sign_test_p(0, 0) == 1.0
 
 
 def test_best_shift_psnr_undoes_a_small_offset_and_no_more():

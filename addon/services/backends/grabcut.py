@@ -11,6 +11,8 @@ ITERATIONS = 5
 CLICK_RADIUS = 0.016  # hard-label disk radius, as a fraction of the working image's longer side
 MORPH_RADIUS = 0.004  # clean-up disk radius, same unit: removes specks, keeps the outline
 GROW = 0.35           # points-only box: the points' bounding box grown by this fraction of the image side
+PART_FRACTION = 0.1   # with no foreground click, every component at least this fraction of the largest stays:
+                      # a lamp's shade and base, cut apart where GrabCut misses the thin stem, are one object
 
 
 class GrabCutSegmenter:
@@ -72,7 +74,8 @@ def _clean(mask: np.ndarray,       # bool [h, w]
            bg_points: np.ndarray,  # float [B, 2] background clicks (x, y)
            radius: int) -> np.ndarray:  # -> bool [h, w]
     """Open then close with a small disk, keep the components holding a foreground click (else the
-    largest one), and fill holes, except holes the artist marked as background."""
+    largest one and those at least PART_FRACTION of its size), and fill holes, except holes the
+    artist marked as background."""
     import cv2
 
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
@@ -84,7 +87,8 @@ def _clean(mask: np.ndarray,       # bool [h, w]
     keep = {int(comp[int(np.clip(y, 0, m.shape[0] - 1)), int(np.clip(x, 0, m.shape[1] - 1))]) for x, y in fg_points}
     keep.discard(0)
     if not keep:
-        keep = {1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))}
+        areas = stats[1:, cv2.CC_STAT_AREA]
+        keep = set((1 + np.flatnonzero(areas >= PART_FRACTION * areas.max())).tolist())
     m = np.isin(comp, list(keep)).astype(np.uint8)
     # Fill holes: background not connected to the border becomes foreground.
     flood = np.pad(1 - m, 1, constant_values=1)
