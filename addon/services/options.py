@@ -97,7 +97,7 @@ def mesh_upload(config):
         raise MeshFormatError(f"mesh {path} does not exist") from None
     except OSError as exc:
         raise MeshFormatError(f"cannot read mesh {path}: {exc.strerror or exc}") from None
-    return MeshUpload(data, fmt, config.up, config.as_placed, config.fit_k, name=path.name)
+    return MeshUpload(data, fmt, config.up, config.as_placed, None if config.as_placed else config.fit_k, name=path.name)
 
 
 def services_from_args(args: argparse.Namespace, kind: str):

@@ -335,6 +335,9 @@ def mesh_config(params: dict, path):
               "name": name}
     if not isinstance(fields["as_placed"], bool):
         raise InvalidRequestError("as_placed must be true or false")
+    if fields["as_placed"] and params.get("fit") is not None:
+        raise InvalidRequestError("as_placed and fit exclude each other: a mesh already lined up through the "
+                                  "camera is not fitted (the command line's --as-placed | --fit)")
     if params.get("fit") is not None:
         fields["fit_k"] = params["fit"]
     try:
@@ -472,7 +475,9 @@ def create_app(config: ServerConfig = ServerConfig(), services: LocalServices | 
         mesh_part = None
         if mesh is not None:
             p = _params(params)
-            mesh_part = (await mesh.read(), mesh_format(p), p)
+            suffix = mesh_format(p)
+            mesh_config(p, f"upload{suffix}")  # a bad option is a 400 now, not after the queue and the upload's parse
+            mesh_part = (await mesh.read(), suffix, p)
         (data, count), worker = await runner.run("lift", img, msk, cam, mesh_part)
         return Response(data, media_type="application/octet-stream",
                         headers={P.COUNT_HEADER: str(count), P.WORKER_HEADER: worker})

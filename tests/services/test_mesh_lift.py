@@ -210,7 +210,7 @@ def test_a_mesh_sent_to_a_server_lifts_as_in_process(scene, files, tmp_path):
             HttpServices(client, mesh=mesh_upload(MeshLiftConfig(tmp_path / "junk.glb"))).lift(
                 scene.image, scene.mask, scene.camera)
         with pytest.raises(UpliftError, match="--fit must be"):
-            HttpServices(client, mesh=dataclasses.replace(mesh_upload(config), fit=99)).lift(
+            HttpServices(client, mesh=dataclasses.replace(mesh_upload(config), as_placed=False, fit=99)).lift(
                 scene.image, scene.mask, scene.camera)
         # The command line sends the file the same way.
         from uplift.cli.main import main
@@ -275,3 +275,39 @@ def test_badly_scaled_open_multi_part_meshes_reach_the_alignment_as_a_unit_objec
     plo, phi = placed.bounds()
     np.testing.assert_allclose(phi - plo, 0.5 * np.array([1.0, 1 / 4.5, 1 / 4.5]), rtol=1e-9)
     np.testing.assert_allclose((plo + phi) / 2, [0, 3, 0], atol=1e-9)
+
+
+def test_the_server_refuses_bad_mesh_options_before_queueing_the_job(scene, files):
+    """Options are checked in the request, before a job is queued (a busy server still answers 400
+    at once, and a Ray replica is never woken for them); fit with as_placed is refused as the
+    command line refuses --as-placed --fit."""
+    from live_server import running as _  # noqa: F401  (the helpers' module sets up the path)
+
+    from uplift.core.errors import UpliftError
+    from uplift.services.client import UpliftClient
+    from uplift.services.config import ServerConfig
+    from uplift.services.local import LocalServices
+    from uplift.services.server import LocalRunner, create_app, start_background
+
+    class NoJobs(LocalRunner):
+        async def run(self, job, *args):
+            raise AssertionError(f"a {job} job was queued")
+
+    config = ServerConfig(segment="none", inpaint="none")
+    services = LocalServices(config)
+    server = start_background(create_app(config, services, runner=NoJobs(services, config)))
+    from uplift.core.image_io import encode_png
+
+    image, mask = encode_png(scene.image), encode_png(scene.mask.astype(np.uint8) * 255)
+    mesh = (files / "posed.ply").read_bytes()
+    try:
+        client = UpliftClient(server.url, retries=0)
+        for params, message in (({"format": ".ply", "as_placed": True, "fit": 2}, "exclude each other"),
+                                ({"format": ".ply", "fit": 99}, "--fit must be"),
+                                ({"format": ".ply", "up": "x"}, "up axis"),
+                                ({"format": ".ply", "colour": 1}, "unknown mesh parameters: colour"),
+                                ({"format": ".usd"}, "format must be one of")):
+            with pytest.raises(UpliftError, match=message):
+                client.lift(image, mask, scene.camera.to_dict(), mesh=mesh, mesh_params=params)
+    finally:
+        server.stop()
