@@ -22,7 +22,6 @@ from typing import NamedTuple
 import bpy
 import numpy as np
 
-from ..core.errors import MeshFormatError
 from . import images, scene_io
 
 FIT_RGBA = (0.1, 0.75, 1.0, 0.3)        # the fitted silhouette's tint over the photo
@@ -41,17 +40,14 @@ def mesh_object(context) -> bpy.types.Object:
 
 def surface_mesh(ob: bpy.types.Object, depsgraph):
     """-> core.mesh_surface.SurfaceMesh of `ob` as evaluated, in world coordinates."""
-    from ..core.mesh_surface import MAX_COORDINATE, MAX_FACES, SurfaceMesh
+    from ..core.mesh_surface import SurfaceMesh, check_area, check_triangle_count, check_vertices
 
     evaluated = ob.evaluated_get(depsgraph)
     mesh = evaluated.to_mesh()
     try:
         mesh.calc_loop_triangles()
         count = len(mesh.loop_triangles)
-        if count == 0:
-            raise MeshFormatError(f"mesh {ob.name!r} has no faces to fit (empty, or only edges and points)")
-        if count > MAX_FACES:
-            raise MeshFormatError(f"mesh {ob.name!r} has {count} triangles, over the limit of {MAX_FACES}")
+        check_triangle_count(count, repr(ob.name))
         local = _array(mesh.vertices, "co", np.float32, 3)
         corners = _array(mesh.loop_triangles, "vertices", np.int32, 3)
         loops = _array(mesh.loop_triangles, "loops", np.int32, 3)
@@ -64,8 +60,7 @@ def surface_mesh(ob: bpy.types.Object, depsgraph):
         evaluated.to_mesh_clear()
     world = local.astype(np.float64) @ matrix[:3, :3].T + matrix[:3, 3]
     vertices = world[corners].reshape(-1, 3)
-    if not np.isfinite(vertices).all() or np.abs(vertices).max() > MAX_COORDINATE:
-        raise MeshFormatError(f"mesh {ob.name!r} has NaN, infinite or huge coordinates")
+    check_vertices(vertices, repr(ob.name))
     faces = np.arange(3 * count, dtype=np.int64).reshape(count, 3)
     colors = _material_colors(slots, material, count)
     uv = uv_loops[loops].reshape(-1, 2).astype(np.float64) if uv_loops is not None and colors.textures else None
@@ -75,9 +70,7 @@ def surface_mesh(ob: bpy.types.Object, depsgraph):
                           face_texture=colors.face_texture if colors.textures else None, textures=colors.textures,
                           face_colors=None if np.isnan(colors.face_colors).all() else colors.face_colors,
                           name=repr(ob.name))
-    if not surface.area > 0:
-        raise MeshFormatError(f"all {count} triangles of mesh {ob.name!r} have zero area")
-    return surface
+    return check_area(surface)
 
 
 def _array(collection, attribute: str, dtype, width: int = 1) -> np.ndarray:

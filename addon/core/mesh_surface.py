@@ -140,13 +140,30 @@ def load_surface_mesh(path, up: str = "auto", name: str | None = None) -> Surfac
     return mesh
 
 
+def check_triangle_count(count: int, name: str) -> None:
+    """Before reading a mesh's arrays (a file's or a Blender object's): some triangles, not too many."""
+    if count == 0:
+        raise MeshFormatError(f"mesh {name} has no triangles (empty, a point cloud, or only edges)")
+    if count > MAX_FACES:
+        raise MeshFormatError(f"mesh {name} has {count} triangles, over the limit of {MAX_FACES}")
+
+
+def check_vertices(vertices: np.ndarray, name: str) -> None:  # [V, 3]
+    if not np.isfinite(vertices).all():
+        raise MeshFormatError(f"mesh {name} has NaN or infinite vertex coordinates")
+    if np.abs(vertices).max() > MAX_COORDINATE:
+        raise MeshFormatError(f"mesh {name} has coordinates beyond ±{MAX_COORDINATE:g}")
+
+
+def check_area(mesh: SurfaceMesh) -> SurfaceMesh:
+    if not mesh.area > 0:
+        raise MeshFormatError(f"all {len(mesh.faces)} triangles of mesh {mesh.name} have zero area")
+    return mesh
+
+
 def _from_parts(parts: list, name: str) -> SurfaceMesh:
     parts = [p for p in parts if len(p.faces)]
-    faces_total = sum(len(p.faces) for p in parts)
-    if faces_total == 0:
-        raise MeshFormatError(f"mesh {name} has no triangles (empty, or a point cloud)")
-    if faces_total > MAX_FACES:
-        raise MeshFormatError(f"mesh {name} has {faces_total} triangles, over the limit of {MAX_FACES}")
+    check_triangle_count(sum(len(p.faces) for p in parts), name)
     vertices, faces, uvs, face_texture, textures, vcolors, fcolors = [], [], [], [], [], [], []
     offset = 0
     for part in parts:
@@ -163,18 +180,13 @@ def _from_parts(parts: list, name: str) -> SurfaceMesh:
         fcolors.append(face_rgb if face_rgb is not None else np.full((len(f), 3), np.nan))
         offset += len(v)
     V, F = np.concatenate(vertices), np.concatenate(faces)
-    if not np.isfinite(V).all():
-        raise MeshFormatError(f"mesh {name} has NaN or infinite vertex coordinates")
-    if np.abs(V).max() > MAX_COORDINATE:
-        raise MeshFormatError(f"mesh {name} has coordinates beyond ±{MAX_COORDINATE:g}")
+    check_vertices(V, name)
     vcol, fcol = np.concatenate(vcolors), np.concatenate(fcolors)
     mesh = SurfaceMesh(V, F, uv=np.concatenate(uvs) if textures else None,
                        face_texture=np.concatenate(face_texture) if textures else None, textures=tuple(textures),
                        vertex_colors=None if np.isnan(vcol).all() else vcol,
                        face_colors=None if np.isnan(fcol).all() else fcol, name=name)
-    if not mesh.area > 0:
-        raise MeshFormatError(f"all {faces_total} triangles of mesh {name} have zero area")
-    return mesh
+    return check_area(mesh)
 
 
 def _part_colors(part):

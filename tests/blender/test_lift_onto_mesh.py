@@ -272,7 +272,7 @@ def test_refusals_are_one_line_without_traceback(flow):
         "no mask": "Select the object in the photo first",
         "nothing selected": "Select the mesh to fit",
         "a camera": "is not a mesh",
-        "empty mesh": "has no faces",
+        "empty mesh": "has no triangles",
         "zero area": "zero area",
         "one fit": "found only one fit",
         "moved since fit": "changed since Fit to Photo",
