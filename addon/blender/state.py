@@ -101,6 +101,7 @@ class ObjectSession:
     pose_version: int = 0             # increases with each solve or restore (the GPU draw re-uploads then)
     packed: tuple[int, dict] | None = None  # (pose_version, splat planes) packed last
     native_packed: tuple[int, dict] | None = None  # (pose_version, native splat attributes) made last
+    native_written: tuple[int, int] | None = None  # (pose_version, cloud data pointer) written to Blender last
     needs_restore: bool = False       # rebuilt from the .blend or undone: re-skin from the empties' pose
     photo_input: tuple | None = None  # (photo uint8 [H, W, 3], its Camera in the root's frame); (): none; None: unread
     photo: object = None              # core.render.reprojection.PhotoSource, built on the first render

@@ -102,6 +102,23 @@ out["moved"] = float(np.abs(proxy_module.positions(ob) - scene_io.load_gaussians
 if out["native"]:
     out["radiance_kept"] = float(np.abs(read(ob)[convention.RADIANCE] - expected[convention.RADIANCE][1]).max())
 
+# A result of the pose already written (a view-only pass) writes nothing; a new pose does.
+session = state.get(root.uplift.uid)
+writes = []
+original_write = native_splats.write_pose
+native_splats.write_pose = lambda ob, posed: writes.append(1) or original_write(ob, posed)
+try:
+    def result(version):
+        request = state.LiveRequest(root.uplift.uid, session.handle_idx, session.targets,
+                                    np.array(root.matrix_world, dtype=np.float64), None, 1.0, False)
+        return state.LiveResult(request, None, None, session.deformed.means.numpy(), None, session.deformed, version)
+    handlers._apply(root, session, result(session.pose_version))
+    out["view_only_writes"] = len(writes)
+    handlers._apply(root, session, result(session.pose_version + 1))
+    out["new_pose_writes"] = len(writes)
+finally:
+    native_splats.write_pose = original_write
+
 blend = WORK + "/posed.blend"
 bpy.ops.wm.save_as_mainfile(filepath=blend)
 bpy.ops.wm.open_mainfile(filepath=blend)
@@ -148,6 +165,8 @@ def test_the_lifted_object_is_native_splats_from_5_3(extension_zip, blender_pyth
     assert out["native"] == out["supported"] == native, out
     assert out["moved"] > 0.05 and out["posed_error"] < 1e-6, out  # the stand-in follows each LBS exactly
     assert out["reopened_native"] == native and out["reopened_error"] < 1e-6 and out["proxies"] == 1, out
+    # A view-only result leaves the cloud alone; the next pose is written once (native clouds only).
+    assert (out["view_only_writes"], out["new_pose_writes"]) == ((0, 1) if native else (0, 0)), out
     if not native:
         return
     assert out["attributes"] == out["expected_attributes"], out  # position, scale, rotation, radiance:base, sh_0..2
