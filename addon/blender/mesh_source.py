@@ -6,7 +6,9 @@ Conversion (`surface_mesh`) reads the evaluated mesh (modifiers applied) in bulk
 Each triangle keeps its own three corners (UVs are per corner in Blender). Colours, per
 material slot: an Image Texture node linked to the Principled BSDF's Base Color (sampled
 through the active UV map), else the Base Color's constant value; any other material gives
-no colour of its own (the lifter's harmonic fill applies there).
+no colour of its own. The active colour attribute (vertex paint, a scan's colours; per point or
+per corner), where there is one, colours every triangle no texture covers, ahead of the material
+constants (`core.mesh_surface`'s order). What has no colour takes the lifter's harmonic fill.
 
 The fit lives in the scene's Uplift properties (so undo and saving keep it): the mesh, its
 hypotheses (mesh -> world similarity matrices, best first, with IoUs), which one is chosen, and
@@ -55,6 +57,7 @@ def surface_mesh(ob: bpy.types.Object, depsgraph):
         layer = mesh.uv_layers.active
         uv_loops = _array(layer.uv, "vector", np.float32, 2) if layer is not None else None
         slots = [slot.material for slot in evaluated.material_slots]
+        corner_colors = _color_attribute(mesh, corners, loops)
         matrix = np.array(evaluated.matrix_world, dtype=np.float64)
     finally:
         evaluated.to_mesh_clear()
@@ -68,9 +71,21 @@ def surface_mesh(ob: bpy.types.Object, depsgraph):
         colors = _MaterialColors(colors.face_colors, np.full(count, -1), ())
     surface = SurfaceMesh(vertices, faces, uv=uv,
                           face_texture=colors.face_texture if colors.textures else None, textures=colors.textures,
+                          vertex_colors=corner_colors,
                           face_colors=None if np.isnan(colors.face_colors).all() else colors.face_colors,
                           name=repr(ob.name))
     return check_area(surface)
+
+
+def _color_attribute(mesh, corners: np.ndarray, loops: np.ndarray) -> np.ndarray | None:
+    """The active colour attribute at each triangle corner: float64 [3 T, 3] sRGB in [0, 1], or None
+    (no colour attribute, or one on faces or edges, which vertex paint does not make)."""
+    layer = mesh.color_attributes.active_color
+    if layer is None or layer.domain not in ("POINT", "CORNER"):
+        return None
+    rgba = _array(layer.data, "color_srgb", np.float32, 4).reshape(-1, 4)
+    at = corners if layer.domain == "POINT" else loops  # [T, 3] vertex or loop indices
+    return np.clip(rgba[at.reshape(-1), :3].astype(np.float64), 0.0, 1.0)
 
 
 def _array(collection, attribute: str, dtype, width: int = 1) -> np.ndarray:

@@ -117,6 +117,26 @@ material.node_tree.links.new(node.outputs["Color"], bsdf.inputs["Base Color"])
 surface = mesh_source.surface_mesh(plain, bpy.context.evaluated_depsgraph_get())
 out["texture"] = [len(surface.textures), list(surface.textures[0].shape), surface.uv.shape[0] == surface.vertices.shape[0],
                   int((surface.face_texture == 0).sum()), surface.face_colors is None]
+# A colour attribute (vertex paint): per corner on one box, per point on another; the texture still wins.
+corner = plain.data.color_attributes.new("Paint", "BYTE_COLOR", "CORNER")
+corner.data.foreach_set("color_srgb", np.tile([1.0, 0.5, 0.0, 1.0], len(corner.data)).astype(np.float32))
+plain.data.color_attributes.active_color = corner
+surface = mesh_source.surface_mesh(plain, bpy.context.evaluated_depsgraph_get())
+out["corner_paint"] = [list(surface.vertex_colors.shape), surface.vertex_colors.min(0).tolist(),
+                       surface.vertex_colors.max(0).tolist(), len(surface.textures)]
+unpainted = triangulated_box("Unpainted", np.eye(4))
+point = unpainted.data.color_attributes.new("Scan", "FLOAT_COLOR", "POINT")
+values = np.zeros((len(point.data), 4), np.float32)
+values[:, 3] = 1.0
+values[:, 2] = np.array([v.co.z > 0 for v in unpainted.data.vertices], np.float32)  # blue on top
+point.data.foreach_set("color_srgb", values.ravel())
+unpainted.data.color_attributes.active_color = point
+surface = mesh_source.surface_mesh(unpainted, bpy.context.evaluated_depsgraph_get())
+top = surface.vertices[:, 2] > 0
+out["point_paint"] = [bool(np.allclose(surface.vertex_colors[top], [0, 0, 1], atol=1e-4)),  # float linear <-> sRGB: 3e-5
+                      bool(np.allclose(surface.vertex_colors[~top], 0, atol=1e-4)),
+                      surface.has_colors]
+bpy.data.objects.remove(unpainted)
 bpy.data.objects.remove(plain)
 
 # Fit to Photo a box of the right shape, turned and away from where the photo shows it.
@@ -290,6 +310,16 @@ def test_material_colours(flow):
     assert np.allclose(low, expected) and np.allclose(high, expected)
     count, shape, per_corner, textured, no_constant = out["texture"]
     assert count == 1 and shape == [4, 4, 3] and per_corner and textured == 12 and no_constant
+
+
+def test_colour_attributes(flow):
+    """Vertex paint reaches the lifter as sRGB per triangle corner, from a per-corner byte attribute
+    (a byte per channel: 0.5 reads back as 128/255) and a per-point float one."""
+    out, _ = flow
+    shape, low, high, textures = out["corner_paint"]
+    assert shape == [36, 3] and textures == 1  # 12 triangles x 3 corners; the image texture stays
+    assert np.allclose(low, [1.0, 0.5, 0.0], atol=1 / 255) and np.allclose(high, [1.0, 0.5, 0.0], atol=1 / 255)
+    assert out["point_paint"] == [True, True, True]
 
 
 def test_fit_next_fit_and_lift(flow):
