@@ -39,7 +39,8 @@ MASK_PART = "mask"
 CAMERA_PART = "camera"
 PARAMS_PART = "params"
 MESH_PART = "mesh"      # lift: the artist's own mesh file (one self-contained file: GLB, PLY, STL, OBJ)
-MESH_FORMATS = (".glb", ".ply", ".stl", ".obj")  # what one uploaded file can carry; .gltf has side files
+MESH_FORMATS = (".glb", ".ply", ".stl", ".obj", ".spz", ".splat")  # what one uploaded file can carry (a mesh,
+                                                                 # or splats); .gltf has side files
 
 INPAINT_MODES = ("fill", "seam")
 

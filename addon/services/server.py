@@ -462,10 +462,11 @@ def create_app(config: ServerConfig = ServerConfig(), services: LocalServices | 
                    mask: UploadFile = File(..., description="mask image of the photo's size (>= 128 or alpha = inside)"),
                    camera: str = Form(..., description='JSON {"width", "height", "K": 3x3, "world_to_camera": 4x4}, '
                                                        "OpenCV axes"),
-                   mesh: UploadFile | None = File(None, description="optional: lift onto this mesh file "
+                   mesh: UploadFile | None = File(None, description="optional: lift onto this mesh or splat file "
                                                   f"({', '.join(P.MESH_FORMATS)}) instead of the server's lifter"),
-                   params: str = Form("{}", description='with a mesh: JSON {"format": ".glb" | ".ply" | ".stl" | '
-                                                        '".obj", "up": "auto" | "y" | "z", "as_placed": bool, '
+                   params: str = Form("{}", description='with a mesh: JSON {"format": '
+                                                        + " | ".join(f'"{f}"' for f in P.MESH_FORMATS)
+                                                        + ', "up": "auto" | "y" | "z", "as_placed": bool, '
                                                         '"fit": hypotheses, "name": the file\'s name for messages}')):
         from ..core.camera import Camera
 

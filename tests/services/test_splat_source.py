@@ -13,7 +13,7 @@ from uplift.cli.main import main  # noqa: E402
 from uplift.core.image_io import save_png  # noqa: E402
 from uplift.core.mesh_surface import Y_UP_TO_Z_UP, SurfaceMesh, sample_surface, surface_gaussians  # noqa: E402
 from uplift.core.ply import read_ply  # noqa: E402
-from uplift.core.splat_io import is_splat_file, write_splat_file  # noqa: E402
+from uplift.core.splat_io import is_splat_file, read_splat_file, write_splat_file  # noqa: E402
 from uplift.services.backends.mesh_lift import MeshLifter, MeshLiftConfig  # noqa: E402
 
 
@@ -103,7 +103,8 @@ def test_bad_splat_files_are_one_line(files, capsys, name, data, message):
     assert len(err.splitlines()) == 1 and not (files / "out.ply").exists()
 
 
-def test_a_splat_ply_sent_to_a_server_lifts_as_in_process(scene, files):
+@pytest.mark.parametrize("name", ["placed.ply", "placed.spz", "placed.splat"])
+def test_a_splat_file_sent_to_a_server_lifts_as_in_process(scene, files, name):
     from live_server import running
 
     from uplift.services.api import HttpServices
@@ -111,9 +112,12 @@ def test_a_splat_ply_sent_to_a_server_lifts_as_in_process(scene, files):
     from uplift.services.config import ServerConfig
     from uplift.services.options import mesh_upload
 
-    config = MeshLiftConfig(files / "placed.ply", as_placed=True)
+    if not (files / name).exists():
+        write_splat_file(files / name, read_splat_file(files / "placed.ply"))
+    config = MeshLiftConfig(files / name, as_placed=True)
     local = MeshLifter(config, device="cpu").lift(scene.image, scene.mask, scene.camera)
     with running(ServerConfig(segment="none", inpaint="none")) as url:
         served = HttpServices(UpliftClient(url, retries=0), mesh=mesh_upload(config)).lift(
             scene.image, scene.mask, scene.camera)
+    assert len(served) == len(local) > 0
     assert torch.equal(served.means, local.means) and torch.allclose(served.sh, local.sh, atol=1e-6)
