@@ -62,13 +62,21 @@ class GrabCutSegmenter:
                 seeds.append(seed.copy())
                 seeds[1][y0:y1, x0:x1][behind] = cv2.GC_PR_BGD
         morph = max(1, round(MORPH_RADIUS * max(sw, sh)))
-        results = []
-        for gc in seeds:
+
+        def run(gc):
             for centre, label in clicks:
                 cv2.circle(gc, centre, radius, label, -1)
             raw = _grabcut(small, gc)
             clean = _clean(raw, pts[labels == 1], pts[labels != 1], morph)
-            results.append((clean, _agreement(raw, clean)))
+            return clean, _agreement(raw, clean)
+
+        if len(seeds) == 1:
+            results = [run(seeds[0])]
+        else:  # OpenCV lets go of the GIL in grabCut: the two runs share the cores (1.2 -> 1.3 s, not 2 s)
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(len(seeds)) as pool:
+                results = list(pool.map(run, seeds))
         if len(results) > 1:  # the band also matches an object coloured like its surroundings (a white dog on
             # a white floor): keep the mask whose outline runs along the photo's edges
             gradient = _lab_gradient(small)
