@@ -75,6 +75,8 @@ def test_edit_with_a_mesh(scene, inputs):
     (["--mesh", "{d}/posed.ply", "--fit", "0"], "--fit must be"),
     (["--up", "y"], "only applies with --mesh"),
     (["--as-placed"], "only applies with --mesh"),
+    (["--refine"], "only applies with --mesh"),
+    (["--mesh", "{d}/posed.ply", "--refine"], "give it with --as-placed"),
     (["--mesh", "{d}/model.gltf", "--server", "http://127.0.0.1:9"], "save it as .glb"),
     (["--mesh", "{d}/missing.ply", "--server", "http://127.0.0.1:9"], "does not exist"),
     (["--mesh", "{d}/posed.ply", "--backend", "inflate"], "cannot be combined with --backend"),

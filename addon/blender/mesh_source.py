@@ -151,7 +151,8 @@ def lift_config(scene):
     from ..services.backends.mesh_lift import MeshLiftConfig
 
     props = scene.uplift
-    return MeshLiftConfig(as_placed=props.use_mesh_as_placed, fit_k=props.fit_count)
+    return MeshLiftConfig(as_placed=props.use_mesh_as_placed, refine=props.use_mesh_as_placed and props.use_mesh_refine,
+                          fit_k=props.fit_count)
 
 
 # -- the fit stored in the scene ---------------------------------------------------------------

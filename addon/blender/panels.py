@@ -48,9 +48,10 @@ def draw_lift_onto_mesh(layout, props) -> None:
     row.operator("uplift.next_fit", icon="FILE_REFRESH")
     row = box.row(align=True)
     row.prop(props, "use_mesh_as_placed", text="As Placed")
-    sub = row.row(align=True)
-    sub.enabled = not props.use_mesh_as_placed
-    sub.prop(props, "fit_count")
+    if props.use_mesh_as_placed:
+        row.prop(props, "use_mesh_refine")
+    else:
+        row.prop(props, "fit_count")
     if props.fit_mesh is not None and props.fit_total:
         box.label(text=f"{props.fit_mesh.name}: fit {props.fit_index % props.fit_total + 1} of {props.fit_total}",
                   icon="CHECKMARK")

@@ -76,6 +76,10 @@ class UpliftSceneProps(bpy.types.PropertyGroup):
     use_mesh_as_placed: BoolProperty(
         name="Use Mesh As Placed", default=False,
         description="The mesh is already lined up through the photo's camera: keep its pose instead of fitting it")
+    use_mesh_refine: BoolProperty(
+        name="Refine", default=False,
+        description="With As Placed: snap the mesh's pose to the photo's selection (turn, shift and size; its depth "
+                    "stays)")
     fit_count: IntProperty(name="Fits", default=3, min=1, max=16,
                            description="Alignment hypotheses Fit to Photo keeps (Next Fit cycles through them)")
     fit_mesh: PointerProperty(name="Fitted Mesh", type=bpy.types.Object,

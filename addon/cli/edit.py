@@ -3,7 +3,7 @@
     uplift edit PHOTO (--box X0,Y0,X1,Y1 | --point X,Y ... | --mask MASK.png) [--background-point X,Y ...] -o FINAL.png
         [--rotate YAW,PITCH,ROLL] [--translate X,Y,Z] [--scale S] [--drag FX,FY,FZ:TX,TY,TZ ...]
         [--server URL [--token T] | --segment grabcut|sam --lift inflate|trellis --inpaint structure_texture|membrane|telea|ns|fsr_fast|fsr_best|patchmatch|lama|diffusers ...]
-        [--mesh FILE [--up y|z] [--as-placed | --fit K]] [--keep DIR]
+        [--mesh FILE [--up y|z] [--as-placed [--refine] | --fit K]] [--keep DIR]
 
 Runs segment → lift → inpaint → deform → render → compose (with the seam pass), printing
 each stage and its time. Angles are degrees about the object's centre with the camera's

@@ -1,5 +1,5 @@
 """`uplift lift PHOTO --mask MASK.png -o OBJECT.ply [--camera CAMERA.json] [--camera-out CAM.json]
-[--mesh FILE [--up y|z] [--as-placed | --fit K]]`."""
+[--mesh FILE [--up y|z] [--as-placed [--refine] | --fit K]]`."""
 from __future__ import annotations
 
 

@@ -42,11 +42,14 @@ class MeshUpload:
     as_placed: bool = False
     fit: int | None = None   # alignment hypotheses; None: the server's default
     name: str = ""           # the file's name, for the server's messages
+    refine: bool = False     # with as_placed: snap the pose to the mask
 
     @property
     def params(self) -> dict:
-        return {"format": self.format, "up": self.up, "as_placed": self.as_placed, "fit": self.fit,
-                "name": self.name}
+        params = {"format": self.format, "up": self.up, "as_placed": self.as_placed, "fit": self.fit, "name": self.name}
+        if self.refine:  # sent only when asked: a server from before it still takes every other request
+            params["refine"] = True
+        return params
 
 
 class HttpServices:

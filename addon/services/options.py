@@ -44,7 +44,8 @@ def add_service_arguments(parser: argparse.ArgumentParser, kind: str) -> None:
 
 
 def add_mesh_arguments(parser) -> None:
-    """--mesh FILE [--up y|z] [--as-placed] [--fit K]: lift onto the artist's own mesh (`uplift lift`, `uplift edit`)."""
+    """--mesh FILE [--up y|z] [--as-placed [--refine]] [--fit K]: lift onto the artist's own mesh (`uplift lift`,
+    `uplift edit`)."""
     group = parser.add_argument_group("lifting onto your own mesh (in this process, or sent to --server)")
     group.add_argument("--mesh", metavar="FILE", help="lift onto this mesh (OBJ, glTF/GLB, PLY, STL) or these splats "
                                                       "(SPZ, .splat, 3DGS PLY) instead of guessing the shape; the "
@@ -53,6 +54,8 @@ def add_mesh_arguments(parser) -> None:
                        help="the mesh's up axis (default: by format: glTF and OBJ y, PLY, STL and splat files z)")
     group.add_argument("--as-placed", action="store_true",
                        help="keep the mesh where it is: it is already lined up through the photo's camera")
+    group.add_argument("--refine", action="store_true",
+                       help="with --as-placed: snap the mesh's pose to the mask (turn, shift, size; its depth stays)")
     group.add_argument("--fit", type=int, default=None, metavar="K",
                        help="alignment hypotheses to refine, the best one kept (default 3)")
 
@@ -62,7 +65,8 @@ def mesh_config_from_args(args: argparse.Namespace):
     from ..core.errors import ConfigError
 
     if args.mesh is None:
-        for flag, value in (("--up", args.up), ("--as-placed", args.as_placed or None), ("--fit", args.fit)):
+        for flag, value in (("--up", args.up), ("--as-placed", args.as_placed or None), ("--refine", args.refine or None),
+                            ("--fit", args.fit)):
             if value is not None:
                 raise ConfigError(f"{flag} only applies with --mesh FILE")
         return None
@@ -70,7 +74,9 @@ def mesh_config_from_args(args: argparse.Namespace):
         raise ConfigError("--fit aligns the mesh to the photo; --as-placed keeps its pose: give one of them")
     from .backends.mesh_lift import MeshLiftConfig
 
-    fields = {"path": args.mesh, "up": args.up or "auto", "as_placed": args.as_placed}
+    if args.refine and not args.as_placed:
+        raise ConfigError("--refine snaps a mesh kept as placed to the photo: give it with --as-placed")
+    fields = {"path": args.mesh, "up": args.up or "auto", "as_placed": args.as_placed, "refine": args.refine}
     if args.fit is not None:
         fields["fit_k"] = args.fit
     return MeshLiftConfig(**fields)
@@ -97,7 +103,8 @@ def mesh_upload(config):
         raise MeshFormatError(f"mesh {path} does not exist") from None
     except OSError as exc:
         raise MeshFormatError(f"cannot read mesh {path}: {exc.strerror or exc}") from None
-    return MeshUpload(data, fmt, config.up, config.as_placed, None if config.as_placed else config.fit_k, name=path.name)
+    return MeshUpload(data, fmt, config.up, config.as_placed, None if config.as_placed else config.fit_k, name=path.name,
+                      refine=config.refine)
 
 
 def services_from_args(args: argparse.Namespace, kind: str):

@@ -325,7 +325,7 @@ def mesh_config(params: dict, path):
     file saved at `path` (its name ends in the declared format)."""
     from .backends.mesh_lift import MeshLiftConfig
 
-    unknown = set(params) - {"format", "up", "as_placed", "fit", "name"}
+    unknown = set(params) - {"format", "up", "as_placed", "refine", "fit", "name"}
     if unknown:
         raise InvalidRequestError(f"unknown mesh parameters: {', '.join(sorted(unknown))}")
     name = params.get("name") or "(uploaded)"
@@ -335,6 +335,9 @@ def mesh_config(params: dict, path):
               "name": name}
     if not isinstance(fields["as_placed"], bool):
         raise InvalidRequestError("as_placed must be true or false")
+    fields["refine"] = params.get("refine", False)
+    if not isinstance(fields["refine"], bool):
+        raise InvalidRequestError("refine must be true or false")
     if fields["as_placed"] and params.get("fit") is not None:
         raise InvalidRequestError("as_placed and fit exclude each other: a mesh already lined up through the "
                                   "camera is not fitted (the command line's --as-placed | --fit)")
@@ -466,7 +469,7 @@ def create_app(config: ServerConfig = ServerConfig(), services: LocalServices | 
                                                   f"({', '.join(P.MESH_FORMATS)}) instead of the server's lifter"),
                    params: str = Form("{}", description='with a mesh: JSON {"format": '
                                                         + " | ".join(f'"{f}"' for f in P.MESH_FORMATS)
-                                                        + ', "up": "auto" | "y" | "z", "as_placed": bool, '
+                                                        + ', "up": "auto" | "y" | "z", "as_placed": bool, "refine": bool, '
                                                         '"fit": hypotheses, "name": the file\'s name for messages}')):
         from ..core.camera import Camera
 

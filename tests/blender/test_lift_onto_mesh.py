@@ -230,6 +230,26 @@ pixel = z / (0.5 * (camera.K[0, 0] + camera.K[1, 1]))             # a photo pixe
 out["placed_on_box"] = [float(depth_inside.min()), float((depth_inside / pixel).max())]
 out["posed_hidden"] = posed.hide_get()
 
+# As Placed + Refine: a box lined up a little off (turned 8 degrees, moved about 3 px) snaps to the mask.
+step("as placed, refined")
+import json
+import math
+scene.uplift.mask_image = images.packed_image("Uplift Selection Mask", (work / "mask.png").read_bytes(), ".png",
+                                              colorspace="Non-Color")
+rough = triangulated_box("Rough", MATRIX_POSED)
+rough.rotation_euler.z += math.radians(8.0)
+rough.location.x += 0.08
+bpy.context.view_layer.update()
+activate(rough)
+bpy.ops.uplift.fit_to_photo()
+placed_iou = json.loads(scene.uplift.fit_hypotheses)[0]["iou"]
+scene.uplift.use_mesh_refine = True
+out["refined_result"] = sorted(bpy.ops.uplift.fit_to_photo())
+out["refined_fit"] = [placed_iou, json.loads(scene.uplift.fit_hypotheses)[0]["iou"],
+                      mesh_source.chosen_placement(scene).is_identity(), scene.uplift.fit_total]
+scene.uplift.use_mesh_refine = False
+bpy.data.objects.remove(rough)
+
 # A fitted mesh deleted before Lift: refused, not lifted by other means.
 scene.uplift.mask_image = images.packed_image("Uplift Selection Mask", (work / "mask.png").read_bytes(), ".png",
                                               colorspace="Non-Color")
@@ -343,6 +363,13 @@ def test_undo_of_lift_restores_the_fit(flow):
     assert out["lift_again"] == ["FINISHED"]
     count, difference = out["lift_again_same"]
     assert count == out["lifted"] and difference < 1e-6
+
+
+def test_refine_snaps_a_mesh_as_placed_to_the_photo(flow):
+    out, _ = flow
+    placed, refined, identity, total = out["refined_fit"]
+    assert out["refined_result"] == ["FINISHED"] and total == 1 and not identity
+    assert refined > max(0.9, placed + 0.05), (placed, refined)
 
 
 def test_use_mesh_as_placed_keeps_its_pose(flow):

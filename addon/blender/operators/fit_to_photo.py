@@ -58,7 +58,8 @@ class UPLIFT_OT_fit_to_photo(bpy.types.Operator, jobs.BackgroundStep):
         scene_io.reset_fit(scene)
         mesh_source.store_fits(scene, ob, fits, key)
         mesh_source.show_fit(scene, surface)
-        kept = "as placed" if scene.uplift.use_mesh_as_placed else f"fit 1 of {len(fits)}"
+        kept = (("as placed, refined" if scene.uplift.use_mesh_refine else "as placed") if scene.uplift.use_mesh_as_placed
+                else f"fit 1 of {len(fits)}")
         self.report({"INFO"}, f"{ob.name}: {kept}, IoU {fits[0].iou:.2f}: Next Fit for another, or Lift")
 
 

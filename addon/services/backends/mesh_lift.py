@@ -4,7 +4,9 @@ the photo, with the photo's pixels where the photo saw it.
 1. Load (`core.mesh_surface.load_surface_mesh`: OBJ, glTF/GLB, PLY, STL through trimesh; the up
    axis by format, or `MeshLiftConfig.up`).
 2. Place: `as_placed` keeps the mesh's own coordinates (an artist lined it up through the photo's
-   camera); otherwise the mesh, centred and scaled to a unit box (badly scaled files behave as
+   camera), and with `refine` snaps that pose to the mask (`placement.refine_placement`: rotation,
+   image position and size from the artist's pose, the artist's depth kept); otherwise the mesh,
+   centred and scaled to a unit box (badly scaled files behave as
    any other), is sampled coarsely (`PLACEMENT_SAMPLES`) and aligned to the mask by silhouette
    (`fit_placements`, the one call into `placement`: `fit_k` distinct hypotheses, best first),
    which puts it at the inflate lifter's depth (`inflate.reference_depth`: the mask's box spans
@@ -64,6 +66,7 @@ class MeshLiftConfig:
     path: Path | None = None         # the mesh file (None: the mesh is given to MeshLifter)
     up: str = "auto"                 # 'auto' (by format: glTF / OBJ Y up, PLY / STL Z up), 'y' or 'z'
     as_placed: bool = False          # keep the mesh's coordinates: it is already lined up through the camera
+    refine: bool = False             # with as_placed: snap that pose to the mask (the artist's depth stays)
     fit_k: int = 3                   # alignment hypotheses found (best first); Lift takes the best unless told
     max_splats: int = MAX_SPLATS
     spacing_px: float = SPLAT_SPACING_PX
@@ -77,6 +80,8 @@ class MeshLiftConfig:
             object.__setattr__(self, "path", Path(self.path))
         if self.up not in UP_AXES:
             raise ConfigError(f"the mesh's up axis must be one of {', '.join(UP_AXES)}, not {self.up!r}")
+        if self.refine and not self.as_placed:
+            raise ConfigError("refine snaps a mesh kept as placed to the photo: use it with --as-placed")
         if isinstance(self.fit_k, bool) or not isinstance(self.fit_k, int) or not 1 <= self.fit_k <= MAX_FIT_HYPOTHESES:
             raise ConfigError(f"--fit must be an integer in 1..{MAX_FIT_HYPOTHESES}, not {self.fit_k!r}")
         if not MIN_SPLATS <= self.max_splats <= 10 * MAX_SPLATS:
@@ -124,13 +129,15 @@ class MeshLifter:
         """The alignment hypotheses of the mesh to the mask, best first (module doc, step 2; with
         `image`, a coloured mesh's best colour agreement first). progress(fraction) is called and
         cancel() polled between steps (True: CancelledError)."""
-        if self.config.as_placed:  # one hypothesis: where the mesh is
+        if self.config.as_placed:  # one hypothesis: where the mesh is, or that pose snapped to the mask
             from ...core.mesh_surface import silhouette
             from ...core.transforms import Similarity
             from .placement import iou
             from .placement import silhouette as splat_silhouette
 
             check_in_view(self._probe_points(), self.source_name, mask, camera, True)
+            if self.config.refine:
+                return [refine_as_placed(self.mesh, self.splats, mask, camera, self.config, self.device)]
             covered = silhouette(self.mesh, camera) if self.splats is None else splat_silhouette(self.splats, camera)
             return [MeshFit(Similarity.identity(), iou(covered, mask))]
         if self.splats is not None:
@@ -153,8 +160,8 @@ class MeshLifter:
         from ...core.mesh_surface import sample_surface, surface_gaussians
 
         cfg = self.config
-        if placement is None:
-            placement = None if cfg.as_placed else self.fit(mask, camera, image)[0].similarity
+        if placement is None and (cfg.refine or not cfg.as_placed):
+            placement = self.fit(mask, camera, image)[0].similarity
         check_in_view(self._probe_points(placement), self.source_name, mask, camera, cfg.as_placed)
         if self.splats is not None:  # a splat file: its own Gaussians, their colours the texture's part
             from ...core.transforms import apply_similarity
@@ -186,12 +193,7 @@ def fit_mesh(mesh, mask: np.ndarray, camera, cfg: MeshLiftConfig, device, image:
     """-> the mesh's alignment hypotheses (module doc, step 2), each moving the mesh's own
     coordinates into the camera's world, best first; with its own colours and an image, the
     hypothesis whose colours agree best with the photo's first, the others in silhouette order."""
-    from ...core.mesh_surface import sample_surface, surface_gaussians
-
-    unit = unit_box(*mesh.bounds(), mesh.name)  # centred, largest side 1
-    canonical = mesh.with_vertices(unit.apply_points(mesh.vertices))
-    samples = sample_surface(canonical, PLACEMENT_SAMPLES, cfg.seed)
-    probe = surface_gaussians(samples, np.full((len(samples.points), 3), 0.5))
+    probe, samples, unit = mesh_probe(mesh, cfg)
     hypotheses = fit_placements(probe, mask, camera, cfg.fit_k, cfg.seed, device, progress, cancel)
     if image is not None and len(hypotheses) > 1 and samples.colored.mean() > 0.5:
         errors = [colour_disagreement(probe, samples, sim, image, mask, camera, device) for sim, _ in hypotheses]
@@ -267,6 +269,24 @@ def unit_box(lo: np.ndarray, hi: np.ndarray, name: str):
 def fit_splats(g, mask: np.ndarray, camera, cfg: MeshLiftConfig, device, progress=None, cancel=None) -> list[MeshFit]:
     """-> the splats' alignment hypotheses as `fit_mesh`'s (centred in a unit box, at most
     PLACEMENT_SAMPLES of them aligned), best silhouette first."""
+    probe, unit = splat_probe(g, cfg)
+    hypotheses = fit_placements(probe, mask, camera, cfg.fit_k, cfg.seed, device, progress, cancel)
+    return [MeshFit(similarity.compose(unit), iou) for similarity, iou in hypotheses]
+
+
+def mesh_probe(mesh, cfg: MeshLiftConfig):
+    """-> (grey Gaussians on PLACEMENT_SAMPLES points of the mesh centred in a unit box, those samples,
+    the unit-box Similarity: mesh -> that frame): what the alignment sees."""
+    from ...core.mesh_surface import sample_surface, surface_gaussians
+
+    unit = unit_box(*mesh.bounds(), mesh.name)  # centred, largest side 1
+    samples = sample_surface(mesh.with_vertices(unit.apply_points(mesh.vertices)), PLACEMENT_SAMPLES, cfg.seed)
+    return surface_gaussians(samples, np.full((len(samples.points), 3), 0.5)), samples, unit
+
+
+def splat_probe(g, cfg: MeshLiftConfig):
+    """-> (at most PLACEMENT_SAMPLES of the splats centred in a unit box by their opaque means, that
+    unit-box Similarity)."""
     import torch
 
     from ...core.transforms import apply_similarity
@@ -276,8 +296,18 @@ def fit_splats(g, mask: np.ndarray, camera, cfg: MeshLiftConfig, device, progres
     probe = g
     if len(g) > PLACEMENT_SAMPLES:
         probe = g.subset(torch.from_numpy(np.sort(np.random.default_rng(cfg.seed).choice(len(g), PLACEMENT_SAMPLES, replace=False))))
-    hypotheses = fit_placements(apply_similarity(probe, unit), mask, camera, cfg.fit_k, cfg.seed, device, progress, cancel)
-    return [MeshFit(similarity.compose(unit), iou) for similarity, iou in hypotheses]
+    return apply_similarity(probe, unit), unit
+
+
+def refine_as_placed(mesh, splats, mask: np.ndarray, camera, cfg: MeshLiftConfig, device) -> MeshFit:
+    """The artist's pose (the source's own coordinates) snapped to the mask by `placement.refine_placement`,
+    as a fit of the source's own coordinates; the artist's depth stays."""
+    from .placement import PlacementConfig, refine_placement
+
+    probe, unit = splat_probe(splats, cfg) if mesh is None else mesh_probe(mesh, cfg)[::2]
+    refined = refine_placement(probe, mask, camera, unit.inverse(), PlacementConfig(seed=cfg.seed, work_side=PLACEMENT_SIDE),
+                               device=device)
+    return MeshFit(refined.similarity.compose(unit), float(refined.iou))
 
 
 def splat_count(mesh, camera, cfg: MeshLiftConfig) -> int:
