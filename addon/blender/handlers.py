@@ -410,13 +410,14 @@ def _apply(root: bpy.types.Object, session: state.ObjectSession, result: state.L
         # A view-only result (a turn of the viewport, a full render) carries the pose already
         # written: rewriting 300k splats is 1-20 ms for nothing. Undo or a reload gives new cloud data.
         written = (result.pose_version, proxy.data.as_pointer())
-        posed = result.native_pose if session.native_written != written else None
-        if posed is None and result.posed is not None and session.native_written != written:
-            from ..core.native_splats import posed_attributes
+        if session.native_written != written:
+            posed = result.native_pose
+            if posed is None and result.posed is not None:
+                from ..core.native_splats import posed_attributes
 
-            posed = posed_attributes(result.posed)
-        if posed is not None and native_splats.write_pose(proxy, posed):
-            session.native_written = written
+                posed = posed_attributes(result.posed)
+            if posed is not None and native_splats.write_pose(proxy, posed):
+                session.native_written = written
     # While the splats are drawn the point proxy is hidden: a drag leaves its points alone (3 ms a
     # pose at 20k) as long as a later full or converged pass is due, which brings them up to date.
     elif not (splat_draw.shows(root.uplift.uid) and session.full_due is not None):

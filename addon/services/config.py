@@ -69,14 +69,17 @@ class ServerConfig:
         if (self.lift == MESH_LIFT) != (self.mesh_lift is not None):
             raise ConfigError("the mesh lift backend needs a mesh file (--mesh FILE)" if self.mesh_lift is None
                               else f"a mesh file is given but the lift backend is {self.lift!r}, not {MESH_LIFT!r}")
-        required = {"sam": ("segment", "sam_checkpoint", "--sam-checkpoint PATH (a segment_anything .pth file)"),
-                    "trellis": ("lift", "trellis_model", "--trellis-model DIR (a local TRELLIS image-to-3D folder)"),
-                    "lama": ("inpaint", "lama_model", "--lama-model PATH (big-lama TorchScript .pt)"),
-                    "diffusers": ("inpaint", "diffusers_model",
-                                  "--diffusers-model DIR (a local Stable Diffusion inpainting folder)")}
-        for backend, (field_name, path_field, hint) in required.items():
+        for backend, (field_name, path_field, hint) in MODEL_PATHS.items():
             if getattr(self, field_name) == backend and getattr(self, path_field) is None:
                 raise ConfigError(f"the {backend} {field_name} backend needs {hint}; nothing is downloaded")
+
+
+# The heavy backends' weights: backend -> (its ServerConfig kind, the ServerConfig path field, what to give).
+MODEL_PATHS = {"sam": ("segment", "sam_checkpoint", "--sam-checkpoint PATH (a segment_anything .pth file)"),
+               "trellis": ("lift", "trellis_model", "--trellis-model DIR (a local TRELLIS image-to-3D folder)"),
+               "lama": ("inpaint", "lama_model", "--lama-model PATH (big-lama TorchScript .pt)"),
+               "diffusers": ("inpaint", "diffusers_model",
+                             "--diffusers-model DIR (a local Stable Diffusion inpainting folder)")}
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 
 from ..core.errors import BackendFailedError, ConfigError, UpliftError
-from .config import RayConfig, ServerConfig
+from .config import MODEL_PATHS, RayConfig, ServerConfig
 from .local import LocalServices
 from .server import JobClock, JobTimeout, ServerBusy, create_app, run_job
 
@@ -277,17 +277,11 @@ def _check_resources(ray_config: RayConfig, strict: bool) -> None:
             print(f"uplift serve: warning: {text} (waiting for the cluster to grow)", file=sys.stderr)
 
 
-MODEL_PATH_FIELDS = {"sam": "sam_checkpoint", "trellis": "trellis_model", "lama": "lama_model",
-                     "diffusers": "diffusers_model"}
-
-
 def _check_model_paths(config: ServerConfig) -> None:
     """A local instance's replicas read the weights on this machine: a missing path is
     refused now, not after Ray has started and retried every replica."""
-    for kind in ("segment", "lift", "inpaint"):
-        backend = getattr(config, kind)
-        field = MODEL_PATH_FIELDS.get(backend)
-        if field and not getattr(config, field).exists():
+    for backend, (kind, field, _hint) in MODEL_PATHS.items():
+        if getattr(config, kind) == backend and not getattr(config, field).exists():
             flag = "--" + field.replace("_", "-")
             raise ConfigError(f"the {backend} {kind} backend's {flag} {getattr(config, field)} does not exist")
 

@@ -11,22 +11,15 @@ import pytest
 from pathlib import Path
 
 from blender_lines import MAIN_PYTHON, bpy_version
+from test_live_handler import PREAMBLE as LIVE_LOOP_PREAMBLE  # the live-loop modules, an empty scene
 from uplift_bpy_harness import run_blender
 
 pytestmark = pytest.mark.bpy
 
-LIFTED = r"""
-import numpy as np
-import torch
-M = "bl_ext.user_default.uplift"
-handlers = importlib.import_module(M + ".blender.handlers")
-lifted = importlib.import_module(M + ".blender.lifted")
+LIFTED = LIVE_LOOP_PREAMBLE + r"""
 native_splats = importlib.import_module(M + ".blender.native_splats")
 proxy_module = importlib.import_module(M + ".blender.proxy")
-scene_io = importlib.import_module(M + ".blender.scene_io")
-state = importlib.import_module(M + ".blender.state")
 convention = importlib.import_module(M + ".core.native_splats")
-Gaussians = importlib.import_module(M + ".core.gaussians").Gaussians
 
 def read(ob):
     # Every attribute of a native cloud as flat float32 arrays.
@@ -52,8 +45,6 @@ def pose_error(root):
 """
 
 SCRIPT = LIFTED + r"""
-for ob in list(bpy.data.objects):
-    bpy.data.objects.remove(ob)
 scene = bpy.context.scene
 gen = torch.Generator().manual_seed(0)
 n = 1200

@@ -63,39 +63,39 @@ def test_background_between_thin_parts_is_not_the_object(shared_data):
 def test_continues_outside_matches_the_band_beside_the_box_only():
     """Rows of colour running through the box are background; the object's own colour is not; a
     side of the box at the image's edge lends no band."""
-    from uplift.services.backends.grabcut import continues_outside
+    from uplift.services.backends.grabcut import blurred_lab, continues_outside
 
     rows = np.repeat(np.linspace(20, 230, 60).astype(np.uint8)[:, None], 80, 1)
     image = np.stack([rows, 255 - rows, np.full_like(rows, 90)], -1)  # each row its own colour
     image[20:40, 30:50] = (250, 20, 250)                               # the object
-    inside = continues_outside(image, (20, 10, 60, 50))
+    inside = continues_outside(blurred_lab(image), (20, 10, 60, 50))
     assert inside.shape == (40, 40)
     assert inside[:8].all() and inside[-8:].all()                        # rows above and below the object
     assert not inside[12:28, 12:28].any()                                # the object's core
     # Rows only: a box spanning the image's full width has no left or right band; columns run across
     # the rows, so only rows next to the band above and below still match.
-    wide = continues_outside(image, (0, 10, 80, 50))
+    wide = continues_outside(blurred_lab(image), (0, 10, 80, 50))
     assert wide[:2].all() and not wide[15:25].any()
 
 
 def test_an_object_coloured_like_its_surroundings_keeps_the_plain_mask(shared_data):
     """The white bulldog on a white floor: the band beside its box matches most of the dog, and the
     band-seeded mask keeps only half of it; its outline cuts through fur, so the plain mask wins."""
-    from uplift.services.backends.grabcut import continues_outside
+    from uplift.services.backends.grabcut import blurred_lab, continues_outside
 
     image = load_image(shared_data / "photos" / "dog.jpg")   # 800x534: GrabCut runs at full size
     box = (0, 205, 430, 534)
-    assert continues_outside(image, box).mean() > 0.5
+    assert continues_outside(blurred_lab(image), box).mean() > 0.5
     mask = GrabCutSegmenter().segment(image, np.zeros((0, 2)), np.zeros(0, int), np.array(box, float)).mask
     assert mask.mean() > 0.2  # (the band-seeded mask alone: 0.12)
 
 
 def test_boundary_contrast_prefers_an_outline_on_the_photo_edges():
-    from uplift.services.backends.grabcut import _lab_gradient, boundary_contrast
+    from uplift.services.backends.grabcut import blurred_lab, boundary_contrast, lab_gradient
 
     image = np.full((60, 80, 3), 40, np.uint8)
     image[20:40, 30:50] = 220
-    gradient = _lab_gradient(image)
+    gradient = lab_gradient(blurred_lab(image))
     on_edges = np.zeros((60, 80), bool)
     on_edges[20:40, 30:50] = True
     too_big = np.zeros((60, 80), bool)

@@ -304,7 +304,10 @@ def refine_as_placed(mesh, splats, mask: np.ndarray, camera, cfg: MeshLiftConfig
     as a fit of the source's own coordinates; the artist's depth stays."""
     from .placement import PlacementConfig, refine_placement
 
-    probe, unit = splat_probe(splats, cfg) if mesh is None else mesh_probe(mesh, cfg)[::2]
+    if mesh is None:
+        probe, unit = splat_probe(splats, cfg)
+    else:
+        probe, _samples, unit = mesh_probe(mesh, cfg)
     refined = refine_placement(probe, mask, camera, unit.inverse(), PlacementConfig(seed=cfg.seed, work_side=PLACEMENT_SIDE),
                                device=device)
     return MeshFit(refined.similarity.compose(unit), float(refined.iou))
