@@ -256,8 +256,11 @@ def test_every_replica_full_is_a_503_with_retry_after(cluster):
     gate.close()
     try:
         with ThreadPoolExecutor(REPLICAS + QUEUE) as pool:
-            held = [pool.submit(post, url, P.SEGMENT_PATH, segment_fields(image)) for _ in range(REPLICAS + QUEUE)]
+            # Every replica busy first, then the queue: sent all at once, more than QUEUE could wait at the
+            # ingress before the replicas took theirs, and one was turned away (a 503, seen once in CI runs).
+            held = [pool.submit(post, url, P.SEGMENT_PATH, segment_fields(image)) for _ in range(REPLICAS)]
             gate.wait_started(REPLICAS)
+            held += [pool.submit(post, url, P.SEGMENT_PATH, segment_fields(image)) for _ in range(QUEUE)]
             deadline = time.monotonic() + 30
             while UpliftClient(url).health()["queue"]["waiting"] < QUEUE:   # health answers at once meanwhile
                 assert time.monotonic() < deadline, "the queue never filled"
